@@ -1,0 +1,29 @@
+"""Cluster-wide defaults: pinned versions, networks and paths (group data of every host)."""
+
+# Pinned component versions. Binaries are cached per name/version/arch (kubesmith.binaries).
+kubernetes_version = "v1.34.4"
+etcd_version = "v3.6.16"
+flannel_version = "v0.28.10"
+flannel_cni_version = "v0.9.1"  # flannel CNI plugin from containernetworking/plugins (see recipes)
+cni_plugins_version = "v1.9.1"
+containerd_version = "v2.2.9"
+runc_version = "v1.3.6"
+crictl_version = "v1.34.0"
+pause_version = "3.10.1"
+busybox_version = "1.35.0"
+
+# Networks.
+pod_cidr = "10.200.0.0/16"
+service_cidr = "10.32.0.0/24"
+cluster_dns = "10.32.0.10"
+cluster_domain = "cluster.local"
+flannel_vni = 1
+flannel_etcd_prefix = "/coreos.com/network"
+
+# Paths on the hosts.
+bin_dir = "/usr/local/bin"
+cni_bin_dir = "/opt/cni/bin"
+cni_conf_dir = "/etc/cni/net.d"
+pki_dir = "/etc/kubernetes/pki"
+kube_config_dir = "/etc/kubernetes"
+etcd_data_dir = "/var/lib/etcd"

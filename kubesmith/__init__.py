@@ -1,0 +1,1 @@
+"""kubesmith: Kubernetes the hard way, automated."""

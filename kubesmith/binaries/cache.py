@@ -1,0 +1,112 @@
+"""The binary cache: <root>/<name>/<version>/<arch>/ with a SHA256SUMS manifest per directory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+from pathlib import Path
+
+MANIFEST = "SHA256SUMS"
+
+
+class ChecksumMismatch(Exception):
+    """A file's sha256 differs from the one it must have."""
+
+    def __init__(self, path: Path | str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}"
+        )
+        self.path, self.expected, self.actual = str(path), expected, actual
+
+
+class CacheIncomplete(Exception):
+    """A cache directory lacks a file or its manifest."""
+
+
+def default_root() -> Path:
+    """The cache root: $KUBESMITH_CACHE, else /var/cache/kubesmith for root, else ~/.cache."""
+    if env := os.environ.get("KUBESMITH_CACHE"):
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/cache/kubesmith")
+    return Path.home() / ".cache" / "kubesmith"
+
+
+def host_arch() -> str:
+    """This machine's architecture in Go's naming (amd64, arm64)."""
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def component_dir(root: Path, name: str, version: str, arch: str) -> Path:
+    """Where one component's files live in the cache."""
+    return root / name / version / arch
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: Path, files: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Hash the files and write the directory's SHA256SUMS (sha256sum's format)."""
+    sums = {name: sha256_file(directory / name) for name in sorted(files)}
+    text = "".join(f"{digest}  {name}\n" for name, digest in sums.items())
+    (directory / MANIFEST).write_text(text)
+    return sums
+
+
+def read_manifest(directory: Path) -> dict[str, str]:
+    """Parse a directory's SHA256SUMS into {file: sha256}."""
+    path = directory / MANIFEST
+    if not path.exists():
+        raise CacheIncomplete(f"{path} is missing")
+    sums = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or not name:
+            raise CacheIncomplete(f"{path}:{number}: malformed line {line!r}")
+        sums[name] = digest
+    return sums
+
+
+def verify(directory: Path, files: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Check every expected file against the manifest; return the sums or raise."""
+    sums = read_manifest(directory)
+    for name in files:
+        if name not in sums:
+            raise CacheIncomplete(f"{directory / MANIFEST} has no entry for {name}")
+        path = directory / name
+        if not path.exists():
+            raise CacheIncomplete(f"{path} is missing")
+        actual = sha256_file(path)
+        if actual != sums[name]:
+            raise ChecksumMismatch(path, sums[name], actual)
+    return sums
+
+
+def is_complete(directory: Path, files: tuple[str, ...] | list[str]) -> bool:
+    """Whether the directory holds every file, each matching its manifest entry."""
+    try:
+        verify(directory, files)
+    except (CacheIncomplete, ChecksumMismatch):
+        return False
+    return True
+
+
+def publish(staging: Path, final: Path, files: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Write the manifest in a staging directory and move it into place atomically."""
+    sums = write_manifest(staging, files)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staging, final)
+    return sums

@@ -1,0 +1,105 @@
+"""Container images assembled locally as docker-archive tarballs (no registry is reachable)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from kubesmith.binaries import gobuild
+from kubesmith.binaries.recipes import COMPONENTS
+
+BUSYBOX = Path("/bin/busybox")
+BUSYBOX_APPLETS = ("sh", "ping", "wget", "nc", "httpd", "sleep", "ip", "cat", "echo", "hostname",
+                   "ls", "nslookup", "timeout", "true")
+
+
+def image_ref(image: str, version: str) -> str:
+    """The name an image is imported under (containerd must find it without pulling)."""
+    if image == "pause":
+        return f"registry.k8s.io/pause:{version}"
+    return f"kubesmith.local/{image}:{version}"
+
+
+def _tarinfo(name: str, size: int = 0, mode: int = 0o755, kind: bytes = tarfile.REGTYPE,
+             link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.type, info.linkname = size, mode, kind, link
+    info.mtime = info.uid = info.gid = 0
+    return info
+
+
+def _layer(files: dict[str, bytes], links: dict[str, str]) -> bytes:
+    """A reproducible layer tar: regular files (mode 0755) and symlinks."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        dirs = sorted({str(Path(p).parent) for p in [*files, *links]} - {"."})
+        for directory in dirs:
+            tar.addfile(_tarinfo(directory + "/", kind=tarfile.DIRTYPE))
+        for path, data in sorted(files.items()):
+            tar.addfile(_tarinfo(path, len(data)), io.BytesIO(data))
+        for path, target in sorted(links.items()):
+            tar.addfile(_tarinfo(path, kind=tarfile.SYMTYPE, link=target, mode=0o777))
+    return buf.getvalue()
+
+
+def docker_archive(ref: str, files: dict[str, bytes], links: dict[str, str],
+                   config: dict, out: Path) -> None:
+    """Write a one-layer docker-archive (what `ctr images import` reads)."""
+    layer = _layer(files, links)
+    layer_id = hashlib.sha256(layer).hexdigest()
+    image_config = {
+        "architecture": "amd64", "os": "linux", "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_id}"]},
+        "created": "1970-01-01T00:00:00Z",
+    }
+    config_bytes = json.dumps(image_config, sort_keys=True).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [ref],
+                            "Layers": [f"{layer_id}/layer.tar"]}]).encode()
+    with tarfile.open(out, "w", format=tarfile.USTAR_FORMAT) as tar:
+        tar.addfile(_tarinfo(f"{layer_id}/", kind=tarfile.DIRTYPE))
+        for name, data in ((f"{layer_id}/layer.tar", layer), (config_name, config_bytes),
+                           ("manifest.json", manifest)):
+            tar.addfile(_tarinfo(name, len(data), 0o644), io.BytesIO(data))
+
+
+def build_pause(version: str, out: Path, kubernetes_version: str) -> None:
+    """The sandbox image: Kubernetes' own pause.c (from its module) compiled statically."""
+    env = gobuild.go_env(COMPONENTS["kubernetes"].go, "amd64")
+    with tempfile.TemporaryDirectory() as tmp:
+        info = gobuild.module_info("k8s.io/kubernetes", kubernetes_version, Path(tmp), env)
+        source = Path(info["Dir"]) / "build/pause/linux/pause.c"
+        binary = Path(tmp) / "pause"
+        subprocess.run(["gcc", "-Os", "-static", "-Wall", "-Werror", f"-DVERSION=v{version}",
+                        "-o", str(binary), str(source)], check=True)
+        subprocess.run(["strip", str(binary)], check=True)
+        docker_archive(image_ref("pause", version), {"pause": binary.read_bytes()}, {},
+                       {"Entrypoint": ["/pause"], "User": "65535:65535"}, out / "pause.tar")
+
+
+def build_busybox(version: str, out: Path) -> None:
+    """The test workload image: Debian's busybox-static, with applet links."""
+    if not BUSYBOX.exists():
+        raise FileNotFoundError(f"{BUSYBOX} missing: apt-get install busybox-static")
+    have = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "busybox-static"],
+                          capture_output=True, text=True, check=True).stdout
+    if f":{version}-" not in have and not have.startswith(f"{version}-"):
+        raise RuntimeError(f"busybox-static {have} installed, group_data pins {version}")
+    links = {f"bin/{applet}": "busybox" for applet in BUSYBOX_APPLETS}
+    docker_archive(image_ref("busybox", version), {"bin/busybox": BUSYBOX.read_bytes()}, links,
+                   {"Cmd": ["sh"], "Env": ["PATH=/bin"]}, out / "busybox.tar")
+
+
+def build(image: str, version: str, out: Path, versions: dict[str, str]) -> None:
+    """Assemble the named image into out/."""
+    if image == "pause":
+        build_pause(version, out, versions["kubernetes_version"])
+    elif image == "busybox":
+        build_busybox(version, out)
+    else:
+        raise ValueError(f"unknown image {image!r}")

@@ -1,0 +1,187 @@
+"""What each cached component is made of and how it is built from its Go modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+K8S_VERSION_PKGS = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+
+
+@dataclass(frozen=True)
+class GoRecipe:
+    """How to build one component's binaries from Go modules through the module proxy."""
+
+    modules: tuple[str, ...]
+    packages: dict[str, str]
+    ldflags: tuple[str, ...] = ()
+    cgo: bool = False
+    tags: tuple[str, ...] = ()
+    local_replace: str = "same"  # version for path replaces: "same" or "k8s-staging"
+    extra_requires: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Component:
+    """One cached unit: a named, versioned set of files (binaries or image tarballs)."""
+
+    name: str
+    version_key: str
+    files: tuple[str, ...]
+    go: GoRecipe | None = None
+    image: str | None = None
+    installs_to: str = "bin_dir"
+
+
+def _k8s_ldflags() -> tuple[str, ...]:
+    flags = []
+    for pkg in K8S_VERSION_PKGS:
+        flags += [
+            f"-X {pkg}.gitVersion={{version}}",
+            f"-X {pkg}.gitMajor={{major}}",
+            f"-X {pkg}.gitMinor={{minor}}",
+            f"-X {pkg}.gitCommit={{commit}}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate={{date}}",
+        ]
+    return tuple(flags)
+
+
+K8S_BINARIES = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+    "kubectl",
+)
+CNI_PLUGINS = {
+    "bridge": "main/bridge",
+    "host-local": "ipam/host-local",
+    "loopback": "main/loopback",
+    "portmap": "meta/portmap",
+}
+
+COMPONENTS: dict[str, Component] = {
+    c.name: c
+    for c in (
+        Component(
+            "kubernetes",
+            "kubernetes_version",
+            K8S_BINARIES,
+            GoRecipe(
+                modules=("k8s.io/kubernetes",),
+                packages={b: f"k8s.io/kubernetes/cmd/{b}" for b in K8S_BINARIES},
+                ldflags=_k8s_ldflags(),
+                local_replace="k8s-staging",
+            ),
+        ),
+        Component(
+            "etcd",
+            "etcd_version",
+            ("etcd", "etcdctl", "etcdutl"),
+            GoRecipe(
+                modules=(
+                    "go.etcd.io/etcd/server/v3",
+                    "go.etcd.io/etcd/etcdctl/v3",
+                    "go.etcd.io/etcd/etcdutl/v3",
+                ),
+                packages={
+                    "etcd": "go.etcd.io/etcd/server/v3",
+                    "etcdctl": "go.etcd.io/etcd/etcdctl/v3",
+                    "etcdutl": "go.etcd.io/etcd/etcdutl/v3",
+                },
+                ldflags=("-X go.etcd.io/etcd/api/v3/version.GitSHA={short_commit}",),
+            ),
+        ),
+        Component(
+            "flannel",
+            "flannel_version",
+            ("flanneld",),
+            GoRecipe(
+                modules=("github.com/flannel-io/flannel",),
+                packages={"flanneld": "github.com/flannel-io/flannel"},
+                ldflags=("-X github.com/flannel-io/flannel/pkg/version.Version={version}",),
+                cgo=True,
+            ),
+        ),
+        # The flannel CNI plugin: flannel-io/cni-plugin is not served by the module proxy here;
+        # its upstream origin, containernetworking/plugins v0.9.x plugins/meta/flannel, is.
+        Component(
+            "flannel-cni",
+            "flannel_cni_version",
+            ("flannel",),
+            GoRecipe(
+                modules=("github.com/containernetworking/plugins",),
+                packages={"flannel": "github.com/containernetworking/plugins/plugins/meta/flannel"},
+                ldflags=(
+                    "-X github.com/containernetworking/plugins/pkg/utils/buildversion"
+                    ".BuildVersion={version}",
+                ),
+                extra_requires=("golang.org/x/sys@v0.30.0",),
+            ),
+            installs_to="cni_bin_dir",
+        ),
+        Component(
+            "cni-plugins",
+            "cni_plugins_version",
+            tuple(CNI_PLUGINS),
+            GoRecipe(
+                modules=("github.com/containernetworking/plugins",),
+                packages={
+                    name: f"github.com/containernetworking/plugins/plugins/{path}"
+                    for name, path in CNI_PLUGINS.items()
+                },
+                ldflags=(
+                    "-X github.com/containernetworking/plugins/pkg/utils/buildversion"
+                    ".BuildVersion={version}",
+                ),
+            ),
+            installs_to="cni_bin_dir",
+        ),
+        Component(
+            "containerd",
+            "containerd_version",
+            ("containerd", "containerd-shim-runc-v2", "ctr"),
+            GoRecipe(
+                modules=("github.com/containerd/containerd/v2",),
+                packages={
+                    b: f"github.com/containerd/containerd/v2/cmd/{b}"
+                    for b in ("containerd", "containerd-shim-runc-v2", "ctr")
+                },
+                ldflags=(
+                    "-X github.com/containerd/containerd/v2/version.Version={version}",
+                    "-X github.com/containerd/containerd/v2/version.Revision={commit}",
+                    "-X github.com/containerd/containerd/v2/version.Package="
+                    "github.com/containerd/containerd/v2",
+                ),
+                tags=("no_btrfs",),
+            ),
+        ),
+        Component(
+            "runc",
+            "runc_version",
+            ("runc",),
+            GoRecipe(
+                modules=("github.com/opencontainers/runc",),
+                packages={"runc": "github.com/opencontainers/runc"},
+                ldflags=("-X main.version={bare_version}", "-X main.gitCommit={commit}"),
+                cgo=True,
+                tags=("seccomp",),
+            ),
+        ),
+        Component(
+            "crictl",
+            "crictl_version",
+            ("crictl",),
+            GoRecipe(
+                modules=("sigs.k8s.io/cri-tools",),
+                packages={"crictl": "sigs.k8s.io/cri-tools/cmd/crictl"},
+                ldflags=("-X sigs.k8s.io/cri-tools/pkg/version.Version={version}",),
+            ),
+        ),
+        Component("pause-image", "pause_version", ("pause.tar",), image="pause",
+                  installs_to="image_dir"),
+        Component("busybox-image", "busybox_version", ("busybox.tar",), image="busybox",
+                  installs_to="image_dir"),
+    )
+}

@@ -1,0 +1,86 @@
+"""Fill the cache from one of three sources, and hand out verified component directories."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from kubesmith.binaries import cache, gobuild, images, upstream
+from kubesmith.binaries.recipes import COMPONENTS, Component
+
+SOURCES = ("build", "mirror", "download")
+
+
+class SourceError(Exception):
+    """A source could not provide a component."""
+
+
+def _staging(final: Path) -> Path:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=final.parent, prefix=".staging-"))
+
+
+def from_build(component: Component, version: str, arch: str, out: Path,
+               versions: dict[str, str]) -> None:
+    """Source (c): build from Go modules (images are assembled locally)."""
+    if component.image:
+        images.build(component.image, version, out, versions)
+    else:
+        gobuild.build(component, version, arch, out)
+
+
+def from_mirror(component: Component, version: str, arch: str, out: Path, mirror: Path) -> None:
+    """Source (b): copy from a local directory in the cache layout, checking its manifest."""
+    src = cache.component_dir(mirror, component.name, version, arch)
+    sums = cache.verify(src, component.files)
+    for name in component.files:
+        shutil.copy2(src / name, out / name)
+        actual = cache.sha256_file(out / name)
+        if actual != sums[name]:
+            raise cache.ChecksumMismatch(out / name, sums[name], actual)
+
+
+def from_download(component: Component, version: str, arch: str, out: Path) -> None:
+    """Source (a): upstream release artifacts, each checked against its pinned sha256."""
+    for artifact in upstream.artifacts(component.name, version, arch):
+        target = out / ".download" / artifact.filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(artifact.url, timeout=60) as response, open(target, "wb") as f:
+            shutil.copyfileobj(response, f)
+        upstream.check(artifact, target)
+        upstream.unpack(artifact, target, out)
+    shutil.rmtree(out / ".download", ignore_errors=True)
+
+
+def ensure(name: str, versions: dict[str, str], arch: str | None = None,
+           root: Path | None = None, source: str = "build", mirror: Path | None = None) -> Path:
+    """A verified cache directory for the component, filled from the source when missing."""
+    component = COMPONENTS[name]
+    version = versions[component.version_key]
+    arch = arch or cache.host_arch()
+    final = cache.component_dir(root or cache.default_root(), name, version, arch)
+    try:
+        cache.verify(final, component.files)  # a mismatch raises, naming the file and both sums
+        return final
+    except cache.CacheIncomplete:
+        pass
+    print(f"binaries: {name} {version} ({arch}) from {source}", file=sys.stderr, flush=True)
+    staging = _staging(final)
+    try:
+        if source == "build":
+            from_build(component, version, arch, staging, versions)
+        elif source == "mirror":
+            if mirror is None:
+                raise SourceError("--mirror DIR is required with source 'mirror'")
+            from_mirror(component, version, arch, staging, mirror)
+        elif source == "download":
+            from_download(component, version, arch, staging)
+        else:
+            raise SourceError(f"unknown source {source!r}: one of {', '.join(SOURCES)}")
+        cache.publish(staging, final, component.files)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final

@@ -1,0 +1,81 @@
+"""Command line of deploy.py: lab, binaries, and (via kubesmith.deployer) the cluster commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kubesmith import settings
+from kubesmith.binaries import cache, sources
+from kubesmith.binaries.recipes import COMPONENTS
+from kubesmith.lab import hosts as lab
+from kubesmith.lab.state import DEFAULT_SUBNET
+
+
+def _lab(args: argparse.Namespace) -> int:
+    if args.action == "up":
+        lab.up(args.hosts, args.subnet)
+        for row in lab.status():
+            print(f"{row['host']:<8} {row['address']:<15} {row['process']:<22} ssh {row['ssh']}")
+    elif args.action == "status":
+        rows = lab.status()
+        if not rows:
+            print("lab: no hosts")
+        for row in rows:
+            print(f"{row['host']:<8} {row['address']:<15} {row['process']:<22} ssh {row['ssh']}")
+    else:
+        left = lab.down()
+        if left:
+            print("lab: could not remove: " + ", ".join(left), file=sys.stderr)
+            return 1
+        print("lab: down, nothing left behind")
+    return 0
+
+
+def _binaries(args: argparse.Namespace) -> int:
+    versions = settings.versions()
+    names = args.names or list(COMPONENTS)
+    root = Path(args.cache) if args.cache else cache.default_root()
+    for name in names:
+        if name not in COMPONENTS:
+            print(f"binaries: unknown component {name!r}; known: {', '.join(COMPONENTS)}",
+                  file=sys.stderr)
+            return 2
+    for name in names:
+        directory = sources.ensure(name, versions, args.arch, root, args.source,
+                                   Path(args.mirror) if args.mirror else None)
+        print(f"{name:<14} {versions[COMPONENTS[name].version_key]:<10} {directory}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of deploy.py."""
+    top = argparse.ArgumentParser(prog="deploy.py", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p_lab = sub.add_parser("lab", help="local systemd-nspawn lab hosts")
+    p_lab.add_argument("action", choices=("up", "status", "down"))
+    p_lab.add_argument("--hosts", type=int, default=3, help="number of hosts (default 3)")
+    p_lab.add_argument("--subnet", default=None, help=f"lab subnet (default {DEFAULT_SUBNET})")
+    p_lab.set_defaults(func=_lab)
+
+    p_bin = sub.add_parser("binaries", help="fill and verify the binary cache")
+    p_bin.add_argument("names", nargs="*", help="components (default: all)")
+    p_bin.add_argument("--source", choices=sources.SOURCES, default="build")
+    p_bin.add_argument("--mirror", help="directory in the cache layout (source mirror)")
+    p_bin.add_argument("--cache", help="cache root (default $KUBESMITH_CACHE or /var/cache)")
+    p_bin.add_argument("--arch", default=None)
+    p_bin.set_defaults(func=_binaries)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and run the command; errors print one line and exit non-zero."""
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (lab.LabError, sources.SourceError, cache.ChecksumMismatch,
+            cache.CacheIncomplete) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1

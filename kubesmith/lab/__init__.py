@@ -1,0 +1,1 @@
+"""The local lab: systemd-nspawn hosts with systemd, sshd and their own addresses on a bridge."""
