@@ -1,0 +1,84 @@
+"""The cluster config model: hosts with roles and addresses, networks, derived endpoints."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+ROLES = ("etcd", "masters", "nodes")
+
+
+@dataclass(frozen=True)
+class Host:
+    """One machine of the cluster as the deploy sees it."""
+
+    name: str
+    address: str
+    groups: frozenset[str]
+    iface: str | None = None
+
+    def has(self, role: str) -> bool:
+        """Whether the host is in that group."""
+        return role in self.groups
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Every host with its roles, plus the cluster-wide networks."""
+
+    hosts: tuple[Host, ...]
+    pod_cidr: str = "10.200.0.0/16"
+    service_cidr: str = "10.32.0.0/24"
+    cluster_domain: str = "cluster.local"
+    cluster_dns: str = "10.32.0.10"
+
+    def role(self, role: str) -> tuple[Host, ...]:
+        """Hosts in a group, in inventory order."""
+        return tuple(h for h in self.hosts if h.has(role))
+
+    @property
+    def etcd(self) -> tuple[Host, ...]:
+        """The etcd members."""
+        return self.role("etcd")
+
+    @property
+    def masters(self) -> tuple[Host, ...]:
+        """The control-plane hosts."""
+        return self.role("masters")
+
+    @property
+    def nodes(self) -> tuple[Host, ...]:
+        """The hosts that run kubelet and pods."""
+        return self.role("nodes")
+
+    @property
+    def pod_hosts(self) -> tuple[Host, ...]:
+        """Hosts that run flanneld: nodes and masters (masters reach pods through flannel)."""
+        return tuple(h for h in self.hosts if h.has("nodes") or h.has("masters"))
+
+    def host(self, name: str) -> Host:
+        """The host of that name."""
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(f"no host named {name!r} in the inventory")
+
+    @property
+    def service_vip(self) -> str:
+        """The `kubernetes` Service's ClusterIP: the first address of the service CIDR."""
+        return str(ipaddress.ip_network(self.service_cidr).network_address + 1)
+
+    @property
+    def apiserver_url(self) -> str:
+        """The URL clients use for the apiserver (the first master)."""
+        return f"https://{self.masters[0].address}:6443"
+
+    @property
+    def etcd_client_urls(self) -> str:
+        """Comma-separated client URLs of every etcd member."""
+        return ",".join(f"https://{h.address}:2379" for h in self.etcd)
+
+    @property
+    def etcd_initial_cluster(self) -> str:
+        """etcd's --initial-cluster value for the current members."""
+        return ",".join(f"{h.name}=https://{h.address}:2380" for h in self.etcd)
