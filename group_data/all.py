@@ -3,7 +3,7 @@
 # Pinned component versions. Binaries are cached per name/version/arch (kubesmith.binaries).
 kubernetes_version = "v1.34.4"
 etcd_version = "v3.6.16"
-flannel_version = "v0.28.10"
+flannel_version = "v0.28.4"  # v0.28.10 needs a tencentcloud module the proxy does not serve
 flannel_cni_version = "v0.9.1"  # flannel CNI plugin from containernetworking/plugins (see recipes)
 cni_plugins_version = "v1.9.1"
 containerd_version = "v2.2.9"

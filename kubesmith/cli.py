@@ -10,11 +10,15 @@ from kubesmith import settings
 from kubesmith.binaries import cache, sources
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.lab import hosts as lab
+from kubesmith.lab import rootfs
 from kubesmith.lab.state import DEFAULT_SUBNET
 
 
 def _lab(args: argparse.Namespace) -> int:
-    if args.action == "up":
+    if args.action == "image":
+        tree = rootfs.ensure_extracted(rootfs.ensure_tarball())
+        print(f"lab: root filesystem ready at {tree}")
+    elif args.action == "up":
         lab.up(args.hosts, args.subnet)
         for row in lab.status():
             print(f"{row['host']:<8} {row['address']:<15} {row['process']:<22} ssh {row['ssh']}")
@@ -55,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
 
     p_lab = sub.add_parser("lab", help="local systemd-nspawn lab hosts")
-    p_lab.add_argument("action", choices=("up", "status", "down"))
+    p_lab.add_argument("action", choices=("image", "up", "status", "down"))
     p_lab.add_argument("--hosts", type=int, default=3, help="number of hosts (default 3)")
     p_lab.add_argument("--subnet", default=None, help=f"lab subnet (default {DEFAULT_SUBNET})")
     p_lab.set_defaults(func=_lab)

@@ -102,6 +102,11 @@ COMPONENTS: dict[str, Component] = {
                 packages={"flanneld": "github.com/flannel-io/flannel"},
                 ldflags=("-X github.com/flannel-io/flannel/pkg/version.Version={version}",),
                 cgo=True,
+                # The proxy here lacks the tencentcloud SDK version pinned for the (unused)
+                # tencentvpc backend; lift it to the nearest served release.
+                extra_requires=(
+                    "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common@v1.3.85",
+                ),
             ),
         ),
         # The flannel CNI plugin: flannel-io/cni-plugin is not served by the module proxy here;

@@ -17,7 +17,15 @@ from pathlib import Path
 
 from kubesmith import sshkeys
 from kubesmith.lab import cgroups, network, rootfs
-from kubesmith.lab.state import FIRST_HOST_OCTET, LabHost, LabPaths, LabState, load, save
+from kubesmith.lab.state import (
+    DEFAULT_BRIDGE,
+    FIRST_HOST_OCTET,
+    LabHost,
+    LabPaths,
+    LabState,
+    load,
+    save,
+)
 
 SSH_TIMEOUT = 60.0
 Log = Callable[[str], None]
@@ -150,7 +158,7 @@ def _write_client_files(paths: LabPaths, state: LabState, host_keys: dict[str, s
 
 
 def up(count: int, subnet: str | None = None, paths: LabPaths | None = None,
-       log: Log = print) -> LabState:
+       log: Log = print, bridge: str | None = None) -> LabState:
     """Boot the lab with `count` hosts (starting only those not running yet)."""
     preflight()
     paths = paths or LabPaths()
@@ -158,11 +166,15 @@ def up(count: int, subnet: str | None = None, paths: LabPaths | None = None,
     if subnet and state.hosts and subnet != state.subnet:
         raise LabError(f"a lab on {state.subnet} exists: run `lab down` before changing subnet")
     state.subnet = subnet or state.subnet
+    state.bridge = bridge or state.bridge
     net = ipaddress.ip_network(state.subnet)
     if count + FIRST_HOST_OCTET >= net.num_addresses:
         raise LabError(f"{count} hosts do not fit in {state.subnet}")
     if not network.link_exists(state.bridge):
-        network.check_subnet_free(state.subnet, state.bridge)
+        try:
+            network.check_subnet_free(state.subnet, state.bridge)
+        except network.SubnetInUse as error:
+            raise LabError(str(error)) from error
     state.gateway = str(net.network_address + 1)
     t0 = time.monotonic()
     state.rootfs = str(rootfs.ensure_extracted(rootfs.ensure_tarball()))
@@ -267,3 +279,27 @@ def status(paths: LabPaths | None = None) -> list[dict[str, str]]:
         rows.append({"host": host.name, "address": host.address,
                      "process": f"running (pid {host.pid})" if alive else "stopped", "ssh": ssh})
     return rows
+
+
+def leftovers(paths: LabPaths | None = None, bridge: str | None = None) -> list[str]:
+    """Anything of a lab still on this machine: link, mount, cgroup, process, iptables rule."""
+    paths = paths or LabPaths()
+    state = load(paths)
+    bridge = bridge or (state.bridge if state else None) or DEFAULT_BRIDGE
+    found = []
+    if network.link_exists(bridge):
+        found.append(f"link {bridge}")
+    found += [f"mount {line.split()[1]}" for line in Path("/proc/mounts").read_text().splitlines()
+              if line.split()[1].startswith(str(paths.root))]
+    found += [f"cgroup {p}" for p in Path(cgroups.CGROUP_ROOT).glob(f"**/{cgroups.GROUP}")]
+    for proc in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            argv = proc.read_bytes().split(b"\0")
+            ours = str(paths.hosts).encode() in b" ".join(argv)
+            if argv and argv[0].endswith(b"systemd-nspawn") and ours:
+                found.append(f"process {proc.parent.name} {b' '.join(argv[:6]).decode()}")
+    if shutil.which("iptables-save"):
+        rules = subprocess.run(["iptables-save"], capture_output=True, text=True,
+                               check=False).stdout
+        found += [f"iptables {line}" for line in rules.splitlines() if bridge in line]
+    return found

@@ -21,9 +21,14 @@ def link_exists(name: str) -> bool:
 
 
 def check_subnet_free(subnet: str, bridge: str) -> None:
-    """Raise SubnetInUse if a route other than our bridge's covers part of the subnet."""
-    net = ipaddress.ip_network(subnet)
+    """Raise SubnetInUse if a route of this machine, other than our bridge's, overlaps it."""
     routes = json.loads(_ip("-j", "route", "show", "table", "all").stdout or "[]")
+    check_routes(subnet, bridge, routes)
+
+
+def check_routes(subnet: str, bridge: str, routes: list[dict]) -> None:
+    """Raise SubnetInUse if one of the routes (`ip -j route` form) overlaps the subnet."""
+    net = ipaddress.ip_network(subnet)
     for route in routes:
         dst = route.get("dst", "")
         if dst in ("default", "") or route.get("dev") == bridge or ":" in dst:

@@ -1,0 +1,91 @@
+"""Load an inventory file into pyinfra's Inventory and kubesmith's Cluster model."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+from pyinfra.api import Inventory
+
+from kubesmith import settings
+from kubesmith.model import ROLES, Cluster, Host
+
+HostEntry = tuple[str, dict[str, object]]
+Groups = dict[str, list[HostEntry]]
+
+
+class InventoryError(Exception):
+    """An inventory file that cannot be used; the message names the file and the problem."""
+
+
+def load_groups(path: Path) -> Groups:
+    """The groups an inventory file defines (module-level lists of names or (name, data))."""
+    if not path.exists():
+        raise InventoryError(f"inventory {path} not found")
+    try:
+        values = runpy.run_path(str(path))
+    except Exception as error:  # an inventory is user code: report any failure as its own
+        raise InventoryError(f"inventory {path}: {error}") from error
+    groups: Groups = {}
+    for name, value in values.items():
+        if name.startswith("_") or not isinstance(value, list | tuple):
+            continue
+        entries = []
+        for item in value:
+            host, data = (item, {}) if isinstance(item, str) else item
+            entries.append((str(host), dict(data)))
+        groups[name] = entries
+    return groups
+
+
+def host_names(groups: Groups) -> list[str]:
+    """Every host name, in first-seen order."""
+    names: list[str] = []
+    for entries in groups.values():
+        names += [n for n, _ in entries if n not in names]
+    return names
+
+
+def host_data(groups: Groups) -> dict[str, dict[str, object]]:
+    """Each host's data, merged over every group it is in."""
+    merged: dict[str, dict[str, object]] = {}
+    for entries in groups.values():
+        for name, data in entries:
+            merged.setdefault(name, {}).update(data)
+    return merged
+
+
+def to_cluster(groups: Groups, data: dict[str, object] | None = None) -> Cluster:
+    """The cluster model of the inventory with group_data defaults."""
+    data = data if data is not None else settings.group_data()
+    per_host = host_data(groups)
+    hosts = tuple(
+        Host(
+            name=name,
+            address=str(per_host[name].get("address") or per_host[name].get("ssh_hostname")
+                        or name),
+            groups=frozenset(g for g in ROLES if name in {n for n, _ in groups.get(g, [])}),
+            iface=per_host[name].get("iface"),  # type: ignore[arg-type]
+        )
+        for name in host_names(groups)
+    )
+    return Cluster(
+        hosts=hosts,
+        pod_cidr=str(data["pod_cidr"]),
+        service_cidr=str(data["service_cidr"]),
+        cluster_domain=str(data["cluster_domain"]),
+        cluster_dns=str(data["cluster_dns"]),
+    )
+
+
+def to_pyinfra(groups: Groups, data: dict[str, object] | None = None,
+               only: list[str] | None = None) -> Inventory:
+    """A pyinfra Inventory with group_data as global data, optionally limited to some hosts."""
+    data = data if data is not None else settings.group_data()
+    names = [n for n in host_names(groups) if only is None or n in only]
+    per_host = host_data(groups)
+    group_args = {
+        group: ([(n, d) for n, d in entries if n in names], {})
+        for group, entries in groups.items()
+    }
+    return Inventory(([(n, per_host[n]) for n in names], dict(data)), **group_args)

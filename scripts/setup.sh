@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install what kubesmith needs on this (Debian) control machine; idempotent and cached:
+# OS packages, the Python venv, the binary cache (built from Go modules when empty), the lab image.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(debootstrap systemd-container iproute2 iptables openssh-client gcc libc6-dev
+          libseccomp-dev pkg-config busybox-static git ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+
+export KUBESMITH_CACHE="${KUBESMITH_CACHE:-/var/cache/kubesmith}"
+start=$(date +%s)
+.venv/bin/python deploy.py binaries
+echo "setup: binary cache ready in $(( $(date +%s) - start )) s ($KUBESMITH_CACHE)"
+.venv/bin/python deploy.py lab image

@@ -1,0 +1,65 @@
+"""The wrapper go.mod that builds upstream modules through the module proxy."""
+
+from kubesmith.binaries import gobuild
+from kubesmith.binaries.recipes import COMPONENTS
+
+K8S_UPSTREAM = {
+    "Go": "1.24.0",
+    "Godebug": [{"Key": "default", "Value": "go1.24"}],
+    "Require": [{"Path": "k8s.io/api", "Version": "v0.0.0"},
+                {"Path": "k8s.io/client-go", "Version": "v0.0.0"}],
+    "Replace": [
+        {"Old": {"Path": "k8s.io/api"}, "New": {"Path": "./staging/src/k8s.io/api"}},
+        {"Old": {"Path": "k8s.io/client-go"}, "New": {"Path": "./staging/src/k8s.io/client-go"}},
+    ],
+}
+ETCD_UPSTREAM = {
+    "Go": "1.24",
+    "Require": [{"Path": "go.etcd.io/etcd/api/v3", "Version": "v3.6.16"}],
+    "Replace": [
+        {"Old": {"Path": "go.etcd.io/etcd/api/v3"}, "New": {"Path": "../api"}},
+        {"Old": {"Path": "go.etcd.io/etcd"}, "New": {"Path": "./FORBIDDEN_DEPENDENCY"}},
+        {"Old": {"Path": "example.com/x", "Version": "v1.0.0"},
+         "New": {"Path": "example.com/y", "Version": "v1.2.0"}},
+    ],
+    "Exclude": [{"Path": "example.com/bad", "Version": "v0.1.0"}],
+}
+
+
+def test_staging_version() -> None:
+    assert gobuild.staging_version("v1.34.4") == "v0.34.4"
+
+
+def test_kubernetes_wrapper_pins_every_staging_module() -> None:
+    text = gobuild.wrapper_gomod("kubernetes", COMPONENTS["kubernetes"].go, "v1.34.4",
+                                 [K8S_UPSTREAM])
+    lines = text.splitlines()
+    assert "go 1.24.0" in lines
+    assert "godebug default=go1.24" in lines
+    assert "require k8s.io/kubernetes v1.34.4" in lines
+    assert "replace k8s.io/api => k8s.io/api v0.34.4" in lines
+    assert "replace k8s.io/client-go => k8s.io/client-go v0.34.4" in lines
+
+
+def test_etcd_wrapper_skips_guards_and_keeps_module_replaces() -> None:
+    text = gobuild.wrapper_gomod("etcd", COMPONENTS["etcd"].go, "v3.6.16", [ETCD_UPSTREAM])
+    assert "replace go.etcd.io/etcd/api/v3 => go.etcd.io/etcd/api/v3 v3.6.16" in text
+    assert "FORBIDDEN" not in text
+    assert "go.etcd.io/etcd =>" not in text
+    assert "replace example.com/x v1.0.0 => example.com/y v1.2.0" in text
+    assert "exclude example.com/bad v0.1.0" in text
+
+
+def test_stamp_values_for_kubernetes() -> None:
+    values = gobuild.stamp_values("v1.34.4", {"Time": "2026-02-10T12:53:36Z"})
+    assert (values["major"], values["minor"], values["bare_version"]) == ("1", "34", "1.34.4")
+    flags = [f.format(**values) for f in COMPONENTS["kubernetes"].go.ldflags]
+    assert "-X k8s.io/component-base/version.gitVersion=v1.34.4" in flags
+    assert "-X k8s.io/client-go/pkg/version.gitMinor=34" in flags
+    assert "-X k8s.io/component-base/version.buildDate=2026-02-10T12:53:36Z" in flags
+
+
+def test_cgo_only_where_needed() -> None:
+    env = gobuild.go_env(COMPONENTS["runc"].go, "amd64")
+    assert env["CGO_ENABLED"] == "1" and env["GOTOOLCHAIN"] == "local"
+    assert gobuild.go_env(COMPONENTS["kubernetes"].go, "amd64")["CGO_ENABLED"] == "0"
