@@ -51,8 +51,12 @@ def host_name(index: int) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether the process runs (a zombie child of ours is reaped and counts as gone)."""
     if pid <= 0:
         return False
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

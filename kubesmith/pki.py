@@ -1,0 +1,437 @@
+"""The cluster PKI: CAs, leaf certificates, service-account keys and the encryption-at-rest key."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import secrets
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kubesmith.model import Cluster
+
+CAS = {"kubernetes-ca": "kubernetes", "etcd-ca": "etcd-ca"}
+CA_DAYS = 3650
+LEAF_DAYS = 365
+RENEW_WITHIN = timedelta(days=30)
+BACKDATE = timedelta(hours=1)
+SA = "sa"
+ENCRYPTION_KEY = "encryption-key"
+EKU_NAMES = {
+    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+}
+
+
+class PKIError(Exception):
+    """A PKI file exists but cannot be used as it is."""
+
+
+@dataclass(frozen=True)
+class CertSpec:
+    """What one leaf certificate must say: its CA, subject, SANs and usages."""
+
+    name: str
+    ca: str
+    common_name: str
+    organizations: tuple[str, ...] = ()
+    dns_names: tuple[str, ...] = ()
+    ip_addresses: tuple[str, ...] = ()
+    server: bool = False
+    client: bool = False
+
+    def __post_init__(self) -> None:
+        """Reject an unknown CA or a malformed IP address at construction."""
+        if self.ca not in CAS:
+            raise ValueError(f"{self.name}: unknown CA {self.ca!r}; known: {', '.join(CAS)}")
+        for ip in self.ip_addresses:
+            ipaddress.ip_address(ip)
+
+    def sans(self) -> frozenset[str]:
+        """The SANs as "DNS:name" / "IP:address" strings (addresses normalised)."""
+        ips = {f"IP:{ipaddress.ip_address(ip)}" for ip in self.ip_addresses}
+        return frozenset({f"DNS:{dns}" for dns in self.dns_names} | ips)
+
+    def usages(self) -> frozenset[str]:
+        """The extended key usages by name."""
+        wanted = {"serverAuth": self.server, "clientAuth": self.client}
+        return frozenset(name for name, on in wanted.items() if on)
+
+
+def _etcd_member(name: str, address: str) -> list[CertSpec]:
+    """The server and peer certificates of one etcd member."""
+    sans = {"dns_names": (name, "localhost"), "ip_addresses": (address, "127.0.0.1")}
+    return [
+        CertSpec(f"etcd-server-{name}", "etcd-ca", name, server=True, client=True, **sans),
+        CertSpec(f"etcd-peer-{name}", "etcd-ca", name, server=True, client=True, **sans),
+    ]
+
+
+def _apiserver(cluster: Cluster) -> CertSpec:
+    """The apiserver's serving certificate, valid for every name clients may use."""
+    dns = (
+        *(h.name for h in cluster.masters),
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        f"kubernetes.default.svc.{cluster.cluster_domain}",
+        "localhost",
+    )
+    ips = (*(h.address for h in cluster.masters), cluster.service_vip, "127.0.0.1")
+    return CertSpec("kube-apiserver", "kubernetes-ca", "kube-apiserver",
+                    dns_names=dns, ip_addresses=ips, server=True)
+
+
+def _client(name: str, ca: str, common_name: str, *organizations: str) -> CertSpec:
+    """A client-only certificate."""
+    return CertSpec(name, ca, common_name, organizations=organizations, client=True)
+
+
+def cert_specs(cluster: Cluster) -> list[CertSpec]:
+    """Every leaf certificate the cluster needs."""
+    specs = [spec for h in cluster.etcd for spec in _etcd_member(h.name, h.address)]
+    specs += [
+        _client("apiserver-etcd-client", "etcd-ca", "kube-apiserver-etcd-client"),
+        _client("flannel-etcd-client", "etcd-ca", "flannel"),
+        _client("etcd-healthcheck-client", "etcd-ca", "etcd-healthcheck-client"),
+        _apiserver(cluster),
+        _client("apiserver-kubelet-client", "kubernetes-ca", "kube-apiserver-kubelet-client"),
+    ]
+    specs += [
+        CertSpec(f"kubelet-{h.name}", "kubernetes-ca", f"system:node:{h.name}",
+                 organizations=("system:nodes",), dns_names=(h.name,),
+                 ip_addresses=(h.address,), server=True, client=True)
+        for h in cluster.nodes
+    ]
+    specs += [
+        _client("kube-controller-manager", "kubernetes-ca", "system:kube-controller-manager"),
+        _client("kube-scheduler", "kubernetes-ca", "system:kube-scheduler"),
+        _client("kube-proxy", "kubernetes-ca", "system:kube-proxy", "system:node-proxier"),
+        _client("admin", "kubernetes-ca", "admin", "system:masters"),
+    ]
+    return specs
+
+
+def new_key() -> ec.EllipticCurvePrivateKey:
+    """A fresh ECDSA P-256 private key."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """A private key as unencrypted PKCS8 PEM."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def public_pem(key: PublicKeyTypes) -> bytes:
+    """A public key as SubjectPublicKeyInfo PEM."""
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def same_key(cert_or_key: x509.Certificate | ec.EllipticCurvePrivateKey,
+             public: PublicKeyTypes) -> bool:
+    """Whether a certificate or private key carries that public key."""
+    return public_pem(cert_or_key.public_key()) == public_pem(public)
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Replace a file atomically; the temp file is 0600 from creation, then set to `mode`."""
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
+    """A subject of organizations then common name."""
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    return x509.Name([*attributes, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey,
+             days: int) -> x509.CertificateBuilder:
+    """A certificate builder with subject, issuer, key, serial and validity filled in."""
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+    )
+
+
+def make_ca(common_name: str, key: ec.EllipticCurvePrivateKey,
+            days: int = CA_DAYS) -> x509.Certificate:
+    """A self-signed CA certificate."""
+    usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+        encipher_only=False, decipher_only=False,
+    )
+    return (
+        _builder(_name(common_name), _name(common_name), key, days)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def sign_leaf(spec: CertSpec, key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate,
+              ca_key: ec.EllipticCurvePrivateKey, days: int = LEAF_DAYS) -> x509.Certificate:
+    """A leaf certificate for `spec` and `key`, signed by the CA."""
+    usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=True,
+        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+        encipher_only=False, decipher_only=False,
+    )
+    ekus = [oid for oid, name in EKU_NAMES.items() if name in spec.usages()]
+    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key())
+    builder = (
+        _builder(_name(spec.common_name, spec.organizations), ca_cert.subject, key, days)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(aki, critical=False)
+    )
+    if ekus:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
+    names: list[x509.GeneralName] = [x509.DNSName(dns) for dns in spec.dns_names]
+    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in spec.ip_addresses]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def signed_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
+    """Whether the CA issued the certificate (issuer name and signature both check out)."""
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.ExtensionType | None:
+    """The value of one extension of the certificate, None when absent."""
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def cert_sans(cert: x509.Certificate) -> frozenset[str]:
+    """The certificate's SANs as "DNS:name" / "IP:address" strings."""
+    san = _extension(cert, x509.SubjectAlternativeName)
+    if san is None:
+        return frozenset()
+    dns = {f"DNS:{name}" for name in san.get_values_for_type(x509.DNSName)}
+    return frozenset(dns | {f"IP:{ip}" for ip in san.get_values_for_type(x509.IPAddress)})
+
+
+def cert_usages(cert: x509.Certificate) -> frozenset[str]:
+    """The certificate's extended key usages by name."""
+    eku = _extension(cert, x509.ExtendedKeyUsage)
+    return frozenset(EKU_NAMES.get(oid, oid.dotted_string) for oid in eku or ())
+
+
+def _attributes(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> frozenset[str]:
+    """The values of one subject attribute."""
+    return frozenset(str(a.value) for a in cert.subject.get_attributes_for_oid(oid))
+
+
+def _delta(label: str, want: frozenset[str], have: frozenset[str]) -> list[str]:
+    """A "<label>: +added -removed" line, or nothing when the sets agree."""
+    if want == have:
+        return []
+    changes = [f"+{v}" for v in sorted(want - have)] + [f"-{v}" for v in sorted(have - want)]
+    return [f"{label}: {' '.join(changes)}"]
+
+
+def differences(spec: CertSpec, cert: x509.Certificate) -> list[str]:
+    """How the certificate's subject, SANs and usages differ from the spec."""
+    found = _delta("CN differs", frozenset({spec.common_name}),
+                   _attributes(cert, NameOID.COMMON_NAME))
+    found += _delta("O differs", frozenset(spec.organizations),
+                    _attributes(cert, NameOID.ORGANIZATION_NAME))
+    found += _delta("SANs differ", spec.sans(), cert_sans(cert))
+    return found + _delta("EKUs differ", spec.usages(), cert_usages(cert))
+
+
+class PKI:
+    """The cluster's certificates and keys in one directory, made and renewed as needed."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def __repr__(self) -> str:
+        """The directory only (never key material)."""
+        return f"PKI({str(self.directory)!r})"
+
+    def path(self, name: str, ext: str = "") -> Path:
+        """The file `<name>.<ext>` (just `<name>` without ext) in the PKI directory."""
+        return self.directory / (f"{name}.{ext}" if ext else name)
+
+    def cert_pem(self, name: str) -> bytes:
+        """A certificate as PEM."""
+        return self.path(name, "crt").read_bytes()
+
+    def ca_pem(self, ca_name: str) -> bytes:
+        """A CA certificate as PEM."""
+        if ca_name not in CAS:
+            raise KeyError(f"unknown CA {ca_name!r}; known: {', '.join(CAS)}")
+        return self.cert_pem(ca_name)
+
+    def key_pem(self, name: str) -> bytes:
+        """A private key as PEM."""
+        return self.path(name, "key").read_bytes()
+
+    def expiry(self, name: str) -> datetime:
+        """When a certificate stops being valid (UTC)."""
+        return self._cert(name).not_valid_after_utc
+
+    def encryption_key(self) -> str:
+        """The base64 encryption-at-rest key (32 random bytes)."""
+        value = self.path(ENCRYPTION_KEY).read_text().strip()
+        if len(base64.b64decode(value, validate=True)) != 32:
+            raise PKIError(f"{self.path(ENCRYPTION_KEY)} does not hold 32 base64 bytes")
+        return value
+
+    def _cert(self, name: str) -> x509.Certificate:
+        """A certificate from its file."""
+        return x509.load_pem_x509_certificate(self.cert_pem(name))
+
+    def _key(self, name: str) -> ec.EllipticCurvePrivateKey:
+        """A private key from its file."""
+        key = serialization.load_pem_private_key(self.key_pem(name), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("not an ECDSA key")
+        return key
+
+    def _pair(self, name: str) -> tuple[x509.Certificate | None, str | None]:
+        """The certificate of a name whose files exist, load and match, else why not."""
+        if not (self.path(name, "crt").exists() and self.path(name, "key").exists()):
+            return None, "missing"
+        try:
+            cert, key = self._cert(name), self._key(name)
+        except ValueError:
+            return None, "unreadable"
+        if not same_key(key, cert.public_key()):
+            return None, "certificate does not match key"
+        return cert, None
+
+    def _write_pair(self, name: str, key: ec.EllipticCurvePrivateKey,
+                    cert: x509.Certificate) -> None:
+        """Write a key (0600) then its certificate (0644)."""
+        write_atomic(self.path(name, "key"), private_pem(key), 0o600)
+        write_atomic(self.path(name, "crt"), cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+    def ca_reason(self, ca_name: str) -> str | None:
+        """Why a CA needs to be made: missing, unusable or expired; None when fine."""
+        cert, why = self._pair(ca_name)
+        if cert is None:
+            return why
+        if cert.not_valid_after_utc <= datetime.now(UTC):
+            return f"expired {cert.not_valid_after_utc:%Y-%m-%d}"
+        return None
+
+    def reason(self, spec: CertSpec) -> str | None:
+        """Why the spec's certificate needs (re)generation; None when it is valid and matches."""
+        cert, why = self._pair(spec.name)
+        if cert is None:
+            return why
+        if not self.path(spec.ca, "crt").exists():
+            return f"{spec.ca} missing"
+        if not signed_by(cert, self._cert(spec.ca)):
+            return f"not signed by the current {spec.ca}"
+        expires = cert.not_valid_after_utc
+        if expires - datetime.now(UTC) < RENEW_WITHIN:
+            return f"expires {expires:%Y-%m-%d}, within {RENEW_WITHIN.days} days"
+        return "; ".join(differences(spec, cert)) or None
+
+    def issue(self, spec: CertSpec, days: int = LEAF_DAYS) -> None:
+        """Make a fresh key and certificate for the spec, signed by its current CA."""
+        key = new_key()
+        cert = sign_leaf(spec, key, self._cert(spec.ca), self._key(spec.ca), days)
+        self._write_pair(spec.name, key, cert)
+
+    def _sa_reason(self) -> str | None:
+        """Why the service-account key pair needs writing, None when fine."""
+        if not self.path(SA, "key").exists():
+            return "missing"
+        try:
+            key = self._key(SA)
+        except ValueError:
+            return "unreadable"
+        try:
+            public = serialization.load_pem_public_key(self.path(SA, "pub").read_bytes())
+        except (ValueError, FileNotFoundError):
+            return "public key missing or unreadable"
+        return None if same_key(key, public) else "public key does not match"
+
+    def _ensure_sa(self) -> None:
+        """Write sa.pub from sa.key, making sa.key first when it is absent or unreadable."""
+        try:
+            key = self._key(SA)
+        except (ValueError, FileNotFoundError):
+            key = new_key()
+            write_atomic(self.path(SA, "key"), private_pem(key), 0o600)
+        write_atomic(self.path(SA, "pub"), public_pem(key.public_key()), 0o644)
+
+    def _prepare(self) -> None:
+        """Create the PKI directory 0700 (tightening it if it already exists)."""
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+
+    def ensure(self, specs: list[CertSpec]) -> list[str]:
+        """Make whatever is missing, unusable or out of date; return the names (re)generated."""
+        self._prepare()
+        made = []
+        for ca_name, common_name in CAS.items():
+            if why := self.ca_reason(ca_name):
+                self._progress(ca_name, why)
+                key = new_key()
+                self._write_pair(ca_name, key, make_ca(common_name, key))
+                made.append(ca_name)
+        if why := self._sa_reason():
+            self._progress(SA, why)
+            self._ensure_sa()
+            made.append(SA)
+        if not self.path(ENCRYPTION_KEY).exists():
+            self._progress(ENCRYPTION_KEY, "missing")
+            secret = base64.b64encode(secrets.token_bytes(32)) + b"\n"
+            write_atomic(self.path(ENCRYPTION_KEY), secret, 0o600)
+            made.append(ENCRYPTION_KEY)
+        for spec in specs:
+            if why := self.reason(spec):
+                self._progress(spec.name, why)
+                self.issue(spec)
+                made.append(spec.name)
+        return made
+
+    @staticmethod
+    def _progress(name: str, why: str) -> None:
+        """Tell the user what is being generated and why (names and reasons only)."""
+        print(f"pki: generating {name} ({why})", file=sys.stderr, flush=True)
