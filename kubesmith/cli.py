@@ -13,6 +13,8 @@ from kubesmith.lab import hosts as lab
 from kubesmith.lab import rootfs
 from kubesmith.lab.state import DEFAULT_SUBNET
 
+DEFAULT_INVENTORY = settings.PROJECT / "inventories" / "lab.py"
+
 
 def _lab(args: argparse.Namespace) -> int:
     if args.action == "image":
@@ -53,6 +55,12 @@ def _binaries(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up(args: argparse.Namespace) -> int:
+    from kubesmith.deployer import main_up
+
+    return main_up(Path(args.inventory), args.dry)
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of deploy.py."""
     top = argparse.ArgumentParser(prog="deploy.py", description=__doc__)
@@ -63,6 +71,12 @@ def parser() -> argparse.ArgumentParser:
     p_lab.add_argument("--hosts", type=int, default=3, help="number of hosts (default 3)")
     p_lab.add_argument("--subnet", default=None, help=f"lab subnet (default {DEFAULT_SUBNET})")
     p_lab.set_defaults(func=_lab)
+
+    p_up = sub.add_parser("up", help="bootstrap or converge the cluster of an inventory")
+    p_up.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY),
+                      help="pyinfra inventory file (default: the local lab)")
+    p_up.add_argument("--dry", action="store_true", help="show what would change, change nothing")
+    p_up.set_defaults(func=_up)
 
     p_bin = sub.add_parser("binaries", help="fill and verify the binary cache")
     p_bin.add_argument("names", nargs="*", help="components (default: all)")

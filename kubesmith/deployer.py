@@ -1,0 +1,286 @@
+"""Run the bootstrap in ordered phases, one pyinfra State each (etcd -> control plane -> nodes)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyinfra.api import Config, State
+from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.deploy import add_deploy
+from pyinfra.api.host import Host as PyinfraHost
+from pyinfra.api.operations import run_ops
+from pyinfra.api.state import BaseStateCallback
+from pyinfra.context import ctx_inventory
+
+from kubesmith import inventory as inv
+from kubesmith.binaries import sources
+from kubesmith.binaries.recipes import COMPONENTS
+from kubesmith.context import DeployContext, state_dir
+from kubesmith.model import Cluster, Host
+from tasks import common, controlplane, etcd, flannel, node, pki, runtime
+
+
+class DeployError(Exception):
+    """A phase failed: the message names phase, host and step and shows service logs."""
+
+
+@dataclass
+class Phase:
+    """A set of tasks run on some hosts, then a readiness check before the next phase."""
+
+    name: str
+    hosts: Callable[[Cluster], tuple[Host, ...]]
+    tasks: tuple[Callable[[DeployContext], None], ...]
+    services: tuple[str, ...] = ()
+    wait: Callable[[DeployContext, State], None] | None = None
+
+
+@dataclass
+class Report:
+    """What a deploy did: changed ops per phase and host, and wall time per phase."""
+
+    changed: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_changes(self) -> int:
+        """Changed operations over every phase and host."""
+        return sum(len(ops) for hosts in self.changed.values() for ops in hosts.values())
+
+
+def _op_name(state: State, op_hash: str) -> str:
+    return ", ".join(sorted(state.get_op_meta(op_hash).names))
+
+
+class Progress(BaseStateCallback):
+    """Prints failures per host as they happen."""
+
+    def __init__(self, phase: str, out: Callable[[str], None]) -> None:
+        self.phase, self.out = phase, out
+        self.failed: dict[str, str] = {}
+
+    def operation_host_error(self, state: State, host: PyinfraHost, op_hash: str,
+                             retry_count: int = 0, max_retries: int = 0) -> None:
+        name = _op_name(state, op_hash)
+        self.failed[host.name] = name
+        self.out(f"  [{self.phase}] {host.name}: FAILED {name}")
+
+
+def run_on(host: PyinfraHost, command: str) -> tuple[bool, str]:
+    """Run a read-only command on a connected host (not an operation: never a change)."""
+    ok, output = host.run_shell_command(command)
+    return ok, "\n".join(output.stdout_lines + output.stderr_lines)
+
+
+def retry(host: PyinfraHost, command: str, what: str, timeout: float) -> str:
+    """Re-run a check until it succeeds; raise DeployError naming the host after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ok, output = run_on(host, command)
+        if ok:
+            return output
+        if time.monotonic() > deadline:
+            raise DeployError(f"{host.name}: {what} not reached within {timeout:.0f} s: "
+                              f"{output.strip()[-500:]}")
+        time.sleep(1)
+
+
+def _hosts(state: State) -> list[PyinfraHost]:
+    return list(state.inventory.get_active_hosts())
+
+
+def wait_etcd(ctx: DeployContext, state: State) -> None:
+    """Every etcd member healthy over TLS (checked from the first member)."""
+    retry(_hosts(state)[0], etcd.health_command(ctx), "etcd healthy on every member", 90)
+
+
+def wait_apiserver(ctx: DeployContext, state: State) -> None:
+    """/readyz answers ok on every master."""
+    for host in _hosts(state):
+        retry(host, controlplane.readyz_command(ctx), "kube-apiserver /readyz", 120)
+
+
+def wait_flannel(ctx: DeployContext, state: State) -> None:
+    """flanneld holds a subnet lease on every pod host."""
+    for host in _hosts(state):
+        retry(host, f"test -s {flannel.SUBNET_ENV}", "flannel subnet lease", 60)
+
+
+def kubectl(ctx: DeployContext, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    """The cached kubectl on the control machine with the operator's admin kubeconfig."""
+    return subprocess.run(
+        [ctx.binary("kubernetes", "kubectl"), f"--kubeconfig={ctx.state / 'admin.kubeconfig'}",
+         *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def wait_nodes(ctx: DeployContext, state: State) -> None:
+    """Every node registered and Ready, as the operator's kubectl sees it."""
+    deadline = time.monotonic() + 180
+    for me in ctx.cluster.nodes:
+        while True:
+            result = kubectl(ctx, "wait", "--for=condition=Ready", f"node/{me.name}",
+                             "--timeout=5s")
+            if result.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise DeployError(f"node {me.name} not Ready within 180 s: "
+                                  f"{(result.stderr or result.stdout).strip()[-300:]}")
+            time.sleep(1)
+
+
+def cluster_config(ctx: DeployContext) -> None:
+    """Once per cluster: RBAC on the first master, flannel's config in etcd via the first member."""
+    from pyinfra import host
+
+    if host.name == ctx.cluster.masters[0].name:
+        controlplane.bootstrap_rbac(ctx)
+    if host.name == ctx.cluster.etcd[0].name:
+        flannel.network_config(ctx)
+
+
+def _first_master_and_etcd(cluster: Cluster) -> tuple[Host, ...]:
+    return tuple(dict.fromkeys((cluster.masters[0], cluster.etcd[0])))
+
+
+PHASES = (
+    Phase("hosts", lambda c: c.hosts, (common.deploy, pki.deploy)),
+    Phase("etcd", lambda c: c.etcd, (etcd.deploy,), ("etcd",), wait_etcd),
+    Phase("control plane", lambda c: c.masters, (controlplane.deploy,),
+          controlplane.SERVICES, wait_apiserver),
+    Phase("cluster config", _first_master_and_etcd, (cluster_config,)),
+    Phase("network", lambda c: c.pod_hosts, (flannel.deploy,), ("flanneld",), wait_flannel),
+    Phase("nodes", lambda c: c.nodes, (runtime.deploy, node.deploy),
+          ("containerd", "kubelet", "kube-proxy"), wait_nodes),
+)
+
+
+def _journal(host: PyinfraHost, services: tuple[str, ...]) -> str:
+    parts = []
+    for service in services:
+        _ok, text = run_on(host, f"journalctl -u {service} -n 15 --no-pager -o cat")
+        parts.append(f"--- journal of {service} on {host.name} ---\n{text}")
+    return "\n".join(parts)
+
+
+class Deployer:
+    """Bootstraps (or converges) a cluster described by an inventory file."""
+
+    def __init__(self, inventory_path: Path, out: Callable[[str], None] = print) -> None:
+        self.inventory_path = inventory_path
+        self.groups = inv.load_groups(inventory_path)
+        self.data = inv.settings.group_data()
+        self.ctx = DeployContext(inv.to_cluster(self.groups, self.data), self.data,
+                                 state_dir(inventory_path))
+        self.out = out
+        logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
+
+    def prepare_local(self) -> None:
+        """Verify the binary cache and make the PKI on the control machine."""
+        versions = {k: str(v) for k, v in self.data.items() if k.endswith("_version")}
+        for name in COMPONENTS:
+            sources.ensure(name, versions)
+        self.ctx.state.mkdir(parents=True, exist_ok=True)
+        made = pki.prepare(self.ctx)
+        self.out(f"[pki] {len(made)} made or renewed" if made else "[pki] up to date")
+
+    def _connect(self, phase: Phase, report: Report) -> tuple[State, Progress]:
+        names = [h.name for h in phase.hosts(self.ctx.cluster)]
+        pyinfra_inventory = inv.to_pyinfra(self.groups, self.data, only=names)
+        state = State(pyinfra_inventory, Config(CONNECT_TIMEOUT=10, FAIL_PERCENT=None))
+        state.cwd = str(inv.settings.PROJECT)
+        progress = Progress(phase.name, self.out)
+        state.add_callback_handler(progress)
+        connect_all(state)
+        unreachable = sorted(set(names) - {h.name for h in state.activated_hosts})
+        if unreachable:
+            disconnect_all(state)
+            raise DeployError(f"phase {phase.name}: cannot connect to {', '.join(unreachable)} "
+                              "(check the address, SSH key and known_hosts in the inventory)")
+        return state, progress
+
+    def run_phase(self, phase: Phase, report: Report, dry: bool) -> None:
+        """Prepare and run one phase, then wait for its readiness check."""
+        start = time.monotonic()
+        state, progress = self._connect(phase, report)
+        try:
+            with ctx_inventory.use(state.inventory):
+                for task in phase.tasks:
+                    add_deploy(state, task, self.ctx)
+            if dry:
+                self._show_pending(phase, state)
+                return
+            run_ops(state)
+            self._record_changes(phase, state, report)
+            failed = progress.failed or {h.name: "connection" for h in state.failed_hosts}
+            if failed:
+                details = "\n".join(
+                    f"phase {phase.name}: host {name}: step '{step}' failed"
+                    for name, step in failed.items())
+                logs = "\n".join(_journal(h, phase.services) for h in _hosts(state)
+                                 if h.name in failed and phase.services)
+                raise DeployError(details + ("\n" + logs if logs else ""))
+            if phase.wait:
+                try:
+                    phase.wait(self.ctx, state)
+                except DeployError as error:
+                    logs = "\n".join(_journal(h, phase.services) for h in _hosts(state))
+                    raise DeployError(f"phase {phase.name}: {error}\n{logs}") from error
+        finally:
+            disconnect_all(state)
+            report.seconds[phase.name] = time.monotonic() - start
+        changes = report.changed.get(phase.name, {})
+        summary = ", ".join(f"{h.name} {len(changes.get(h.name, []))} changed"
+                            for h in phase.hosts(self.ctx.cluster))
+        self.out(f"[{phase.name}] ok in {report.seconds[phase.name]:.1f} s: {summary}")
+
+    def _record_changes(self, phase: Phase, state: State, report: Report) -> None:
+        """Print and record the ops that changed something, per host."""
+        for host in _hosts(state):
+            for op_hash in state.get_op_order():
+                op_data = state.ops[host].get(op_hash)
+                meta = op_data.operation_meta if op_data else None
+                if meta is not None and meta.is_complete() and meta.did_change():
+                    name = _op_name(state, op_hash)
+                    report.changed.setdefault(phase.name, {}).setdefault(host.name, []).append(name)
+                    self.out(f"  [{phase.name}] {host.name}: {name}")
+
+    def _show_pending(self, phase: Phase, state: State) -> None:
+        """Dry run: list unconditional ops that would change something (no file contents)."""
+        for host in _hosts(state):
+            for op_hash in state.get_op_order():
+                op_data = state.ops[host].get(op_hash)
+                if op_data is None or op_data.global_arguments.get("_if"):
+                    continue
+                if next(iter(op_data.command_generator()), None) is not None:
+                    self.out(f"  [{phase.name}] {host.name}: would change: "
+                             f"{_op_name(state, op_hash)}")
+
+    def up(self, dry: bool = False) -> Report:
+        """Every phase in order; raises DeployError at the first failing phase."""
+        report = Report()
+        start = time.monotonic()
+        self.prepare_local()
+        for phase in PHASES:
+            self.out(f"[{phase.name}] {', '.join(h.name for h in phase.hosts(self.ctx.cluster))}")
+            self.run_phase(phase, report, dry)
+        report.seconds["total"] = time.monotonic() - start
+        verb = "would be checked" if dry else "changed"
+        self.out(f"done in {report.seconds['total']:.1f} s: {report.total_changes} operations "
+                 f"{verb}; kubeconfig: {self.ctx.state / 'admin.kubeconfig'}")
+        return report
+
+
+def main_up(inventory_path: Path, dry: bool) -> int:
+    """`deploy.py up`: bootstrap or converge; one-line errors, non-zero on failure."""
+    try:
+        Deployer(inventory_path).up(dry)
+    except (DeployError, inv.InventoryError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""pyinfra tasks: one module per component, each run per host by kubesmith.deployer."""
