@@ -16,7 +16,7 @@ from pyinfra.api.deploy import add_deploy
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import BaseStateCallback
-from pyinfra.context import ctx_inventory
+from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 
 from kubesmith import inventory as inv
 from kubesmith.binaries import sources
@@ -257,7 +257,9 @@ class Deployer:
                 op_data = state.ops[host].get(op_hash)
                 if op_data is None or op_data.global_arguments.get("_if"):
                     continue
-                if next(iter(op_data.command_generator()), None) is not None:
+                with ctx_state.use(state), ctx_host.use(host):
+                    pending = next(iter(op_data.command_generator()), None)
+                if pending is not None:
                     self.out(f"  [{phase.name}] {host.name}: would change: "
                              f"{_op_name(state, op_hash)}")
 

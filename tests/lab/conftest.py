@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,3 +69,67 @@ def lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
     yield boot
     lab.down(paths, log=lambda _msg: None)
+
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+class Deployed:
+    """A lab with a cluster deployed by `deploy.py up`, and helpers to look at it."""
+
+    def __init__(self, lab: Lab, state: Path, env: dict[str, str], first_up: str) -> None:
+        self.lab, self.state, self.env, self.first_up = lab, state, env, first_up
+
+    def deploy(self, *args: str) -> subprocess.CompletedProcess:
+        """Run `python deploy.py ARGS` against this lab, as a user would."""
+        return subprocess.run([sys.executable, str(PROJECT / "deploy.py"), *args],
+                              capture_output=True, text=True, env=self.env, cwd=PROJECT,
+                              timeout=900, check=False)
+
+    def kubectl(self, *args: str, check: bool = True) -> str:
+        """The cached kubectl with the operator's admin kubeconfig written by the deploy."""
+        kubeconfig = f"--kubeconfig={self.state / 'admin.kubeconfig'}"
+        result = subprocess.run([str(self.kubectl_binary()), kubeconfig, *args],
+                                capture_output=True, text=True, timeout=120, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr}")
+        return result.stdout + (result.stderr if not check else "")
+
+    def apply(self, manifest: str) -> None:
+        """kubectl apply a manifest given as text."""
+        kubeconfig = f"--kubeconfig={self.state / 'admin.kubeconfig'}"
+        subprocess.run([str(self.kubectl_binary()), kubeconfig, "apply", "-f", "-"],
+                       input=manifest, text=True, check=True, capture_output=True)
+
+    @staticmethod
+    def kubectl_binary() -> Path:
+        """The cached kubectl of the pinned version."""
+        versions = settings.versions()
+        return cache.component_dir(cache.default_root(), "kubernetes",
+                                   versions["kubernetes_version"], cache.host_arch()) / "kubectl"
+
+    def ssh(self, host: str, command: str) -> subprocess.CompletedProcess:
+        """Run a command on a lab host."""
+        return subprocess.run([*self.lab.ssh_args(host), command], capture_output=True,
+                              text=True, timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def cluster_factory(lab_factory, tmp_path_factory: pytest.TempPathFactory):
+    """Boot `count` hosts and bootstrap a cluster on them with `etcd` members."""
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"binary cache lacks {', '.join(missing)}: run `python deploy.py binaries`")
+
+    def make(count: int, etcd: int = 1) -> Deployed:
+        lab_ = lab_factory(count)
+        state = Path(tmp_path_factory.mktemp("state"))
+        env = dict(os.environ, KUBESMITH_LAB_DIR=str(lab_.paths.root),
+                   KUBESMITH_STATE=str(state), KUBESMITH_LAB_ETCD=str(etcd))
+        deployed = Deployed(lab_, state, env, "")
+        first = deployed.deploy("up")
+        assert first.returncode == 0, f"deploy.py up failed:\n{first.stdout}\n{first.stderr}"
+        deployed.first_up = first.stdout
+        return deployed
+
+    return make

@@ -1,0 +1,253 @@
+"""Check an inventory and its group data before any host is touched: one line per problem."""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from pyinfra.connectors.ssh import SSHConnector
+
+from kubesmith import settings
+from kubesmith.inventory import Groups, host_data, host_names
+from kubesmith.model import ROLES
+
+ERROR = "error"
+WARNING = "warning"
+
+# Host data keys besides `ssh_*`: pyinfra's privilege arguments and kubesmith's own.
+HOST_KEYS = ("address", "iface", "_sudo", "_sudo_user", "_use_sudo_password", "_su_user",
+             "_doas", "_env")
+SSH_KEYS = tuple(SSHConnector.data_meta)  # only to suggest a spelling: any ssh_* key is allowed
+NETWORK_FIELDS = ("pod_cidr", "service_cidr")
+VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+MAX_VNI = 2**24 - 1
+SUGGEST_CUTOFF = 0.7  # difflib's 0.6 offers `masters` for a group named `others`
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: its level ("error" or "warning"), the host or field, and what to do."""
+
+    level: str
+    subject: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.subject}: {self.message}"
+
+
+class ValidationError(Exception):
+    """Inventory or group data with errors; str() lists the error lines."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems if p.level == ERROR))
+
+
+def check(groups: Groups, data: dict[str, object]) -> list[Problem]:
+    """Every problem of the inventory and group data, errors and warnings alike."""
+    hosts = host_data(groups)
+    return [
+        *_check_groups(groups),
+        *_check_etcd_quorum(groups),
+        *_check_roles(groups),
+        *_check_duplicate_names(groups),
+        *_check_host_keys(hosts),
+        *_check_addresses(hosts),
+        *_check_shared_addresses(hosts),
+        *_check_data_keys(data),
+        *_check_versions(data),
+        *_check_cidrs(data),
+        *_check_overlap(data),
+        *_check_hosts_outside_networks(hosts, data),
+        *_check_service_ips(data),
+        *_check_flannel_vni(data),
+    ]
+
+
+def validate(groups: Groups, data: dict[str, object]) -> list[Problem]:
+    """The warnings of a usable inventory; raises ValidationError if there is any error."""
+    problems = check(groups, data)
+    if any(p.level == ERROR for p in problems):
+        raise ValidationError(problems)
+    return problems
+
+
+def _error(subject: str, message: str) -> Problem:
+    """An error about subject."""
+    return Problem(ERROR, subject, message)
+
+
+def _warning(subject: str, message: str) -> Problem:
+    """A warning about subject."""
+    return Problem(WARNING, subject, message)
+
+
+def _fix(word: str, candidates: Iterable[str], otherwise: str) -> str:
+    """The "did you mean X?" advice for the closest candidate, else the fallback advice."""
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=SUGGEST_CUTOFF)
+    return f"did you mean {matches[0]}?" if matches else otherwise
+
+
+def _ip(value: object) -> IPAddress | None:
+    """The IP address value denotes, or None."""
+    try:
+        return ipaddress.ip_address(str(value))
+    except ValueError:
+        return None
+
+
+def _network(value: object) -> IPNetwork | None:
+    """The network a CIDR value denotes, or None."""
+    try:
+        return ipaddress.ip_network(str(value))
+    except ValueError:
+        return None
+
+
+def _address(name: str, data: dict[str, object]) -> str:
+    """The address the cluster uses for a host (as kubesmith.inventory.to_cluster does)."""
+    return str(data.get("address") or data.get("ssh_hostname") or name)
+
+
+def _check_groups(groups: Groups) -> Iterator[Problem]:
+    """Each role group must have hosts; other groups are likely typos."""
+    for role in ROLES:
+        if not groups.get(role):
+            yield _error(role, f"no hosts: add a `{role} = [...]` list to the inventory")
+    for group in groups:
+        if group not in ROLES:
+            advice = _fix(group, ROLES, "kubesmith only uses etcd, masters and nodes")
+            yield _warning(group, f"unknown group, ignored: {advice}")
+
+
+def _check_etcd_quorum(groups: Groups) -> Iterator[Problem]:
+    """An even etcd cluster tolerates no more failures than one member fewer."""
+    members = dict.fromkeys(name for name, _ in groups.get("etcd", []))
+    if members and len(members) % 2 == 0:
+        yield _warning("etcd", f"{len(members)} members: quorum: use an odd number (1, 3, 5)")
+
+
+def _check_roles(groups: Groups) -> Iterator[Problem]:
+    """A host outside every role group gets nothing."""
+    in_role = {name for role in ROLES for name, _ in groups.get(role, [])}
+    for name in host_names(groups):
+        if name not in in_role:
+            yield _warning(name, "not in etcd, masters or nodes: nothing will be deployed on it")
+
+
+def _check_duplicate_names(groups: Groups) -> Iterator[Problem]:
+    """A host listed twice in one group."""
+    for group, entries in groups.items():
+        for name, count in Counter(name for name, _ in entries).items():
+            if count > 1:
+                yield _error(name, f"listed {count} times in `{group}`: list each host once")
+
+
+def _check_host_keys(hosts: dict[str, dict[str, object]]) -> Iterator[Problem]:
+    """Host data keys neither pyinfra nor kubesmith reads (typos)."""
+    for name, data in hosts.items():
+        for key in map(str, data):
+            if not key.startswith("ssh_") and key not in HOST_KEYS:
+                advice = _fix(key, HOST_KEYS + SSH_KEYS, "remove it")
+                yield _error(name, f"unknown host data key {key!r}: {advice}")
+
+
+def _check_addresses(hosts: dict[str, dict[str, object]]) -> Iterator[Problem]:
+    """An explicit `address` must be an IP."""
+    for name, data in hosts.items():
+        if "address" in data and _ip(data["address"]) is None:
+            yield _error(name, f"address {data['address']!r} is not an IP: set the host's IP")
+
+
+def _check_shared_addresses(hosts: dict[str, dict[str, object]]) -> Iterator[Problem]:
+    """Two hosts with one address."""
+    owners: dict[str, str] = {}
+    for name, data in hosts.items():
+        address = _address(name, data)
+        ip = _ip(address)
+        first = owners.setdefault(str(ip) if ip else address.lower(), name)
+        if first != name:
+            yield _error(name, f"address {address} is also {first}'s: give each host its own")
+
+
+def _check_data_keys(data: dict[str, object]) -> Iterator[Problem]:
+    """Group data keys that group_data/all.py does not define (typos)."""
+    known = settings.group_data()
+    for key in map(str, data):
+        if key not in known:
+            advice = _fix(key, known, "remove it or define it in group_data/all.py")
+            yield _error(key, f"unknown group data key: {advice}")
+
+
+def _check_versions(data: dict[str, object]) -> Iterator[Problem]:
+    """Every `*_version` must look like v1.2.3 (optionally with -pre or +build)."""
+    for key, value in data.items():
+        if str(key).endswith("_version") and not VERSION.fullmatch(str(value)):
+            yield _error(str(key), f"{value!r} is not a version: use one like v1.2.3")
+
+
+def _check_cidrs(data: dict[str, object]) -> Iterator[Problem]:
+    """The networks must be present, and every `*_cidr` a valid network."""
+    fields = dict.fromkeys([*NETWORK_FIELDS, *(str(k) for k in data if str(k).endswith("_cidr"))])
+    for field in fields:
+        if field not in data:
+            yield _error(field, "missing: define it in group_data/all.py")
+            continue
+        try:
+            ipaddress.ip_network(str(data[field]))
+        except ValueError as error:
+            yield _error(field, f"invalid CIDR: {error}")
+
+
+def _check_overlap(data: dict[str, object]) -> Iterator[Problem]:
+    """Pod and service networks must be disjoint."""
+    pods, services = (_network(data.get(field)) for field in NETWORK_FIELDS)
+    if pods and services and pods.overlaps(services):
+        yield _error("service_cidr", f"{services} overlaps pod_cidr {pods}: use disjoint ranges")
+
+
+def _check_hosts_outside_networks(hosts: dict[str, dict[str, object]],
+                                  data: dict[str, object]) -> Iterator[Problem]:
+    """No host address may fall in the pod or service network."""
+    for field in NETWORK_FIELDS:
+        network = _network(data.get(field))
+        if network is None:
+            continue
+        for name, host in hosts.items():
+            ip = _ip(_address(name, host))
+            if ip is not None and ip in network:
+                yield _error(name, f"address {ip} is inside {field} {network}: change {field}")
+
+
+def _check_service_ips(data: dict[str, object]) -> Iterator[Problem]:
+    """The service VIP and cluster_dns must be distinct addresses inside service_cidr."""
+    services = _network(data.get("service_cidr"))
+    dns = _ip(data.get("cluster_dns"))
+    if dns is None:
+        value = data.get("cluster_dns")
+        yield _error("cluster_dns", f"{value!r} is not an IP: use an address in service_cidr")
+    if services is None:
+        return
+    if services.num_addresses < 2:
+        yield _error("service_cidr", f"{services} has no room for the service VIP: use e.g. a /24")
+        return
+    vip = services.network_address + 1
+    if dns is not None and dns not in services:
+        yield _error("cluster_dns", f"{dns} is outside service_cidr {services}: use one inside it")
+    elif dns == vip:
+        yield _error("cluster_dns", f"{dns} is the kubernetes service VIP: use another address")
+
+
+def _check_flannel_vni(data: dict[str, object]) -> Iterator[Problem]:
+    """flannel's VXLAN id must be an int in 1..2**24-1."""
+    vni = data.get("flannel_vni")
+    if isinstance(vni, bool) or not isinstance(vni, int) or not 1 <= vni <= MAX_VNI:
+        yield _error("flannel_vni", f"{vni!r} is not a VXLAN id: use an int in 1..{MAX_VNI}")

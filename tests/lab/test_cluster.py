@@ -1,0 +1,162 @@
+"""Bootstrap a real cluster on 3 lab hosts and check it the way an operator would."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from kubesmith import settings
+
+pytestmark = pytest.mark.lab
+
+WEB = """apiVersion: v1
+kind: Pod
+metadata:
+  name: web-{node}
+  labels: {{app: web-{node}}}
+spec:
+  nodeName: {node}
+  containers:
+  - name: web
+    image: kubesmith.local/busybox:{busybox}
+    imagePullPolicy: Never
+    command: ["sh", "-c", "mkdir -p /www && echo hello-from-{node} > /www/index.html &&
+              exec httpd -f -p 8080 -h /www"]
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_factory):
+    return cluster_factory(3)
+
+
+def _http_get(cluster, pod: str, address: str, port: int) -> str:
+    """Fetch / from inside a pod (busybox nc; the test image has no DNS)."""
+    return cluster.kubectl("exec", pod, "--", "sh", "-c",
+                           f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 {address} {port}')
+
+
+def test_first_up_reports_every_phase(cluster) -> None:
+    for phase in ("[hosts]", "[etcd]", "[control plane]", "[network]", "[nodes]"):
+        assert f"{phase} ok in" in cluster.first_up
+    assert "BEGIN" not in cluster.first_up and "PRIVATE KEY" not in cluster.first_up
+
+
+def test_componentstatuses_healthy(cluster) -> None:
+    out = cluster.kubectl("get", "componentstatuses", "--no-headers")
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
+    assert rows == {"scheduler": "Healthy", "controller-manager": "Healthy", "etcd-0": "Healthy"}
+
+
+def test_nodes_ready_with_pinned_kubelet(cluster) -> None:
+    out = cluster.kubectl("get", "nodes", "--no-headers")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()}
+    assert set(rows) == {"lab-2", "lab-3"}
+    version = settings.versions()["kubernetes_version"]
+    for name, row in rows.items():
+        assert row[1] == "Ready", f"{name}: {row}"
+        assert row[4] == version
+
+
+def test_pod_to_pod_across_vxlan_and_cluster_ip(cluster) -> None:
+    busybox = settings.versions()["busybox_version"]
+    for node in ("lab-2", "lab-3"):
+        cluster.apply(WEB.format(node=node, busybox=busybox))
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/web-lab-2", "pod/web-lab-3",
+                    "--timeout=90s")
+    target_ip = cluster.kubectl("get", "pod", "web-lab-3", "-o", "jsonpath={.status.podIP}")
+    source_ip = cluster.kubectl("get", "pod", "web-lab-2", "-o", "jsonpath={.status.podIP}")
+    assert target_ip.split(".")[2] != source_ip.split(".")[2], "pods must be on different subnets"
+    assert "hello-from-lab-3" in _http_get(cluster, "web-lab-2", target_ip, 8080)
+    cluster.kubectl("expose", "pod", "web-lab-3", "--name=web", "--port=80",
+                    "--target-port=8080")
+    vip = cluster.kubectl("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}")
+    deadline = time.monotonic() + 30
+    while "hello-from-lab-3" not in (answer := _http_get(cluster, "web-lab-2", vip, 80)):
+        assert time.monotonic() < deadline, f"service {vip} did not answer: {answer}"
+        time.sleep(1)
+    nat = cluster.ssh("lab-2", "iptables -t nat -S").stdout
+    assert "-N KUBE-SERVICES" in nat
+    assert re.search(rf"-A KUBE-SERVICES -d {re.escape(vip)}/32 .*default/web", nat)
+
+
+ETCDCTL = ". /etc/kubernetes/etcdctl.env && etcdctl "
+
+
+def test_etcd_holds_registry_and_flannel_leases(cluster) -> None:
+    keys = cluster.ssh("lab-1", ETCDCTL + "get /registry/namespaces/ --prefix --keys-only")
+    assert "/registry/namespaces/default" in keys.stdout.split()
+    leases = cluster.ssh("lab-1", ETCDCTL + "get /coreos.com/network/subnets --prefix "
+                         "--keys-only").stdout.split()
+    assert len(leases) == 3, leases  # one per pod host: lab-1 (master), lab-2, lab-3
+    health = cluster.ssh("lab-1", ETCDCTL + "endpoint health")
+    assert health.returncode == 0 and "is healthy" in health.stdout + health.stderr
+
+
+def test_secrets_are_encrypted_at_rest(cluster) -> None:
+    cluster.kubectl("create", "secret", "generic", "probe", "--from-literal=word=plaintextvalue")
+    raw = cluster.ssh("lab-1", ETCDCTL + "get --print-value-only /registry/secrets/default/probe"
+                      " > /tmp/probe && head -c 23 /tmp/probe && grep -c plaintextvalue /tmp/probe")
+    assert raw.stdout.startswith("k8s:enc:aescbc:v1:key1:"), raw.stdout
+    assert raw.stdout.rstrip().endswith("\n0") or raw.stdout.rstrip().endswith(":0"), raw.stdout
+
+
+def test_etcd_refuses_a_client_without_certificate(cluster) -> None:
+    result = cluster.ssh("lab-2", "curl -sS --max-time 5 --cacert /etc/kubernetes/pki/etcd-ca.crt "
+                         "https://10.241.0.11:2379/health")
+    assert result.returncode != 0, result.stdout
+    with_cert = cluster.ssh("lab-1", "curl -sS --max-time 5"
+                            " --cacert /etc/kubernetes/pki/etcd-ca.crt"
+                            " --cert /etc/kubernetes/pki/etcd-healthcheck-client.crt"
+                            " --key /etc/kubernetes/pki/etcd-healthcheck-client.key"
+                            " https://10.241.0.11:2379/health")
+    assert '"health":"true"' in with_cert.stdout
+
+
+def test_apiserver_refuses_anonymous(cluster) -> None:
+    result = cluster.ssh("lab-2", "curl -s -o /dev/null -w '%{http_code}' --max-time 5 "
+                         "--cacert /etc/kubernetes/pki/kubernetes-ca.crt "
+                         "https://10.241.0.11:6443/api")
+    assert result.stdout == "401"
+
+
+def test_keys_are_private(cluster) -> None:
+    modes = cluster.ssh("lab-1", "stat -c '%a %n' /etc/kubernetes/pki/*.key /var/lib/etcd").stdout
+    for line in modes.splitlines():
+        mode, path = line.split()
+        assert mode in ("600", "700"), line
+
+
+def test_second_up_changes_nothing(cluster) -> None:
+    again = cluster.deploy("up")
+    assert again.returncode == 0, again.stderr
+    assert "0 operations changed" in again.stdout, again.stdout
+
+
+def test_dry_run_changes_nothing_and_prints_no_keys(cluster) -> None:
+    cluster.ssh("lab-3", "sed -i 's/^eventRecordQPS: 5/eventRecordQPS: 6/' "
+                "/var/lib/kubelet/config.yaml")
+    dry = cluster.deploy("up", "--dry")
+    assert dry.returncode == 0, dry.stderr
+    assert "lab-3: would change: kubelet configuration" in dry.stdout
+    assert "PRIVATE KEY" not in dry.stdout + dry.stderr
+    still = cluster.ssh("lab-3", "grep eventRecordQPS /var/lib/kubelet/config.yaml").stdout
+    assert "6" in still, "dry run must not change the host"
+
+
+def test_changed_config_restarts_only_that_service(cluster) -> None:
+    def started(host: str, unit: str) -> str:
+        return cluster.ssh(host, f"systemctl show -p ActiveEnterTimestampMonotonic {unit}").stdout
+
+    before = {(h, u): started(h, u) for h in ("lab-2", "lab-3")
+              for u in ("kubelet", "kube-proxy", "containerd")}
+    cluster.ssh("lab-3", "sed -i 's/^eventRecordQPS: .*/eventRecordQPS: 7/' "
+                "/var/lib/kubelet/config.yaml")
+    rerun = cluster.deploy("up")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "[nodes] lab-3: restart kubelet (inputs changed)" in rerun.stdout
+    after = {key: started(*key) for key in before}
+    changed = {key for key in before if before[key] != after[key]}
+    assert changed == {("lab-3", "kubelet")}
