@@ -16,13 +16,14 @@ from pyinfra.api.deploy import add_deploy
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import BaseStateCallback
-from pyinfra.context import ctx_host, ctx_inventory, ctx_state
+from pyinfra.context import ctx_inventory
 
 from kubesmith import inventory as inv
 from kubesmith.binaries import sources
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext, state_dir
 from kubesmith.model import Cluster, Host
+from kubesmith.validate import ValidationError, validate
 from tasks import common, controlplane, etcd, flannel, node, pki, runtime
 
 
@@ -175,6 +176,8 @@ class Deployer:
         self.inventory_path = inventory_path
         self.groups = inv.load_groups(inventory_path)
         self.data = inv.settings.group_data()
+        for warning in validate(self.groups, self.data):
+            out(str(warning))
         self.ctx = DeployContext(inv.to_cluster(self.groups, self.data), self.data,
                                  state_dir(inventory_path))
         self.out = out
@@ -192,7 +195,10 @@ class Deployer:
     def _connect(self, phase: Phase, report: Report) -> tuple[State, Progress]:
         names = [h.name for h in phase.hosts(self.ctx.cluster)]
         pyinfra_inventory = inv.to_pyinfra(self.groups, self.data, only=names)
-        state = State(pyinfra_inventory, Config(CONNECT_TIMEOUT=10, FAIL_PERCENT=None))
+        # Tasks create ops only for pending changes (decided from facts), so ops need no
+        # change check at prepare time: that would cost facts for every op.
+        state = State(pyinfra_inventory, Config(CONNECT_TIMEOUT=10, FAIL_PERCENT=None),
+                      check_for_changes=False)
         state.cwd = str(inv.settings.PROJECT)
         progress = Progress(phase.name, self.out)
         state.add_callback_handler(progress)
@@ -213,7 +219,7 @@ class Deployer:
                 for task in phase.tasks:
                     add_deploy(state, task, self.ctx)
             if dry:
-                self._show_pending(phase, state)
+                self._show_pending(phase, state, report)
                 return
             run_ops(state)
             self._record_changes(phase, state, report)
@@ -250,18 +256,14 @@ class Deployer:
                     report.changed.setdefault(phase.name, {}).setdefault(host.name, []).append(name)
                     self.out(f"  [{phase.name}] {host.name}: {name}")
 
-    def _show_pending(self, phase: Phase, state: State) -> None:
-        """Dry run: list unconditional ops that would change something (no file contents)."""
+    def _show_pending(self, phase: Phase, state: State, report: Report) -> None:
+        """Dry run: every prepared op is a pending change (names only, never file contents)."""
         for host in _hosts(state):
             for op_hash in state.get_op_order():
-                op_data = state.ops[host].get(op_hash)
-                if op_data is None or op_data.global_arguments.get("_if"):
-                    continue
-                with ctx_state.use(state), ctx_host.use(host):
-                    pending = next(iter(op_data.command_generator()), None)
-                if pending is not None:
-                    self.out(f"  [{phase.name}] {host.name}: would change: "
-                             f"{_op_name(state, op_hash)}")
+                if op_hash in state.ops[host]:
+                    name = _op_name(state, op_hash)
+                    report.changed.setdefault(phase.name, {}).setdefault(host.name, []).append(name)
+                    self.out(f"  [{phase.name}] {host.name}: would change: {name}")
 
     def up(self, dry: bool = False) -> Report:
         """Every phase in order; raises DeployError at the first failing phase."""
@@ -272,7 +274,7 @@ class Deployer:
             self.out(f"[{phase.name}] {', '.join(h.name for h in phase.hosts(self.ctx.cluster))}")
             self.run_phase(phase, report, dry)
         report.seconds["total"] = time.monotonic() - start
-        verb = "would be checked" if dry else "changed"
+        verb = "would change" if dry else "changed"
         self.out(f"done in {report.seconds['total']:.1f} s: {report.total_changes} operations "
                  f"{verb}; kubeconfig: {self.ctx.state / 'admin.kubeconfig'}")
         return report
@@ -282,6 +284,9 @@ def main_up(inventory_path: Path, dry: bool) -> int:
     """`deploy.py up`: bootstrap or converge; one-line errors, non-zero on failure."""
     try:
         Deployer(inventory_path).up(dry)
+    except ValidationError as error:
+        print(f"{error}\nnothing was changed: fix the inventory and run again", file=sys.stderr)
+        return 1
     except (DeployError, inv.InventoryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

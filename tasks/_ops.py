@@ -1,34 +1,150 @@
-"""Small shared op patterns: install binaries, restart a service only when its inputs changed."""
+"""Shared op patterns that decide at prepare time from one fact per task, so an unchanged host
+costs a couple of round trips: files and directories synced by checksum, services restarted
+only when their unit, config or binary changed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pyinfra import host
+from pyinfra.api import FactBase
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files, systemd
 
-from kubesmith.context import DeployContext
+from kubesmith.binaries import cache
+from kubesmith.context import TEMPLATES, DeployContext
+
+Op = OperationMeta | None
+
+_JINJA = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
+                     keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
 
 
-def changed(ops: Sequence[OperationMeta]) -> Callable[[], bool]:
-    """An `_if` condition: true when any of the ops changed something."""
-    return lambda: any(op.did_change() for op in ops)
+def render(template: str, **values: object) -> str:
+    """Render templates/<component>/<file> with strict undefined variables."""
+    return _JINJA.get_template(template).render(**values)
 
 
-def install_binaries(ctx: DeployContext, component: str, files_: Sequence[str],
-                     dest_dir: str) -> list[OperationMeta]:
-    """Upload cached binaries (skipped when the remote checksum already matches)."""
-    return [
-        files.put(name=f"install {name}", src=ctx.binary(component, name),
-                  dest=f"{dest_dir}/{name}", mode="755")
-        for name in files_
-    ]
+@dataclass(frozen=True)
+class Item:
+    """A file or directory the host must have: content from a local file or rendered text."""
+
+    name: str
+    dest: str
+    mode: str = "644"
+    src: str | None = None
+    content: str | None = None
+    sha256: str = ""
+    directory: bool = False
 
 
-def service(name: str, unit: OperationMeta, inputs: Sequence[OperationMeta]) -> None:
-    """Reload units if the unit changed, restart if any input changed, keep it enabled+running."""
-    systemd.daemon_reload(name=f"reload units for {name}", _if=unit.did_change)
-    systemd.service(name=f"restart {name} (inputs changed)", service=f"{name}.service",
-                    restarted=True, _if=changed([unit, *inputs]))
-    systemd.service(name=f"{name} running and enabled", service=f"{name}.service",
-                    running=True, enabled=True)
+def directory(path: str, mode: str = "755") -> Item:
+    """A directory with a mode."""
+    return Item(f"directory {path}", path, mode, directory=True)
+
+
+def template(name: str, template_path: str, dest: str, mode: str = "644",
+             **values: object) -> Item:
+    """A file rendered from a template (the rendering happens here, on the control machine)."""
+    text = render(template_path, **values)
+    return Item(name, dest, mode, content=text, sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+def local(name: str, src: str, dest: str, mode: str = "644", sha256: str = "") -> Item:
+    """A file copied from the control machine."""
+    return Item(name, dest, mode, src=src, sha256=sha256 or cache.sha256_file(src))
+
+
+def binaries(ctx: DeployContext, component: str, names: Sequence[str], dest_dir: str) -> list[Item]:
+    """Cached binaries, with the sums from the verified cache manifest (no re-hashing)."""
+    first = ctx.binary(component, names[0])
+    sums = cache.read_manifest(Path(first).parent)
+    return [local(f"install {n}", ctx.binary(component, n), f"{dest_dir}/{n}", "755", sums[n])
+            for n in names]
+
+
+class FileStates(FactBase):
+    """Mode and sha256 of many paths in one command: {path: (mode, sha256|'dir')}."""
+
+    @staticmethod
+    def default() -> dict[str, tuple[str, str]]:
+        return {}
+
+    def command(self, paths: list[str]) -> str:
+        quoted = " ".join(f"'{p}'" for p in paths)
+        return (
+            f'for p in {quoted}; do if [ -d "$p" ]; then echo "$p $(stat -c %a "$p") dir";'
+            ' elif [ -f "$p" ]; then'
+            ' echo "$p $(stat -c %a "$p") $(sha256sum < "$p" | cut -c1-64)";'
+            ' else echo "$p - -"; fi; done'
+        )
+
+    def process(self, output: list[str]) -> dict[str, tuple[str, str]]:
+        states = {}
+        for line in output:
+            path, mode, digest = line.rsplit(" ", 2)
+            states[path] = (mode, digest)
+        return states
+
+
+def sync(items: Sequence[Item]) -> dict[str, Op]:
+    """Create ops only for items that differ on the host; return name -> op (None: in sync)."""
+    states = host.get_fact(FileStates, paths=[i.dest for i in items]) if items else {}
+    ops: dict[str, Op] = {}
+    for item in items:
+        want = (item.mode, "dir" if item.directory else item.sha256)
+        if states.get(item.dest) == want:
+            ops[item.name] = None
+        elif item.directory:
+            ops[item.name] = files.directory(name=item.name, path=item.dest, mode=item.mode,
+                                             present=True)
+        else:
+            src = item.src if item.src else io.StringIO(item.content)
+            ops[item.name] = files.put(name=item.name, src=src, dest=item.dest, mode=item.mode)
+    return ops
+
+
+class UnitStates(FactBase):
+    """Active and enabled state of several systemd units in one command."""
+
+    @staticmethod
+    def default() -> dict[str, tuple[str, str]]:
+        return {}
+
+    def command(self, units: list[str]) -> str:
+        return "; ".join(f"echo {u} $(systemctl is-active {u}) $(systemctl is-enabled {u})"
+                         for u in units)
+
+    def process(self, output: list[str]) -> dict[str, tuple[str, str]]:
+        return {parts[0]: (parts[1], parts[2] if len(parts) > 2 else "")
+                for parts in (line.split() for line in output)}
+
+
+@dataclass
+class Service:
+    """A systemd service with the ops whose change means it must restart."""
+
+    name: str
+    unit: Op
+    inputs: Sequence[Op] = ()
+
+
+def services(wanted: Sequence[Service]) -> None:
+    """Reload, restart (only if inputs changed and it runs), start and enable, as needed."""
+    states = host.get_fact(UnitStates, units=[f"{s.name}.service" for s in wanted])
+    if any(s.unit is not None for s in wanted):
+        systemd.daemon_reload(name="reload systemd units")
+    for svc in wanted:
+        active, enabled = states.get(f"{svc.name}.service", ("inactive", "disabled"))
+        changed = svc.unit is not None or any(op is not None for op in svc.inputs)
+        if active == "active" and changed:
+            systemd.service(name=f"restart {svc.name} (inputs changed)",
+                            service=f"{svc.name}.service", restarted=True)
+        if active != "active" or enabled != "enabled":
+            systemd.service(name=f"{svc.name} running and enabled", service=f"{svc.name}.service",
+                            running=True, enabled=True)

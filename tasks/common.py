@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
 from kubesmith.context import DeployContext
+from tasks import _ops
+
+SYSCTL = "/etc/sysctl.d/90-kubesmith.conf"
 
 
 def deploy(ctx: DeployContext) -> None:
-    """Base directories and net sysctls (applied at once and on boot)."""
-    for path, mode in ((ctx.data["kube_config_dir"], "755"), ("/var/lib/kubesmith", "755"),
-                       ("/var/log/kubernetes", "700")):
-        files.directory(name=f"directory {path}", path=str(path), mode=mode, present=True)
-    sysctl = files.template(name="sysctl for pods and Services",
-                            src=ctx.template("common", "sysctl.conf.j2"),
-                            dest="/etc/sysctl.d/90-kubesmith.conf")
-    server.shell(name="apply sysctl", commands=["sysctl -q -p /etc/sysctl.d/90-kubesmith.conf"],
-                 _if=sysctl.did_change)
+    """Base directories and net sysctls (applied at once when they change, and on boot)."""
+    ops = _ops.sync([
+        _ops.directory(str(ctx.data["kube_config_dir"])),
+        _ops.directory("/var/lib/kubesmith"),
+        _ops.directory("/var/log/kubernetes", "700"),
+        _ops.template("sysctl for pods and Services", "common/sysctl.conf.j2", SYSCTL),
+    ])
+    if ops["sysctl for pods and Services"]:
+        server.shell(name="apply sysctl", commands=[f"sysctl -q -p {SYSCTL}"])

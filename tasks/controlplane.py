@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pyinfra import host
-from pyinfra.operations import files, server
+from pyinfra.api import FactBase
+from pyinfra.operations import server
 
 from kubesmith.context import DeployContext
-from tasks._ops import install_binaries, service
+from tasks import _ops
 
 BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 SERVICES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+RBAC_BINDING = "kubesmith:kube-apiserver-kubelet-client"
 
 
 def deploy(ctx: DeployContext) -> None:
@@ -17,41 +19,53 @@ def deploy(ctx: DeployContext) -> None:
     me = ctx.cluster.host(host.name)
     values = ctx.values(me)
     conf = str(ctx.data["kube_config_dir"])
-    bins = dict(zip(BINARIES, install_binaries(ctx, "kubernetes", BINARIES,
-                                               str(ctx.data["bin_dir"])), strict=True))
-    encryption = files.template(
-        name="secrets encryption config (aescbc)",
-        src=ctx.template("controlplane", "encryption-config.yaml.j2"),
-        dest=f"{conf}/encryption-config.yaml", mode="600",
-        encryption_key=ctx.pki.encryption_key())
-    audit = files.template(name="audit policy",
-                           src=ctx.template("controlplane", "audit-policy.yaml.j2"),
-                           dest=f"{conf}/audit-policy.yaml", mode="600")
-    scheduler_conf = files.template(name="scheduler configuration",
-                                    src=ctx.template("controlplane", "kube-scheduler.yaml.j2"),
-                                    dest=f"{conf}/kube-scheduler.yaml", **values)
+    ops = _ops.sync([
+        *_ops.binaries(ctx, "kubernetes", BINARIES, str(ctx.data["bin_dir"])),
+        _ops.template("secrets encryption config (aescbc)",
+                      "controlplane/encryption-config.yaml.j2", f"{conf}/encryption-config.yaml",
+                      "600", encryption_key=ctx.pki.encryption_key()),
+        _ops.template("audit policy", "controlplane/audit-policy.yaml.j2",
+                      f"{conf}/audit-policy.yaml", "600"),
+        _ops.template("scheduler configuration", "controlplane/kube-scheduler.yaml.j2",
+                      f"{conf}/kube-scheduler.yaml", **values),
+        *(_ops.template(f"{name} unit", f"controlplane/{name}.service.j2",
+                        f"/etc/systemd/system/{name}.service", **values) for name in SERVICES),
+    ])
     inputs = {
-        "kube-apiserver": [encryption, audit],
+        "kube-apiserver": [ops["secrets encryption config (aescbc)"], ops["audit policy"]],
         "kube-controller-manager": [],
-        "kube-scheduler": [scheduler_conf],
+        "kube-scheduler": [ops["scheduler configuration"]],
     }
-    for name in SERVICES:
-        unit = files.template(name=f"{name} unit",
-                              src=ctx.template("controlplane", f"{name}.service.j2"),
-                              dest=f"/etc/systemd/system/{name}.service", **values)
-        service(name, unit, [bins[name], *inputs[name]])
+    _ops.services([_ops.Service(name, ops[f"{name} unit"], [ops[f"install {name}"], *inputs[name]])
+                   for name in SERVICES])
+
+
+class ClusterRoleBindingExists(FactBase):
+    """Whether a ClusterRoleBinding exists, asked with the master's admin kubeconfig."""
+
+    @staticmethod
+    def default() -> bool:
+        return False
+
+    def command(self, kubeconfig: str, binding: str) -> str:
+        return (f"kubectl --kubeconfig={kubeconfig} get clusterrolebinding {binding} "
+                "-o name 2>/dev/null || true")
+
+    def process(self, output: list[str]) -> bool:
+        return any(line.strip() for line in output)
 
 
 def bootstrap_rbac(ctx: DeployContext) -> None:
-    """RBAC the apiserver needs to reach kubelets (applied when the manifest changes)."""
-    path = f"{ctx.data['kube_config_dir']}/rbac-apiserver-kubelet.yaml"
-    manifest = files.template(name="RBAC: apiserver to kubelet",
-                              src=ctx.template("controlplane", "rbac-apiserver-kubelet.yaml.j2"),
-                              dest=path)
-    server.shell(name="apply RBAC: apiserver to kubelet",
-                 commands=[f"kubectl --kubeconfig={ctx.data['kube_config_dir']}/admin.kubeconfig "
-                           f"apply -f {path}"],
-                 _if=manifest.did_change)
+    """RBAC the apiserver needs to reach kubelets (applied when missing or changed)."""
+    conf = str(ctx.data["kube_config_dir"])
+    path = f"{conf}/rbac-apiserver-kubelet.yaml"
+    kubeconfig = f"{conf}/admin.kubeconfig"
+    ops = _ops.sync([_ops.template("RBAC: apiserver to kubelet",
+                                   "controlplane/rbac-apiserver-kubelet.yaml.j2", path)])
+    present = host.get_fact(ClusterRoleBindingExists, kubeconfig=kubeconfig, binding=RBAC_BINDING)
+    if ops["RBAC: apiserver to kubelet"] or not present:
+        server.shell(name="apply RBAC: apiserver to kubelet",
+                     commands=[f"kubectl --kubeconfig={kubeconfig} apply -f {path}"])
 
 
 def readyz_command(ctx: DeployContext) -> str:

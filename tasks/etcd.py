@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pyinfra import host
-from pyinfra.operations import files
 
 from kubesmith.context import DeployContext
-from tasks._ops import install_binaries, service
+from tasks import _ops
 
 BINARIES = ("etcd", "etcdctl", "etcdutl")
 
@@ -14,16 +13,16 @@ BINARIES = ("etcd", "etcdctl", "etcdutl")
 def deploy(ctx: DeployContext) -> None:
     """Install, configure and start the etcd member on this host."""
     me = ctx.cluster.host(host.name)
-    values = ctx.values(me)
-    bins = install_binaries(ctx, "etcd", BINARIES, str(ctx.data["bin_dir"]))
-    files.directory(name="etcd data directory", path=str(ctx.data["etcd_data_dir"]), mode="700",
-                    present=True)
-    files.template(name="etcdctl environment", src=ctx.template("etcd", "etcdctl.env.j2"),
-                   dest=f"{ctx.data['kube_config_dir']}/etcdctl.env", mode="644",
-                   etcd_endpoints=f"https://{me.address}:2379", pki_dir=ctx.data["pki_dir"])
-    unit = files.template(name="etcd unit", src=ctx.template("etcd", "etcd.service.j2"),
-                          dest="/etc/systemd/system/etcd.service", **values)
-    service("etcd", unit, bins[:1])
+    conf = str(ctx.data["kube_config_dir"])
+    ops = _ops.sync([
+        *_ops.binaries(ctx, "etcd", BINARIES, str(ctx.data["bin_dir"])),
+        _ops.directory(str(ctx.data["etcd_data_dir"]), "700"),
+        _ops.template("etcdctl environment", "etcd/etcdctl.env.j2", f"{conf}/etcdctl.env",
+                      etcd_endpoints=f"https://{me.address}:2379", pki_dir=ctx.data["pki_dir"]),
+        _ops.template("etcd unit", "etcd/etcd.service.j2", "/etc/systemd/system/etcd.service",
+                      **ctx.values(me)),
+    ])
+    _ops.services([_ops.Service("etcd", ops["etcd unit"], [ops["install etcd"]])])
 
 
 def health_command(ctx: DeployContext) -> str:

@@ -2,46 +2,63 @@
 
 from __future__ import annotations
 
+import json
+
 from pyinfra import host
-from pyinfra.operations import files, server
+from pyinfra.api import FactBase
+from pyinfra.operations import server
 
 from kubesmith.context import DeployContext
-from tasks._ops import install_binaries, service
+from tasks import _ops
 
 SUBNET_ENV = "/run/flannel/subnet.env"
 
 
+class EtcdValue(FactBase):
+    """The value of one etcd key (empty when absent or etcd unreachable)."""
+
+    @staticmethod
+    def default() -> str:
+        return ""
+
+    def command(self, env_file: str, key: str) -> str:
+        return f". {env_file} && etcdctl get --print-value-only {key} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str:
+        return "\n".join(output).strip()
+
+
 def network_config(ctx: DeployContext) -> None:
-    """Put flannel's network config into etcd once (again only if the rendered config changes)."""
+    """Put flannel's network config into etcd when it is absent or differs from the template."""
     conf = str(ctx.data["kube_config_dir"])
     path = f"{conf}/flannel-net-conf.json"
-    rendered = files.template(name="flannel network config",
-                              src=ctx.template("flannel", "net-conf.json.j2"), dest=path,
-                              **ctx.values(ctx.cluster.host(host.name)))
+    item = _ops.template("flannel network config", "flannel/net-conf.json.j2", path,
+                         **ctx.values(ctx.cluster.host(host.name)))
+    _ops.sync([item])
     key = f"{ctx.data['flannel_etcd_prefix']}/config"
-    etcdctl = f". {conf}/etcdctl.env && etcdctl"
-
-    def missing() -> bool:
-        ok, output = host.run_shell_command(f"{etcdctl} get --print-value-only {key}")
-        return not ok or not "".join(output.stdout_lines).strip()
-
-    server.shell(name="flannel network config into etcd",
-                 commands=[f"{etcdctl} put {key} < {path}"],
-                 _if=lambda: rendered.did_change() or missing())
+    current = host.get_fact(EtcdValue, env_file=f"{conf}/etcdctl.env", key=key)
+    try:
+        same = json.loads(current) == json.loads(item.content or "")
+    except ValueError:
+        same = False
+    if not same:
+        server.shell(name="flannel network config into etcd",
+                     commands=[f". {conf}/etcdctl.env && etcdctl put {key} < {path}"])
 
 
 def deploy(ctx: DeployContext) -> None:
     """flanneld on this host; the flannel CNI conflist where pods run."""
     me = ctx.cluster.host(host.name)
-    values = ctx.values(me)
-    bins = install_binaries(ctx, "flannel", ("flanneld",), str(ctx.data["bin_dir"]))
-    unit = files.template(name="flanneld unit", src=ctx.template("flannel", "flanneld.service.j2"),
-                          dest="/etc/systemd/system/flanneld.service", **values)
-    service("flanneld", unit, bins)
+    items = [
+        *_ops.binaries(ctx, "flannel", ("flanneld",), str(ctx.data["bin_dir"])),
+        _ops.template("flanneld unit", "flannel/flanneld.service.j2",
+                      "/etc/systemd/system/flanneld.service", **ctx.values(me)),
+    ]
     if me.has("nodes"):
-        files.directory(name="CNI config directory", path=str(ctx.data["cni_conf_dir"]),
-                        present=True)
-        files.template(name="flannel CNI conflist",
-                       src=ctx.template("flannel", "10-flannel.conflist.j2"),
-                       dest=f"{ctx.data['cni_conf_dir']}/10-flannel.conflist")
-
+        items += [
+            _ops.directory(str(ctx.data["cni_conf_dir"])),
+            _ops.template("flannel CNI conflist", "flannel/10-flannel.conflist.j2",
+                          f"{ctx.data['cni_conf_dir']}/10-flannel.conflist"),
+        ]
+    ops = _ops.sync(items)
+    _ops.services([_ops.Service("flanneld", ops["flanneld unit"], [ops["install flanneld"]])])

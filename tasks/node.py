@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 from pyinfra import host
-from pyinfra.operations import files
 
 from kubesmith.context import DeployContext
-from tasks._ops import install_binaries, service
+from tasks import _ops
 
 
 def deploy(ctx: DeployContext) -> None:
     """Install, configure and start kubelet and kube-proxy on this node."""
     values = ctx.values(ctx.cluster.host(host.name))
-    bin_dir = str(ctx.data["bin_dir"])
-    kubelet_bin, proxy_bin = install_binaries(ctx, "kubernetes", ("kubelet", "kube-proxy"), bin_dir)
-    install_binaries(ctx, "kubernetes", ("kubectl",), bin_dir)
-    for path in ("/var/lib/kubelet", "/var/lib/kube-proxy"):
-        files.directory(name=f"directory {path}", path=path, present=True)
-    kubelet_conf = files.template(name="kubelet configuration",
-                                  src=ctx.template("node", "kubelet-config.yaml.j2"),
-                                  dest="/var/lib/kubelet/config.yaml", **values)
-    kubelet_unit = files.template(name="kubelet unit",
-                                  src=ctx.template("node", "kubelet.service.j2"),
-                                  dest="/etc/systemd/system/kubelet.service", **values)
-    service("kubelet", kubelet_unit, [kubelet_bin, kubelet_conf])
-    proxy_conf = files.template(name="kube-proxy configuration",
-                                src=ctx.template("node", "kube-proxy-config.yaml.j2"),
-                                dest="/var/lib/kube-proxy/config.yaml", **values)
-    proxy_unit = files.template(name="kube-proxy unit",
-                                src=ctx.template("node", "kube-proxy.service.j2"),
-                                dest="/etc/systemd/system/kube-proxy.service", **values)
-    service("kube-proxy", proxy_unit, [proxy_bin, proxy_conf])
+    ops = _ops.sync([
+        *_ops.binaries(ctx, "kubernetes", ("kubelet", "kube-proxy", "kubectl"),
+                       str(ctx.data["bin_dir"])),
+        _ops.directory("/var/lib/kubelet"),
+        _ops.directory("/var/lib/kube-proxy"),
+        _ops.template("kubelet configuration", "node/kubelet-config.yaml.j2",
+                      "/var/lib/kubelet/config.yaml", **values),
+        _ops.template("kubelet unit", "node/kubelet.service.j2",
+                      "/etc/systemd/system/kubelet.service", **values),
+        _ops.template("kube-proxy configuration", "node/kube-proxy-config.yaml.j2",
+                      "/var/lib/kube-proxy/config.yaml", **values),
+        _ops.template("kube-proxy unit", "node/kube-proxy.service.j2",
+                      "/etc/systemd/system/kube-proxy.service", **values),
+    ])
+    _ops.services([
+        _ops.Service("kubelet", ops["kubelet unit"],
+                     [ops["install kubelet"], ops["kubelet configuration"]]),
+        _ops.Service("kube-proxy", ops["kube-proxy unit"],
+                     [ops["install kube-proxy"], ops["kube-proxy configuration"]]),
+    ])

@@ -6,14 +6,13 @@ import base64
 import os
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host
-from pyinfra.operations import files
 
-from kubesmith.context import TEMPLATES, DeployContext
+from kubesmith.context import DeployContext
 from kubesmith.model import Host
 from kubesmith.pki import cert_specs
 from kubesmith.sshkeys import write_private
+from tasks import _ops
 
 # Component kubeconfigs: file name -> (certificate name, user).
 KUBECONFIGS = {
@@ -36,19 +35,12 @@ def prepare(ctx: DeployContext) -> list[str]:
     return made
 
 
-def render_kubeconfig(**values: object) -> str:
-    """Render the kubeconfig template (file references or embedded data)."""
-    env = Environment(loader=FileSystemLoader(TEMPLATES / "kubeconfig"), undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
-    defaults = {"ca_data": "", "cert_data": "", "key_data": "", "pki_dir": "", "cert": ""}
-    return env.get_template("kubeconfig.j2").render({**defaults, **values})
-
-
 def write_operator_kubeconfig(ctx: DeployContext) -> Path:
     """state/<cluster>/admin.kubeconfig with embedded credentials, 0600."""
     b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
-    text = render_kubeconfig(
-        server=ctx.cluster.apiserver_url, kube_user="admin",
+    text = _ops.render(
+        "kubeconfig/kubeconfig.j2", server=ctx.cluster.apiserver_url, kube_user="admin",
+        pki_dir="", cert="",
         ca_data=b64(ctx.pki.ca_pem("kubernetes-ca")),
         cert_data=b64(ctx.pki.cert_pem("admin")), key_data=b64(ctx.pki.key_pem("admin")))
     path = ctx.state / "admin.kubeconfig"
@@ -82,22 +74,21 @@ def deploy(ctx: DeployContext) -> None:
     """Upload this host's certificates (0644) and keys (0600) and its component kubeconfigs."""
     me = ctx.cluster.host(host.name)
     pki_dir = str(ctx.data["pki_dir"])
-    files.directory(name="PKI directory", path=pki_dir, mode="700", present=True)
+    items = [_ops.directory(pki_dir, "700")]
     for name in host_files(ctx, me):
         secret = name.endswith(".key")
-        files.put(name=f"{'key' if secret else 'certificate'} {name}",
-                  src=str(ctx.pki.path(name)), dest=f"{pki_dir}/{name}",
-                  mode="600" if secret else "644")
-    server = ctx.cluster.apiserver_url
+        items.append(_ops.local(f"{'key' if secret else 'certificate'} {name}",
+                                str(ctx.pki.path(name)), f"{pki_dir}/{name}",
+                                "600" if secret else "644"))
     for role, configs in KUBECONFIGS.items():
         if not me.has(role):
             continue
+        server = "https://127.0.0.1:6443" if role == "masters" else ctx.cluster.apiserver_url
         for file, (cert, user) in configs.items():
-            local_server = "https://127.0.0.1:6443" if role == "masters" else server
-            files.template(
-                name=f"kubeconfig {file}", src=ctx.template("kubeconfig", "kubeconfig.j2"),
-                dest=f"{ctx.data['kube_config_dir']}/{file}.kubeconfig", mode="600",
-                server=local_server, kube_user=user.format(name=me.name),
+            items.append(_ops.template(
+                f"kubeconfig {file}", "kubeconfig/kubeconfig.j2",
+                f"{ctx.data['kube_config_dir']}/{file}.kubeconfig", "600",
+                server=server, kube_user=user.format(name=me.name),
                 cert=cert.format(name=me.name), pki_dir=pki_dir,
-                ca_data="", cert_data="", key_data="",
-            )
+                ca_data="", cert_data="", key_data=""))
+    _ops.sync(items)

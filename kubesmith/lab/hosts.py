@@ -104,7 +104,8 @@ def _launch(paths: LabPaths, state: LabState, host: LabHost) -> None:
     hdir = paths.host_dir(host.name)
     host.cgroups = cgroups.create(host.name)
     cmd = [
-        "systemd-nspawn", "-D", host.merged, "-M", host.name, "-b", "--register=no",
+        "systemd-nspawn", "-D", host.merged, "-M", f"{state.bridge}-{host.name}", "-b",
+        "--register=no",
         "--keep-unit", f"--network-bridge={state.bridge}", "--console=read-only",
         "--capability=all", "--system-call-filter=@keyring bpf", "--bind=/dev/kmsg",
         f"--bind={hdir / 'containerd'}:/var/lib/containerd", "--resolv-conf=off",
@@ -246,12 +247,35 @@ def _unmount_under(directory: Path) -> None:
         subprocess.run(["umount", "-l", mount], check=False)
 
 
-def down(paths: LabPaths | None = None, log: Log = print) -> list[str]:
+def _lab_processes(paths: LabPaths) -> list[int]:
+    """PIDs of systemd-nspawn processes running hosts of this lab directory."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            argv = proc.read_bytes().split(b"\0")
+            if argv[0].endswith(b"systemd-nspawn") and str(paths.hosts).encode() in b" ".join(argv):
+                pids.append(int(proc.parent.name))
+    return pids
+
+
+def sweep(paths: LabPaths, bridge: str) -> None:
+    """Remove what a lab whose state was lost left behind: processes, mounts, bridge."""
+    for pid in _lab_processes(paths):
+        _stop_host(LabHost("orphan", "", pid=pid))
+    _unmount_under(paths.hosts)
+    network.remove_bridge(bridge)
+    orphans = Path(cgroups.CGROUP_ROOT).glob(f"**/{cgroups.GROUP}/*/")
+    cgroups.remove([str(p) for p in orphans])
+
+
+def down(paths: LabPaths | None = None, log: Log = print,
+         bridge: str = DEFAULT_BRIDGE) -> list[str]:
     """Stop every host and remove all the lab made; return what could not be removed."""
     paths = paths or LabPaths()
     state = load(paths)
     if state is None:
-        log("lab: nothing to tear down")
+        sweep(paths, bridge)
+        log("lab: no state recorded; swept processes, mounts and bridge")
         return []
     with ThreadPoolExecutor(max_workers=max(1, len(state.hosts))) as pool:
         list(pool.map(_stop_host, state.hosts))
@@ -293,15 +317,14 @@ def leftovers(paths: LabPaths | None = None, bridge: str | None = None) -> list[
     found = []
     if network.link_exists(bridge):
         found.append(f"link {bridge}")
+    veth_prefix = f"vb-{bridge}"[:11]  # nspawn's host-side veth: vb-<machine>, shortened
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True,
+                           check=False).stdout.split("\n")
+    found += [f"link {line.split()[0]}" for line in links if line.startswith(veth_prefix)]
     found += [f"mount {line.split()[1]}" for line in Path("/proc/mounts").read_text().splitlines()
               if line.split()[1].startswith(str(paths.root))]
     found += [f"cgroup {p}" for p in Path(cgroups.CGROUP_ROOT).glob(f"**/{cgroups.GROUP}")]
-    for proc in Path("/proc").glob("[0-9]*/cmdline"):
-        with contextlib.suppress(OSError):
-            argv = proc.read_bytes().split(b"\0")
-            ours = str(paths.hosts).encode() in b" ".join(argv)
-            if argv and argv[0].endswith(b"systemd-nspawn") and ours:
-                found.append(f"process {proc.parent.name} {b' '.join(argv[:6]).decode()}")
+    found += [f"process {pid} (systemd-nspawn)" for pid in _lab_processes(paths)]
     if shutil.which("iptables-save"):
         rules = subprocess.run(["iptables-save"], capture_output=True, text=True,
                                check=False).stdout

@@ -56,6 +56,11 @@ def ensure_bridge(bridge: str, gateway: str, prefix_len: int) -> None:
 
 
 def remove_bridge(bridge: str) -> None:
-    """Delete the bridge if it exists."""
-    if link_exists(bridge):
-        _ip("link", "delete", bridge)
+    """Delete the bridge and any host veth still attached to it (a stopped host's netns can
+    outlive its processes while the kernel holds a reference; its veth must not stay behind)."""
+    if not link_exists(bridge):
+        return
+    ports = json.loads(_ip("-j", "link", "show", "master", bridge).stdout or "[]")
+    for port in ports:
+        _ip("link", "delete", port["ifname"], check=False)
+    _ip("link", "delete", bridge)
