@@ -1,4 +1,7 @@
-"""kubesmith's one entry point: `python deploy.py COMMAND` (see --help)."""
+"""kubesmith's one entry point: `python deploy.py COMMAND` (see --help).
+
+Also a plain pyinfra deploy file: `pyinfra inventories/lab.py deploy.py` bootstraps the cluster.
+"""
 
 import sys
 
@@ -10,3 +13,7 @@ if __name__ == "__main__":
     from kubesmith.cli import main
 
     raise SystemExit(main())
+else:  # executed by pyinfra's CLI, once per host
+    from tasks.cluster import run
+
+    run()

@@ -33,13 +33,13 @@ class DeployError(Exception):
 
 @dataclass
 class Phase:
-    """A set of tasks run on some hosts, then a readiness check before the next phase."""
+    """Tasks run on some hosts, then a per-host readiness check before the next phase."""
 
     name: str
     hosts: Callable[[Cluster], tuple[Host, ...]]
     tasks: tuple[Callable[[DeployContext], None], ...]
     services: tuple[str, ...] = ()
-    wait: Callable[[DeployContext, State], None] | None = None
+    ready: Callable[[DeployContext, PyinfraHost], None] | None = None
 
 
 @dataclass
@@ -96,21 +96,19 @@ def _hosts(state: State) -> list[PyinfraHost]:
     return list(state.inventory.get_active_hosts())
 
 
-def wait_etcd(ctx: DeployContext, state: State) -> None:
-    """Every etcd member healthy over TLS (checked from the first member)."""
-    retry(_hosts(state)[0], etcd.health_command(ctx), "etcd healthy on every member", 90)
+def etcd_ready(ctx: DeployContext, host: PyinfraHost) -> None:
+    """Every etcd member healthy over TLS (asked from this member)."""
+    retry(host, etcd.health_command(ctx), "etcd healthy on every member", 90)
 
 
-def wait_apiserver(ctx: DeployContext, state: State) -> None:
-    """/readyz answers ok on every master."""
-    for host in _hosts(state):
-        retry(host, controlplane.readyz_command(ctx), "kube-apiserver /readyz", 120)
+def apiserver_ready(ctx: DeployContext, host: PyinfraHost) -> None:
+    """/readyz answers ok on this master."""
+    retry(host, controlplane.readyz_command(ctx), "kube-apiserver /readyz", 120)
 
 
-def wait_flannel(ctx: DeployContext, state: State) -> None:
-    """flanneld holds a subnet lease on every pod host."""
-    for host in _hosts(state):
-        retry(host, f"test -s {flannel.SUBNET_ENV}", "flannel subnet lease", 60)
+def flannel_ready(ctx: DeployContext, host: PyinfraHost) -> None:
+    """flanneld holds a subnet lease on this host."""
+    retry(host, f"test -s {flannel.SUBNET_ENV}", "flannel subnet lease", 60)
 
 
 def kubectl(ctx: DeployContext, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -120,19 +118,18 @@ def kubectl(ctx: DeployContext, *args: str, timeout: float = 30) -> subprocess.C
          *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def wait_nodes(ctx: DeployContext, state: State) -> None:
-    """Every node registered and Ready, as the operator's kubectl sees it."""
+def node_ready(ctx: DeployContext, host: PyinfraHost) -> None:
+    """This node registered and Ready, as the operator's kubectl sees it."""
     deadline = time.monotonic() + 180
-    for me in ctx.cluster.nodes:
-        while True:
-            result = kubectl(ctx, "wait", "--for=condition=Ready", f"node/{me.name}",
-                             "--timeout=5s")
-            if result.returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise DeployError(f"node {me.name} not Ready within 180 s: "
-                                  f"{(result.stderr or result.stdout).strip()[-300:]}")
-            time.sleep(1)
+    while True:
+        result = kubectl(ctx, "wait", "--for=condition=Ready", f"node/{host.name}",
+                         "--timeout=5s")
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise DeployError(f"node {host.name} not Ready within 180 s: "
+                              f"{(result.stderr or result.stdout).strip()[-300:]}")
+        time.sleep(1)
 
 
 def cluster_config(ctx: DeployContext) -> None:
@@ -151,14 +148,24 @@ def _first_master_and_etcd(cluster: Cluster) -> tuple[Host, ...]:
 
 PHASES = (
     Phase("hosts", lambda c: c.hosts, (common.deploy, pki.deploy)),
-    Phase("etcd", lambda c: c.etcd, (etcd.deploy,), ("etcd",), wait_etcd),
+    Phase("etcd", lambda c: c.etcd, (etcd.deploy,), ("etcd",), etcd_ready),
     Phase("control plane", lambda c: c.masters, (controlplane.deploy,),
-          controlplane.SERVICES, wait_apiserver),
+          controlplane.SERVICES, apiserver_ready),
     Phase("cluster config", _first_master_and_etcd, (cluster_config,)),
-    Phase("network", lambda c: c.pod_hosts, (flannel.deploy,), ("flanneld",), wait_flannel),
+    Phase("network", lambda c: c.pod_hosts, (flannel.deploy,), ("flanneld",), flannel_ready),
     Phase("nodes", lambda c: c.nodes, (runtime.deploy, node.deploy),
-          ("containerd", "kubelet", "kube-proxy"), wait_nodes),
+          ("containerd", "kubelet", "kube-proxy"), node_ready),
 )
+
+
+def prepare_local(ctx: DeployContext, out: Callable[[str], None]) -> None:
+    """Verify the binary cache and make the PKI on the control machine."""
+    versions = {k: str(v) for k, v in ctx.data.items() if k.endswith("_version")}
+    for name in COMPONENTS:
+        sources.ensure(name, versions)
+    ctx.state.mkdir(parents=True, exist_ok=True)
+    made = pki.prepare(ctx)
+    out(f"[pki] {len(made)} made or renewed" if made else "[pki] up to date")
 
 
 def _journal(host: PyinfraHost, services: tuple[str, ...]) -> str:
@@ -182,15 +189,6 @@ class Deployer:
                                  state_dir(inventory_path))
         self.out = out
         logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
-
-    def prepare_local(self) -> None:
-        """Verify the binary cache and make the PKI on the control machine."""
-        versions = {k: str(v) for k, v in self.data.items() if k.endswith("_version")}
-        for name in COMPONENTS:
-            sources.ensure(name, versions)
-        self.ctx.state.mkdir(parents=True, exist_ok=True)
-        made = pki.prepare(self.ctx)
-        self.out(f"[pki] {len(made)} made or renewed" if made else "[pki] up to date")
 
     def _connect(self, phase: Phase, report: Report) -> tuple[State, Progress]:
         names = [h.name for h in phase.hosts(self.ctx.cluster)]
@@ -231,9 +229,10 @@ class Deployer:
                 logs = "\n".join(_journal(h, phase.services) for h in _hosts(state)
                                  if h.name in failed and phase.services)
                 raise DeployError(details + ("\n" + logs if logs else ""))
-            if phase.wait:
+            if phase.ready:
                 try:
-                    phase.wait(self.ctx, state)
+                    for host in _hosts(state):
+                        phase.ready(self.ctx, host)
                 except DeployError as error:
                     logs = "\n".join(_journal(h, phase.services) for h in _hosts(state))
                     raise DeployError(f"phase {phase.name}: {error}\n{logs}") from error
@@ -269,7 +268,7 @@ class Deployer:
         """Every phase in order; raises DeployError at the first failing phase."""
         report = Report()
         start = time.monotonic()
-        self.prepare_local()
+        prepare_local(self.ctx, self.out)
         for phase in PHASES:
             self.out(f"[{phase.name}] {', '.join(h.name for h in phase.hosts(self.ctx.cluster))}")
             self.run_phase(phase, report, dry)

@@ -6,7 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python deploy.py lab up --hosts "${KUBESMITH_LAB_HOSTS:-3}"
 .venv/bin/python deploy.py up
-echo
-echo "kubeconfig: $PWD/state/lab/admin.kubeconfig"
-echo "try: $(.venv/bin/python -c 'from kubesmith.context import DeployContext' >/dev/null; \
-  ls /var/cache/kubesmith/kubernetes/*/*/kubectl | head -1) --kubeconfig state/lab/admin.kubeconfig get nodes"
+kubectl=$(ls "${KUBESMITH_CACHE:-/var/cache/kubesmith}"/kubernetes/*/*/kubectl | head -1)
+"$kubectl" --kubeconfig state/lab/admin.kubeconfig get nodes -o wide
+echo "kubeconfig: $PWD/state/lab/admin.kubeconfig (kubectl: $kubectl)"

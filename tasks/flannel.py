@@ -22,7 +22,7 @@ class EtcdValue(FactBase):
         return ""
 
     def command(self, env_file: str, key: str) -> str:
-        return f". {env_file} && etcdctl get --print-value-only {key} 2>/dev/null || true"
+        return f"( . {env_file} && etcdctl get --print-value-only {key} ) 2>/dev/null || true"
 
     def process(self, output: list[str]) -> str:
         return "\n".join(output).strip()

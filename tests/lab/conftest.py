@@ -121,15 +121,21 @@ def cluster_factory(lab_factory, tmp_path_factory: pytest.TempPathFactory):
     if missing:
         pytest.skip(f"binary cache lacks {', '.join(missing)}: run `python deploy.py binaries`")
 
-    def make(count: int, etcd: int = 1) -> Deployed:
+    def make(count: int, etcd: int = 1, via_pyinfra_cli: bool = False) -> Deployed:
         lab_ = lab_factory(count)
         state = Path(tmp_path_factory.mktemp("state"))
         env = dict(os.environ, KUBESMITH_LAB_DIR=str(lab_.paths.root),
                    KUBESMITH_STATE=str(state), KUBESMITH_LAB_ETCD=str(etcd))
         deployed = Deployed(lab_, state, env, "")
-        first = deployed.deploy("up")
-        assert first.returncode == 0, f"deploy.py up failed:\n{first.stdout}\n{first.stderr}"
-        deployed.first_up = first.stdout
+        if via_pyinfra_cli:
+            first = subprocess.run(
+                [str(Path(sys.executable).parent / "pyinfra"), "-y", "inventories/lab.py",
+                 "deploy.py"], capture_output=True, text=True, env=env, cwd=PROJECT,
+                timeout=900, check=False)
+        else:
+            first = deployed.deploy("up")
+        assert first.returncode == 0, f"bootstrap failed:\n{first.stdout}\n{first.stderr}"
+        deployed.first_up = first.stdout + first.stderr
         return deployed
 
     return make
