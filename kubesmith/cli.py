@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -61,6 +63,17 @@ def _up(args: argparse.Namespace) -> int:
     return main_up(Path(args.inventory), args.dry)
 
 
+def _verify(args: argparse.Namespace) -> int:
+    """Run the testinfra verification suite against the inventory's hosts."""
+    command = [sys.executable, "-m", "pytest", str(settings.PROJECT / "tests" / "verify"),
+               "-q", "--tb=line", "-p", "no:cacheprovider", "-o", "testpaths=",
+               "--rootdir", str(settings.PROJECT)]
+    if args.junit:
+        command.append(f"--junitxml={args.junit}")
+    env = dict(os.environ, KUBESMITH_VERIFY_INVENTORY=str(Path(args.inventory).resolve()))
+    return subprocess.run(command, env=env, cwd=settings.PROJECT, check=False).returncode
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of deploy.py."""
     top = argparse.ArgumentParser(prog="deploy.py", description=__doc__)
@@ -77,6 +90,11 @@ def parser() -> argparse.ArgumentParser:
                       help="pyinfra inventory file (default: the local lab)")
     p_up.add_argument("--dry", action="store_true", help="show what would change, change nothing")
     p_up.set_defaults(func=_up)
+
+    p_verify = sub.add_parser("verify", help="prove a cluster with testinfra (per host, per check)")
+    p_verify.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY))
+    p_verify.add_argument("--junit", help="also write a JUnit XML report to this file")
+    p_verify.set_defaults(func=_verify)
 
     p_bin = sub.add_parser("binaries", help="fill and verify the binary cache")
     p_bin.add_argument("names", nargs="*", help="components (default: all)")

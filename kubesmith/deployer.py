@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from pyinfra.api import Config, State
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.deploy import add_deploy
+from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import BaseStateCallback
@@ -200,7 +202,8 @@ class Deployer:
         state.cwd = str(inv.settings.PROJECT)
         progress = Progress(phase.name, self.out)
         state.add_callback_handler(progress)
-        connect_all(state)
+        with contextlib.suppress(PyinfraError):  # all hosts failed: reported below, by name
+            connect_all(state)
         unreachable = sorted(set(names) - {h.name for h in state.activated_hosts})
         if unreachable:
             disconnect_all(state)

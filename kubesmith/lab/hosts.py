@@ -102,7 +102,7 @@ def _prepare_host(paths: LabPaths, state: LabState, host: LabHost, client_pub: s
 def _launch(paths: LabPaths, state: LabState, host: LabHost) -> None:
     """Start systemd-nspawn for the host in its own session and cgroups."""
     hdir = paths.host_dir(host.name)
-    host.cgroups = cgroups.create(host.name)
+    host.cgroups = cgroups.create(f"{state.bridge}-{host.name}")
     cmd = [
         "systemd-nspawn", "-D", host.merged, "-M", f"{state.bridge}-{host.name}", "-b",
         "--register=no",

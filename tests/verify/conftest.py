@@ -1,0 +1,99 @@
+"""testinfra verification of any kubesmith cluster: hosts and roles from the deploy's inventory.
+
+Run through `python deploy.py verify [-i INVENTORY]`, which sets KUBESMITH_VERIFY_INVENTORY.
+Hosts are reached with testinfra's ssh backend (OpenSSH, known_hosts enforced, connections reused).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from kubesmith import settings
+from kubesmith.context import DeployContext, state_dir
+from kubesmith.inventory import host_data, load_groups, to_cluster
+from kubesmith.model import Host
+
+ROLE_FIXTURES = {"etcd_host": "etcd", "master_host": "masters", "node_host": "nodes",
+                 "pod_host": "pod_hosts", "any_host": "hosts"}
+
+
+def _inventory() -> Path:
+    return Path(os.environ.get("KUBESMITH_VERIFY_INVENTORY",
+                               settings.PROJECT / "inventories" / "lab.py"))
+
+
+_GROUPS = load_groups(_inventory())
+CTX = DeployContext(to_cluster(_GROUPS, settings.group_data()), settings.group_data(),
+                    state_dir(_inventory()))
+
+
+def _ssh_config() -> Path:
+    """An OpenSSH config for every inventory host, from its pyinfra ssh_* data."""
+    blocks = []
+    for name, data in host_data(_GROUPS).items():
+        lines = [f"Host {name}", f"  HostName {data.get('ssh_hostname', name)}",
+                 "  BatchMode yes", "  ConnectTimeout 5", "  LogLevel ERROR"]
+        for key, option in (("ssh_user", "User"), ("ssh_port", "Port"),
+                            ("ssh_key", "IdentityFile"),
+                            ("ssh_known_hosts_file", "UserKnownHostsFile"),
+                            ("ssh_strict_host_key_checking", "StrictHostKeyChecking")):
+            if data.get(key) is not None:
+                lines.append(f"  {option} {data[key]}")
+        blocks.append("\n".join(lines))
+    path = CTX.state / "verify_ssh_config"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(blocks) + "\n")
+    return path
+
+
+SSH_CONFIG = _ssh_config()
+
+
+@functools.cache
+def remote(name: str) -> testinfra.host.Host:
+    """The testinfra host of that inventory name (root commands; sudo when the user is not)."""
+    user = host_data(_GROUPS)[name].get("ssh_user", "root")
+    return testinfra.get_host(f"ssh://{name}", ssh_config=str(SSH_CONFIG),
+                              sudo=user != "root")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize role fixtures over that role's hosts (test ids are host names)."""
+    for fixture, role in ROLE_FIXTURES.items():
+        if fixture in metafunc.fixturenames:
+            hosts: tuple[Host, ...] = getattr(CTX.cluster, role)
+            metafunc.parametrize(fixture, hosts, ids=[h.name for h in hosts])
+
+
+@pytest.fixture
+def ctx() -> DeployContext:
+    """The cluster as the deploy sees it."""
+    return CTX
+
+
+_RESULTS: dict[str, dict[str, str]] = defaultdict(dict)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect one outcome per (host, check) for the summary table."""
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        name = report.nodeid.split("::")[-1]
+        check, _, host = name.partition("[")
+        outcome = "PASS" if report.passed else ("SKIP" if report.skipped else "FAIL")
+        _RESULTS[host.rstrip("]") or "cluster"][check.removeprefix("test_")] = outcome
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest's reporter)
+    """Print a per-host, per-check table."""
+    write = terminalreporter.write_line
+    write("")
+    write(f"{'host':<10} {'check':<40} result")
+    for host in sorted(_RESULTS):
+        for check, outcome in _RESULTS[host].items():
+            write(f"{host:<10} {check:<40} {outcome}")

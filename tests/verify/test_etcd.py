@@ -1,0 +1,46 @@
+"""etcd members: service, TLS-only ports, membership, health, certificates, modes."""
+
+from __future__ import annotations
+
+from kubesmith.model import Host
+from tests.verify.checks import ETCD_ENV, assert_cert_ok, etcdctl
+from tests.verify.conftest import remote
+
+
+def test_etcd_service(etcd_host: Host) -> None:
+    service = remote(etcd_host.name).service("etcd")
+    assert service.is_running, "etcd is not running"
+    assert service.is_enabled, "etcd is not enabled"
+
+
+def test_etcd_ports_serve_tls_only(etcd_host: Host) -> None:
+    host = remote(etcd_host.name)
+    for port in (2379, 2380):
+        assert host.socket(f"tcp://{etcd_host.address}:{port}").is_listening, f"{port} closed"
+        plain = host.run(f"curl -s --max-time 3 http://{etcd_host.address}:{port}/health")
+        assert '"health"' not in plain.stdout, f"port {port} answers plain HTTP"
+    no_cert = host.run("curl -s --max-time 3 --cacert /etc/kubernetes/pki/etcd-ca.crt "
+                       f"https://{etcd_host.address}:2379/health")
+    assert '"health"' not in no_cert.stdout, "port 2379 answers a client without certificate"
+
+
+def test_etcd_members_match_inventory(ctx, etcd_host: Host) -> None:
+    listed = etcdctl(ctx, "member list -w simple", on=etcd_host.name)
+    assert listed.rc == 0, listed.stderr
+    names = sorted(line.split(", ")[2] for line in listed.stdout.splitlines() if line)
+    assert names == sorted(h.name for h in ctx.cluster.etcd)
+
+
+def test_etcd_endpoint_healthy(ctx, etcd_host: Host) -> None:
+    health = remote(ctx.cluster.etcd[0].name).run(
+        f"{ETCD_ENV}ETCDCTL_ENDPOINTS=https://{etcd_host.address}:2379 etcdctl endpoint health")
+    assert health.rc == 0, f"{etcd_host.name}: {health.stdout}{health.stderr}".strip()
+
+
+def test_etcd_certificates(ctx, etcd_host: Host) -> None:
+    for name in (f"etcd-server-{etcd_host.name}", f"etcd-peer-{etcd_host.name}"):
+        assert_cert_ok(ctx, etcd_host.name, name)
+
+
+def test_etcd_data_dir_0700(ctx, etcd_host: Host) -> None:
+    assert remote(etcd_host.name).file(str(ctx.data["etcd_data_dir"])).mode == 0o700

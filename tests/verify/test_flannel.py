@@ -1,0 +1,49 @@
+"""flannel: flanneld, the vxlan device, the lease in etcd, routes to every other pod subnet."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+from kubesmith.model import Host
+from tests.verify.checks import etcdctl
+from tests.verify.conftest import remote
+
+
+def _leases(ctx) -> dict[str, str]:
+    """flannel's subnet leases in etcd: subnet CIDR -> public IP of the host holding it."""
+    prefix = f"{ctx.data['flannel_etcd_prefix']}/subnets/"
+    out = etcdctl(ctx, f"get --prefix {prefix}")
+    assert out.rc == 0, out.stderr
+    lines = out.stdout.splitlines()
+    return {key.removeprefix(prefix).replace("-", "/"): json.loads(value)["PublicIP"]
+            for key, value in zip(lines[::2], lines[1::2], strict=True)}
+
+
+def test_flanneld_running(pod_host: Host) -> None:
+    assert remote(pod_host.name).service("flanneld").is_running, "flanneld is not running"
+
+
+def test_vxlan_device(ctx, pod_host: Host) -> None:
+    result = remote(pod_host.name).run("ip -d -j link show flannel.1")
+    assert result.rc == 0, "flannel.1 does not exist"
+    link = json.loads(result.stdout)[0]
+    assert link["linkinfo"]["info_kind"] == "vxlan"
+    assert link["linkinfo"]["info_data"]["id"] == ctx.data["flannel_vni"], "wrong VNI"
+    assert "UP" in link["flags"], "flannel.1 is down"
+
+
+def test_subnet_env_matches_etcd_lease(ctx, pod_host: Host) -> None:
+    env = remote(pod_host.name).file("/run/flannel/subnet.env")
+    assert env.exists, "/run/flannel/subnet.env missing"
+    values = dict(line.split("=", 1) for line in env.content_string.split())
+    subnet = str(ipaddress.ip_interface(values["FLANNEL_SUBNET"]).network)
+    leases = _leases(ctx)
+    assert leases.get(subnet) == pod_host.address, f"no lease for {subnet} held by this host"
+
+
+def test_routes_to_other_pod_subnets(ctx, pod_host: Host) -> None:
+    routes = remote(pod_host.name).check_output("ip -4 route show dev flannel.1")
+    missing = [subnet for subnet, owner in _leases(ctx).items()
+               if owner != pod_host.address and subnet.split("/")[0] not in routes]
+    assert not missing, f"no route via flannel.1 to {', '.join(missing)}"

@@ -1,0 +1,64 @@
+"""Masters: daemons, health endpoints over TLS, the flags that matter, serving certificate SANs."""
+
+from __future__ import annotations
+
+import ssl
+
+from cryptography import x509
+
+from kubesmith.model import Host
+from tests.verify.checks import assert_cert_ok, certificate, sans
+from tests.verify.conftest import remote
+
+DAEMONS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+REQUIRED_FLAGS = ("--authorization-mode=Node,RBAC", "--anonymous-auth=false",
+                  "--encryption-provider-config=", "--enable-admission-plugins=NodeRestriction")
+
+
+def test_master_daemons(master_host: Host) -> None:
+    host = remote(master_host.name)
+    down = [d for d in DAEMONS if not host.service(d).is_running]
+    disabled = [d for d in DAEMONS if not host.service(d).is_enabled]
+    assert not down, f"not running: {', '.join(down)}"
+    assert not disabled, f"not enabled: {', '.join(disabled)}"
+
+
+def test_apiserver_livez_readyz(ctx, master_host: Host) -> None:
+    pki = ctx.data["pki_dir"]
+    for path in ("livez", "readyz"):
+        result = remote(master_host.name).run(
+            f"curl -sf --max-time 5 --cacert {pki}/kubernetes-ca.crt --cert {pki}/admin.crt "
+            f"--key {pki}/admin.key https://{master_host.address}:6443/{path}")
+        assert result.rc == 0 and result.stdout.strip() == "ok", f"/{path}: {result.stdout}"
+
+
+def test_apiserver_flags_in_effect(master_host: Host) -> None:
+    host = remote(master_host.name)
+    cmdline = host.run("tr '\\0' ' ' < /proc/$(pidof kube-apiserver)/cmdline")
+    assert cmdline.rc == 0, "kube-apiserver is not running"
+    missing = [f for f in REQUIRED_FLAGS if f not in cmdline.stdout]
+    assert not missing, f"flags not in effect: {', '.join(missing)}"
+    config = cmdline.stdout.split("--encryption-provider-config=")[1].split()[0]
+    assert host.file(config).exists and host.file(config).mode == 0o600
+
+
+def _required_sans(ctx) -> set[str]:
+    domain = ctx.data["cluster_domain"]
+    return {*(m.address for m in ctx.cluster.masters), ctx.cluster.service_vip, "127.0.0.1",
+            "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+            f"kubernetes.default.svc.{domain}"}
+
+
+def test_apiserver_cert_sans(ctx, master_host: Host) -> None:
+    path = f"{ctx.data['pki_dir']}/kube-apiserver.crt"
+    missing = _required_sans(ctx) - sans(certificate(master_host.name, path))
+    assert not missing, f"kube-apiserver.crt lacks SANs: {', '.join(sorted(missing))}"
+    served = x509.load_pem_x509_certificate(
+        ssl.get_server_certificate((master_host.address, 6443), timeout=5).encode())
+    missing = _required_sans(ctx) - sans(served)
+    assert not missing, f"served certificate lacks SANs: {', '.join(sorted(missing))}"
+
+
+def test_apiserver_certificates(ctx, master_host: Host) -> None:
+    for name in ("kube-apiserver", "apiserver-kubelet-client", "apiserver-etcd-client"):
+        assert_cert_ok(ctx, master_host.name, name)
