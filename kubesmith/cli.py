@@ -67,9 +67,12 @@ def _verify(args: argparse.Namespace) -> int:
     """Run the testinfra verification suite against the inventory's hosts."""
     command = [sys.executable, "-m", "pytest", str(settings.PROJECT / "tests" / "verify"),
                "-q", "--tb=line", "-p", "no:cacheprovider", "-o", "testpaths=",
+               "-n", "4", "--dist", "loadgroup",
                "--rootdir", str(settings.PROJECT)]
     if args.junit:
         command.append(f"--junitxml={args.junit}")
+    if args.k:
+        command += ["-k", args.k]
     env = dict(os.environ, KUBESMITH_VERIFY_INVENTORY=str(Path(args.inventory).resolve()))
     return subprocess.run(command, env=env, cwd=settings.PROJECT, check=False).returncode
 
@@ -94,6 +97,7 @@ def parser() -> argparse.ArgumentParser:
     p_verify = sub.add_parser("verify", help="prove a cluster with testinfra (per host, per check)")
     p_verify.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY))
     p_verify.add_argument("--junit", help="also write a JUnit XML report to this file")
+    p_verify.add_argument("-k", help="only the checks matching this pytest -k expression")
     p_verify.set_defaults(func=_verify)
 
     p_bin = sub.add_parser("binaries", help="fill and verify the binary cache")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubesmith import settings
@@ -29,6 +29,13 @@ class DeployContext:
     cluster: Cluster
     data: dict[str, object]
     state: Path
+    # Per host, the certificate/key/kubeconfig files whose content this deploy replaces: the
+    # services that read them restart in their own (later) phase.
+    replaced: dict[str, set[str]] = field(default_factory=dict)
+
+    def replaced_any(self, host_name: str, *prefixes: str) -> bool:
+        """Whether a replaced file of this host starts with one of the prefixes."""
+        return any(f.startswith(prefixes) for f in self.replaced.get(host_name, ()))
 
     @property
     def pki(self) -> PKI:

@@ -92,15 +92,22 @@ class FileStates(FactBase):
         return states
 
 
-def sync(items: Sequence[Item]) -> dict[str, Op]:
-    """Create ops only for items that differ on the host; return name -> op (None: in sync)."""
+def sync(items: Sequence[Item], replaced: set[str] | None = None) -> dict[str, Op]:
+    """Create ops only for items that differ on the host; return name -> op (None: in sync).
+
+    Destinations whose content (not just mode) will be replaced are added to `replaced`.
+    """
     states = host.get_fact(FileStates, paths=[i.dest for i in items]) if items else {}
     ops: dict[str, Op] = {}
     for item in items:
         want = (item.mode, "dir" if item.directory else item.sha256)
-        if states.get(item.dest) == want:
+        have = states.get(item.dest)
+        if have == want:
             ops[item.name] = None
-        elif item.directory:
+            continue
+        if replaced is not None and not item.directory and (have or ("", ""))[1] != want[1]:
+            replaced.add(item.dest.rsplit("/", 1)[-1])
+        if item.directory:
             ops[item.name] = files.directory(name=item.name, path=item.dest, mode=item.mode,
                                              present=True)
         else:
@@ -131,7 +138,7 @@ class Service:
 
     name: str
     unit: Op
-    inputs: Sequence[Op] = ()
+    inputs: Sequence[Op | bool] = ()
 
 
 def services(wanted: Sequence[Service]) -> None:
@@ -141,10 +148,25 @@ def services(wanted: Sequence[Service]) -> None:
         systemd.daemon_reload(name="reload systemd units")
     for svc in wanted:
         active, enabled = states.get(f"{svc.name}.service", ("inactive", "disabled"))
-        changed = svc.unit is not None or any(op is not None for op in svc.inputs)
+        changed = svc.unit is not None or any(
+            op if isinstance(op, bool) else op is not None for op in svc.inputs)
         if active == "active" and changed:
             systemd.service(name=f"restart {svc.name} (inputs changed)",
                             service=f"{svc.name}.service", restarted=True)
         if active != "active" or enabled != "enabled":
             systemd.service(name=f"{svc.name} running and enabled", service=f"{svc.name}.service",
                             running=True, enabled=True)
+
+
+class ShellOutput(FactBase):
+    """The output of a read-only shell probe (empty when it prints nothing)."""
+
+    @staticmethod
+    def default() -> str:
+        return ""
+
+    def command(self, probe: str) -> str:
+        return f"( {probe} ) 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str:
+        return "\n".join(output).strip()

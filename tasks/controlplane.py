@@ -31,10 +31,14 @@ def deploy(ctx: DeployContext) -> None:
         *(_ops.template(f"{name} unit", f"controlplane/{name}.service.j2",
                         f"/etc/systemd/system/{name}.service", **values) for name in SERVICES),
     ])
+    replaced = ctx.replaced_any
     inputs = {
-        "kube-apiserver": [ops["secrets encryption config (aescbc)"], ops["audit policy"]],
-        "kube-controller-manager": [],
-        "kube-scheduler": [ops["scheduler configuration"]],
+        "kube-apiserver": [ops["secrets encryption config (aescbc)"], ops["audit policy"],
+                           replaced(me.name, "kube-apiserver.", "apiserver-", "kubernetes-ca",
+                                    "etcd-ca", "sa.")],
+        "kube-controller-manager": [replaced(me.name, "kube-controller-manager", "kubernetes-ca",
+                                             "sa.")],
+        "kube-scheduler": [ops["scheduler configuration"], replaced(me.name, "kube-scheduler")],
     }
     _ops.services([_ops.Service(name, ops[f"{name} unit"], [ops[f"install {name}"], *inputs[name]])
                    for name in SERVICES])

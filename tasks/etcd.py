@@ -22,7 +22,8 @@ def deploy(ctx: DeployContext) -> None:
         _ops.template("etcd unit", "etcd/etcd.service.j2", "/etc/systemd/system/etcd.service",
                       **ctx.values(me)),
     ])
-    _ops.services([_ops.Service("etcd", ops["etcd unit"], [ops["install etcd"]])])
+    certs = ctx.replaced_any(me.name, f"etcd-server-{me.name}", f"etcd-peer-{me.name}", "etcd-ca")
+    _ops.services([_ops.Service("etcd", ops["etcd unit"], [ops["install etcd"], certs])])
 
 
 def health_command(ctx: DeployContext) -> str:

@@ -61,4 +61,8 @@ def deploy(ctx: DeployContext) -> None:
                           f"{ctx.data['cni_conf_dir']}/10-flannel.conflist"),
         ]
     ops = _ops.sync(items)
-    _ops.services([_ops.Service("flanneld", ops["flanneld unit"], [ops["install flanneld"]])])
+    certs = ctx.replaced_any(me.name, "flannel-etcd-client", "etcd-ca")
+    # A running flanneld whose vxlan device was deleted does not recreate it: restart it.
+    device_gone = not host.get_fact(_ops.ShellOutput, probe="ip -o link show flannel.1")
+    _ops.services([_ops.Service("flanneld", ops["flanneld unit"],
+                                [ops["install flanneld"], certs, device_gone])])

@@ -10,7 +10,8 @@ from tasks import _ops
 
 def deploy(ctx: DeployContext) -> None:
     """Install, configure and start kubelet and kube-proxy on this node."""
-    values = ctx.values(ctx.cluster.host(host.name))
+    me = ctx.cluster.host(host.name)
+    values = ctx.values(me)
     ops = _ops.sync([
         *_ops.binaries(ctx, "kubernetes", ("kubelet", "kube-proxy", "kubectl"),
                        str(ctx.data["bin_dir"])),
@@ -25,9 +26,15 @@ def deploy(ctx: DeployContext) -> None:
         _ops.template("kube-proxy unit", "node/kube-proxy.service.j2",
                       "/etc/systemd/system/kube-proxy.service", **values),
     ])
+    # kube-proxy only rewrites rules it thinks changed: an emptied KUBE-SERVICES needs a restart.
+    rules = host.get_fact(_ops.ShellOutput,
+                          probe="iptables -t nat -S KUBE-SERVICES | grep -c '^-A'")
     _ops.services([
         _ops.Service("kubelet", ops["kubelet unit"],
-                     [ops["install kubelet"], ops["kubelet configuration"]]),
+                     [ops["install kubelet"], ops["kubelet configuration"],
+                      ctx.replaced_any(me.name, f"kubelet-{me.name}", "kubernetes-ca",
+                                       "kubelet.")]),
         _ops.Service("kube-proxy", ops["kube-proxy unit"],
-                     [ops["install kube-proxy"], ops["kube-proxy configuration"]]),
+                     [ops["install kube-proxy"], ops["kube-proxy configuration"],
+                      ctx.replaced_any(me.name, "kube-proxy"), rules == "0"]),
     ])

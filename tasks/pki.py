@@ -91,4 +91,4 @@ def deploy(ctx: DeployContext) -> None:
                 server=server, kube_user=user.format(name=me.name),
                 cert=cert.format(name=me.name), pki_dir=pki_dir,
                 ca_data="", cert_data="", key_data=""))
-    _ops.sync(items)
+    _ops.sync(items, ctx.replaced.setdefault(me.name, set()))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-from kubesmith import settings
+from kubesmith import pki, settings
 
 pytestmark = pytest.mark.lab
 
@@ -160,3 +163,78 @@ def test_changed_config_restarts_only_that_service(cluster) -> None:
     after = {key: started(*key) for key in before}
     changed = {key for key in before if before[key] != after[key]}
     assert changed == {("lab-3", "kubelet")}
+
+
+# --- deploy.py verify: passes on the healthy cluster, names each injected fault, passes again
+# after `up` repairs it.
+
+def _rows(output: str) -> set[tuple[str, str, str]]:
+    """(host, check, result) rows of verify's table."""
+    rows = set()
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] in ("PASS", "FAIL", "SKIP"):
+            rows.add((parts[0], parts[1], parts[2]))
+    return rows
+
+
+def _apiserver_cert_without_vip(cluster) -> bytes:
+    """kube-apiserver's certificate re-signed for the same key, minus the service VIP SAN."""
+
+    store = pki.PKI(cluster.state / "pki")
+    load_key = serialization.load_pem_private_key
+    key = load_key(store.key_pem("kube-apiserver"), None)
+    ca_key = load_key(store.key_pem("kubernetes-ca"), None)
+    ca_cert = x509.load_pem_x509_certificate(store.ca_pem("kubernetes-ca"))
+    current = x509.load_pem_x509_certificate(store.cert_pem("kube-apiserver"))
+    ext = current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    ips = tuple(str(ip) for ip in ext.get_values_for_type(x509.IPAddress)
+                if str(ip) != "10.32.0.1")
+    spec = pki.CertSpec("kube-apiserver", "kubernetes-ca", "kube-apiserver",
+                        dns_names=tuple(ext.get_values_for_type(x509.DNSName)),
+                        ip_addresses=ips, server=True)
+    cert = pki.sign_leaf(spec, key, ca_cert, ca_key)
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_verify_passes_on_a_healthy_cluster(cluster, tmp_path) -> None:
+    junit = tmp_path / "verify.xml"
+    result = cluster.deploy("verify", "--junit", str(junit))
+    assert result.returncode == 0, result.stdout[-3000:]
+    rows = _rows(result.stdout)
+    assert {r for r in rows if r[2] != "PASS"} == set()
+    hosts = {r[0] for r in rows}
+    assert hosts == {"cluster", "lab-1", "lab-2", "lab-3"}
+    assert junit.exists() and "testsuite" in junit.read_text()
+
+
+def test_verify_names_a_deleted_vxlan_device(cluster) -> None:
+    """flanneld exits soon after losing flannel.1 and systemd restarts it: check at once."""
+    assert cluster.ssh("lab-3", "ip link delete flannel.1").returncode == 0
+    failing = cluster.deploy("verify", "-k", "vxlan_device")
+    assert failing.returncode != 0
+    assert ("lab-3", "vxlan_device", "FAIL") in _rows(failing.stdout), failing.stdout
+    assert ("lab-2", "vxlan_device", "PASS") in _rows(failing.stdout)
+    repaired = cluster.deploy("up")
+    assert repaired.returncode == 0, repaired.stderr
+    assert cluster.deploy("verify", "-k", "vxlan_device").returncode == 0
+
+
+def test_verify_names_each_fault_and_up_repairs_them(cluster) -> None:
+    cluster.ssh("lab-2", "systemctl stop kubelet")
+    cluster.ssh("lab-2", "iptables -t nat -F KUBE-SERVICES")
+    cluster.ssh("lab-3", "chmod 644 /etc/kubernetes/pki/kube-proxy.key")
+    bad_cert = _apiserver_cert_without_vip(cluster)
+    subprocess.run([*cluster.lab.ssh_args("lab-1"),
+                    "cat > /etc/kubernetes/pki/kube-apiserver.crt"], input=bad_cert, check=True)
+    failing = cluster.deploy("verify")
+    assert failing.returncode != 0
+    rows = _rows(failing.stdout)
+    for expected in (("lab-2", "node_daemons"), ("lab-2", "kube_proxy_chains"),
+                     ("lab-3", "private_keys_0600"), ("lab-1", "apiserver_cert_sans")):
+        assert (*expected, "FAIL") in rows, f"{expected} not reported failing:\n{failing.stdout}"
+    assert "lacks SANs: 10.32.0.1" in failing.stdout
+    repaired = cluster.deploy("up")
+    assert repaired.returncode == 0, repaired.stderr
+    passing = cluster.deploy("verify")
+    assert passing.returncode == 0, passing.stdout[-3000:]

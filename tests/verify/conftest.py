@@ -71,6 +71,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize(fixture, hosts, ids=[h.name for h in hosts])
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One xdist group per host, so hosts are checked in parallel (pod probes share a group)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        host = next((v.name for v in (callspec.params.values() if callspec else [])
+                     if isinstance(v, Host)), "cluster")
+        group = "pods" if "probes" in item.fixturenames else host
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def ctx() -> DeployContext:
     """The cluster as the deploy sees it."""

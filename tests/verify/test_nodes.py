@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +12,8 @@ from kubesmith.model import Host
 from tests.verify.checks import kubectl
 from tests.verify.conftest import CTX, remote
 
-NAMESPACE = "kubesmith-verify"
+# One namespace per run: the previous run's may still be terminating.
+NAMESPACE = f"kubesmith-verify-{uuid.uuid4().hex[:8]}"
 PROBE = """apiVersion: v1
 kind: Pod
 metadata:
@@ -34,12 +36,13 @@ spec:
 def probes() -> Iterator[dict[str, str]]:
     """A short-lived pod per node: node name -> pod IP (removed afterwards)."""
     image = image_ref("busybox", str(CTX.data["busybox_version"]))
-    manifests = [f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"]
+    manifests = [f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"
+                 "  labels: {app.kubernetes.io/managed-by: kubesmith-verify}\n"]
     manifests += [PROBE.format(node=n.name, ns=NAMESPACE, image=image) for n in CTX.cluster.nodes]
     applied = kubectl(CTX, "apply", "-f", "-", stdin="---\n".join(manifests))
     assert applied.returncode == 0, applied.stderr
     kubectl(CTX, "-n", NAMESPACE, "wait", "--for=condition=Ready", "pod",
-            "-l", "app=kubesmith-probe", "--timeout=60s")
+            "-l", "app=kubesmith-probe", "--timeout=30s")
     out = kubectl(CTX, "-n", NAMESPACE, "get", "pods", "-o",
                   "jsonpath={range .items[*]}{.spec.nodeName} {.status.podIP}{\"\\n\"}{end}")
     ips = dict(line.split() for line in out.stdout.splitlines() if len(line.split()) == 2)
