@@ -50,3 +50,23 @@ def test_deploy_up_after_pyinfra_cli_changes_nothing(cluster) -> None:
     again = cluster.deploy("up")
     assert again.returncode == 0, again.stderr
     assert "0 operations changed" in again.stdout, again.stdout
+
+
+def test_stopped_member_is_named_and_cluster_keeps_serving(cluster) -> None:
+    assert cluster.ssh("lab-3", "systemctl stop etcd").returncode == 0
+    cluster.kubectl("create", "configmap", "during-outage", "--from-literal=ok=yes")
+    assert "yes" in cluster.kubectl("get", "configmap", "during-outage",
+                                    "-o", "jsonpath={.data.ok}")
+    failing = cluster.deploy("verify", "-k", "etcd")
+    assert failing.returncode != 0
+    table = failing.stdout
+    assert any(line.split()[:3] == ["lab-3", "etcd_service", "FAIL"]
+               for line in table.splitlines()), table
+    assert any(line.split()[:3] == ["lab-3", "etcd_endpoint_healthy", "FAIL"]
+               for line in table.splitlines()), table
+    assert any(line.split()[:3] == ["lab-1", "etcd_service", "PASS"]
+               for line in table.splitlines()), table
+    repaired = cluster.deploy("up")
+    assert repaired.returncode == 0, repaired.stderr
+    assert "lab-3: etcd running and enabled" in repaired.stdout
+    assert cluster.deploy("verify").returncode == 0
