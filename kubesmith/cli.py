@@ -58,9 +58,15 @@ def _binaries(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from kubesmith.deployer import main_up
+    from kubesmith.deployer import run_command
 
-    return main_up(Path(args.inventory), args.dry)
+    return run_command(lambda d: d.up(args.dry), Path(args.inventory))
+
+
+def _add_node(args: argparse.Namespace) -> int:
+    from kubesmith.deployer import run_command
+
+    return run_command(lambda d: d.add_nodes(args.names, args.dry), Path(args.inventory))
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -75,6 +81,27 @@ def _verify(args: argparse.Namespace) -> int:
         command += ["-k", args.k]
     env = dict(os.environ, KUBESMITH_VERIFY_INVENTORY=str(Path(args.inventory).resolve()))
     return subprocess.run(command, env=env, cwd=settings.PROJECT, check=False).returncode
+
+
+def _remove_node(args: argparse.Namespace) -> int:
+    from kubesmith.deployer import run_command
+
+    return run_command(lambda d: d.remove_nodes(args.names), Path(args.inventory))
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from kubesmith.deployer import run_command
+
+    targets = ", ".join(args.names) if args.names else "EVERY host of the inventory"
+    if not args.yes:
+        try:
+            answer = input(f"reset {targets}: remove all kubesmith installed there? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("\nreset: nothing done (confirm with y, or pass --yes)")
+            return 1
+    return run_command(lambda d: d.reset(args.names), Path(args.inventory))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -93,6 +120,23 @@ def parser() -> argparse.ArgumentParser:
                       help="pyinfra inventory file (default: the local lab)")
     p_up.add_argument("--dry", action="store_true", help="show what would change, change nothing")
     p_up.set_defaults(func=_up)
+
+    p_add = sub.add_parser("add-node", help="bring up new nodes (already in the inventory) only")
+    p_add.add_argument("names", nargs="+")
+    p_add.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY))
+    p_add.add_argument("--dry", action="store_true", help="show what would change, change nothing")
+    p_add.set_defaults(func=_add_node)
+
+    p_remove = sub.add_parser("remove-node", help="drain, delete and reset nodes")
+    p_remove.add_argument("names", nargs="+")
+    p_remove.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY))
+    p_remove.set_defaults(func=_remove_node)
+
+    p_reset = sub.add_parser("reset", help="remove everything kubesmith installed on hosts")
+    p_reset.add_argument("names", nargs="*", help="hosts (default: every host)")
+    p_reset.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY))
+    p_reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p_reset.set_defaults(func=_reset)
 
     p_verify = sub.add_parser("verify", help="prove a cluster with testinfra (per host, per check)")
     p_verify.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY))

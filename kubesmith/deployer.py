@@ -26,7 +26,7 @@ from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext, state_dir
 from kubesmith.model import Cluster, Host
 from kubesmith.validate import ValidationError, validate
-from tasks import common, controlplane, etcd, flannel, node, pki, runtime
+from tasks import common, controlplane, etcd, flannel, node, pki, reset, runtime
 
 
 class DeployError(Exception):
@@ -190,10 +190,16 @@ class Deployer:
         self.ctx = DeployContext(inv.to_cluster(self.groups, self.data), self.data,
                                  state_dir(inventory_path))
         self.out = out
+        self.only: set[str] | None = None
         logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
 
+    def phase_hosts(self, phase: Phase) -> tuple[Host, ...]:
+        """The phase's hosts, limited to `only` when a command targets some hosts."""
+        return tuple(h for h in phase.hosts(self.ctx.cluster)
+                     if self.only is None or h.name in self.only)
+
     def _connect(self, phase: Phase, report: Report) -> tuple[State, Progress]:
-        names = [h.name for h in phase.hosts(self.ctx.cluster)]
+        names = [h.name for h in self.phase_hosts(phase)]
         pyinfra_inventory = inv.to_pyinfra(self.groups, self.data, only=names)
         # Tasks create ops only for pending changes (decided from facts), so ops need no
         # change check at prepare time: that would cost facts for every op.
@@ -244,7 +250,7 @@ class Deployer:
             report.seconds[phase.name] = time.monotonic() - start
         changes = report.changed.get(phase.name, {})
         summary = ", ".join(f"{h.name} {len(changes.get(h.name, []))} changed"
-                            for h in phase.hosts(self.ctx.cluster))
+                            for h in self.phase_hosts(phase))
         self.out(f"[{phase.name}] ok in {report.seconds[phase.name]:.1f} s: {summary}")
 
     def _record_changes(self, phase: Phase, state: State, report: Report) -> None:
@@ -273,7 +279,10 @@ class Deployer:
         start = time.monotonic()
         prepare_local(self.ctx, self.out)
         for phase in PHASES:
-            self.out(f"[{phase.name}] {', '.join(h.name for h in phase.hosts(self.ctx.cluster))}")
+            hosts = self.phase_hosts(phase)
+            if not hosts:
+                continue
+            self.out(f"[{phase.name}] {', '.join(h.name for h in hosts)}")
             self.run_phase(phase, report, dry)
         report.seconds["total"] = time.monotonic() - start
         verb = "would change" if dry else "changed"
@@ -282,14 +291,133 @@ class Deployer:
         return report
 
 
-def main_up(inventory_path: Path, dry: bool) -> int:
-    """`deploy.py up`: bootstrap or converge; one-line errors, non-zero on failure."""
+    def add_nodes(self, names: list[str], dry: bool = False) -> Report:
+        """Bring up only the named new nodes; existing hosts are not touched at all."""
+        for name in names:
+            try:
+                me = self.ctx.cluster.host(name)
+            except KeyError:
+                raise DeployError(f"{name} is not in the inventory: add it to `nodes`") from None
+            if not me.has("nodes"):
+                raise DeployError(f"{name} is not in the inventory's `nodes` group")
+            if me.has("etcd") or me.has("masters"):
+                raise DeployError(f"{name} is an etcd member or master: add-node only adds nodes")
+        self.only = set(names)
+        return self.up(dry)
+
+    def _check_removable(self, names: list[str]) -> None:
+        """Refuse to remove the last master or more etcd members than quorum allows."""
+        cluster = self.ctx.cluster
+        for name in names:
+            cluster.host(name)  # KeyError -> reported by the caller
+        masters_left = [m for m in cluster.masters if m.name not in names]
+        if cluster.masters and not masters_left:
+            raise DeployError("refusing to remove the last master: "
+                              f"{', '.join(m.name for m in cluster.masters)}")
+        members = [h.name for h in cluster.etcd]
+        leaving = [n for n in names if n in members]
+        if leaving and len(leaving) > (len(members) - 1) // 2:
+            raise DeployError(f"refusing to remove etcd member(s) {', '.join(leaving)}: "
+                              f"{len(members)} members tolerate losing "
+                              f"{(len(members) - 1) // 2}; remove fewer at a time")
+
+    def remove_nodes(self, names: list[str]) -> Report:
+        """Cordon, drain and delete the nodes, leave etcd, then reset the hosts."""
+        try:
+            self._check_removable(names)
+        except KeyError as error:
+            raise DeployError(f"{error.args[0]}") from None
+        cluster = self.ctx.cluster
+        for name in names:
+            me = cluster.host(name)
+            if me.has("nodes"):
+                self.out(f"[remove] {name}: cordon, drain, delete node")
+                kubectl(self.ctx, "cordon", name)
+                drained = kubectl(self.ctx, "drain", name, "--ignore-daemonsets", "--force",
+                                  "--delete-emptydir-data", "--grace-period=5", "--timeout=60s",
+                                  timeout=90)
+                if drained.returncode != 0:
+                    raise DeployError(f"drain {name} failed: {drained.stderr.strip()[-300:]}")
+                kubectl(self.ctx, "delete", "node", name, "--ignore-not-found")
+            if me.has("etcd"):
+                self._leave_etcd(me, names)
+        self.only = set(names)
+        report = Report()
+        self.run_phase(RESET, report, dry=False)
+        self._forget_flannel_leases([cluster.host(n) for n in names], names)
+        return report
+
+    def _etcd_peer(self, exclude: list[str]) -> State:
+        """A connected State on one etcd member that is not being removed."""
+        peer = next(h for h in self.ctx.cluster.etcd if h.name not in exclude)
+        state = State(inv.to_pyinfra(self.groups, self.data, only=[peer.name]), Config())
+        connect_all(state)
+        return state
+
+    def _leave_etcd(self, me: Host, removing: list[str]) -> None:
+        """`etcdctl member remove` from a remaining member, before the host is reset."""
+        state = self._etcd_peer(removing)
+        try:
+            peer = _hosts(state)[0]
+            env = f". {self.ctx.data['kube_config_dir']}/etcdctl.env && "
+            ok, listing = run_on(peer, env + "etcdctl member list -w simple")
+            ids = [line.split(", ")[0] for line in listing.splitlines()
+                   if line.count(", ") >= 3 and line.split(", ")[2] == me.name]
+            for member_id in ids:
+                ok, output = run_on(peer, env + f"etcdctl member remove {member_id}")
+                if not ok:
+                    raise DeployError(f"etcd member remove {me.name}: {output.strip()}")
+                self.out(f"[remove] {me.name}: removed from etcd ({member_id})")
+        finally:
+            disconnect_all(state)
+
+    def _forget_flannel_leases(self, hosts: list[Host], removing: list[str]) -> None:
+        """Delete the removed hosts' flannel subnet leases from etcd."""
+        if not any(h.name not in removing for h in self.ctx.cluster.etcd):
+            return
+        state = self._etcd_peer(removing)
+        try:
+            peer = _hosts(state)[0]
+            env = f". {self.ctx.data['kube_config_dir']}/etcdctl.env && "
+            prefix = f"{self.ctx.data['flannel_etcd_prefix']}/subnets/"
+            _ok, listing = run_on(peer, env + f"etcdctl get --prefix {prefix}")
+            lines = listing.splitlines()
+            addresses = {h.address for h in hosts}
+            for key, value in zip(lines[::2], lines[1::2], strict=False):
+                if any(f'"PublicIP":"{a}"' in value for a in addresses):
+                    run_on(peer, env + f"etcdctl del {key}")
+        finally:
+            disconnect_all(state)
+
+    def reset(self, names: list[str] | None) -> Report:
+        """Remove everything kubesmith installed on the hosts (all when no names)."""
+        if names:
+            for name in names:
+                self.ctx.cluster.host(name)
+        self.only = set(names) if names else None
+        report = Report()
+        self.run_phase(RESET, report, dry=False)
+        return report
+
+
+def _reset_hosts(cluster: Cluster) -> tuple[Host, ...]:
+    return cluster.hosts
+
+
+RESET = Phase("reset", _reset_hosts, (reset.deploy,))
+
+
+def run_command(command: Callable[[Deployer], object], inventory_path: Path) -> int:
+    """Run a deployer command with one-line errors and a non-zero exit on failure."""
     try:
-        Deployer(inventory_path).up(dry)
+        command(Deployer(inventory_path))
     except ValidationError as error:
         print(f"{error}\nnothing was changed: fix the inventory and run again", file=sys.stderr)
         return 1
     except (DeployError, inv.InventoryError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyError as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
         return 1
     return 0

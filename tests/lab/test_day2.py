@@ -1,0 +1,94 @@
+"""Day 2 on real lab hosts: add a node, remove it, reset it, refuse to remove the last master."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubesmith import settings
+from kubesmith.lab import hosts as lab
+from tests.lab.conftest import TEST_BRIDGE, TEST_SUBNET
+
+pytestmark = pytest.mark.lab
+
+UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "flanneld",
+         "containerd", "kubelet", "kube-proxy")
+KUBESMITH_PATHS = ("/etc/kubernetes", "/var/lib/etcd", "/var/lib/kubelet", "/var/lib/kube-proxy",
+                   "/etc/containerd", "/etc/cni", "/opt/cni", "/run/flannel", "/var/lib/kubesmith",
+                   "/usr/local/bin/kubelet", "/usr/local/bin/containerd")
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_factory):
+    return cluster_factory(3)
+
+
+def _started(cluster, host: str) -> dict[str, str]:
+    """Each kubesmith unit's last start time (monotonic) on a host."""
+    out = cluster.ssh(host, "; ".join(
+        f"echo {u} $(systemctl show -p ActiveEnterTimestampMonotonic --value {u})"
+        for u in UNITS)).stdout
+    return dict(line.split() for line in out.splitlines() if len(line.split()) == 2)
+
+
+def test_add_node_touches_only_the_new_host(cluster) -> None:
+    before = {h: _started(cluster, h) for h in ("lab-1", "lab-2", "lab-3")}
+    lab.up(4, TEST_SUBNET, cluster.lab.paths, log=lambda _m: None, bridge=TEST_BRIDGE)
+    added = cluster.deploy("add-node", "lab-4")
+    assert added.returncode == 0, added.stdout + added.stderr
+    for other in ("lab-1", "lab-2", "lab-3"):
+        assert f"] {other}" not in added.stdout, f"add-node touched {other}:\n{added.stdout}"
+    assert {h: _started(cluster, h) for h in before} == before, "an existing service restarted"
+    cluster.kubectl("wait", "--for=condition=Ready", "node/lab-4", "--timeout=60s")
+    version = settings.versions()["kubernetes_version"]
+    assert version in cluster.kubectl("get", "node", "lab-4", "--no-headers")
+
+
+def test_pods_schedule_on_the_new_node(cluster) -> None:
+    busybox = settings.versions()["busybox_version"]
+    cluster.apply(f"""apiVersion: v1
+kind: Pod
+metadata: {{name: on-lab-4}}
+spec:
+  nodeSelector: {{kubernetes.io/hostname: lab-4}}
+  containers:
+  - name: c
+    image: kubesmith.local/busybox:{busybox}
+    imagePullPolicy: Never
+    command: ["sleep", "3600"]
+""")
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/on-lab-4", "--timeout=60s")
+    assert "lab-4" in cluster.kubectl("get", "pod", "on-lab-4", "-o", "wide", "--no-headers")
+
+
+def test_remove_node(cluster) -> None:
+    removed = cluster.deploy("remove-node", "lab-4")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert "lab-4" not in cluster.kubectl("get", "nodes", "--no-headers")
+    active = cluster.ssh("lab-4", "systemctl is-active kubelet kube-proxy containerd flanneld")
+    assert "active\n" not in active.stdout.replace("inactive", ""), active.stdout
+
+
+def test_reset_leaves_nothing(cluster) -> None:
+    reset = cluster.deploy("reset", "lab-4", "--yes")
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    processes = cluster.ssh("lab-4", "ps -eo comm=").stdout.split()
+    left = [p for p in processes
+            if p.startswith(("kube", "etcd", "flanneld", "containerd", "pause"))]
+    assert not left, f"processes left: {left}"
+    units = cluster.ssh("lab-4", "ls /etc/systemd/system").stdout.split()
+    assert not [u for u in units if u.removesuffix(".service") in UNITS]
+    existing = cluster.ssh("lab-4", " ; ".join(f"test -e {p} && echo {p}"
+                                               for p in KUBESMITH_PATHS)).stdout.split()
+    assert not existing, f"left behind: {existing}"
+    rules = cluster.ssh("lab-4", "iptables-save; ip6tables-save").stdout
+    assert not [line for line in rules.splitlines()
+                if any(tag in line for tag in ("KUBE-", "FLANNEL", "CNI-"))]
+    links = cluster.ssh("lab-4", "ip -o link show").stdout
+    assert "flannel.1" not in links and "cni0" not in links and "veth" not in links
+
+
+def test_refuses_to_remove_the_last_master(cluster) -> None:
+    refused = cluster.deploy("remove-node", "lab-1")
+    assert refused.returncode != 0
+    assert "last master" in refused.stderr
+    assert cluster.ssh("lab-1", "systemctl is-active kube-apiserver").stdout.strip() == "active"
