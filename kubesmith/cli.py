@@ -60,13 +60,14 @@ def _binaries(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from kubesmith.deployer import run_command
 
-    return run_command(lambda d: d.up(args.dry), Path(args.inventory))
+    return run_command(lambda d: d.up(args.dry, args.skip_preflight), Path(args.inventory))
 
 
 def _add_node(args: argparse.Namespace) -> int:
     from kubesmith.deployer import run_command
 
-    return run_command(lambda d: d.add_nodes(args.names, args.dry), Path(args.inventory))
+    return run_command(lambda d: d.add_nodes(args.names, args.dry, args.skip_preflight),
+                       Path(args.inventory))
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -119,12 +120,16 @@ def parser() -> argparse.ArgumentParser:
     p_up.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY),
                       help="pyinfra inventory file (default: the local lab)")
     p_up.add_argument("--dry", action="store_true", help="show what would change, change nothing")
+    p_up.add_argument("--skip-preflight", action="store_true",
+                      help="do not check the hosts (OS, swap, ports, clocks, disk) first")
     p_up.set_defaults(func=_up)
 
     p_add = sub.add_parser("add-node", help="bring up new nodes (already in the inventory) only")
     p_add.add_argument("names", nargs="+")
     p_add.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY))
     p_add.add_argument("--dry", action="store_true", help="show what would change, change nothing")
+    p_add.add_argument("--skip-preflight", action="store_true",
+                       help="do not check the new hosts first")
     p_add.set_defaults(func=_add_node)
 
     p_remove = sub.add_parser("remove-node", help="drain, delete and reset nodes")

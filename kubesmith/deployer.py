@@ -18,15 +18,16 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import BaseStateCallback
-from pyinfra.context import ctx_inventory
+from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 
 from kubesmith import inventory as inv
 from kubesmith.binaries import sources
+from kubesmith.binaries.cache import CacheIncomplete, ChecksumMismatch
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext, state_dir
 from kubesmith.model import Cluster, Host
 from kubesmith.validate import ValidationError, validate
-from tasks import common, controlplane, etcd, flannel, node, pki, reset, runtime
+from tasks import common, controlplane, etcd, flannel, node, pki, preflight, reset, runtime
 
 
 class DeployError(Exception):
@@ -273,11 +274,40 @@ class Deployer:
                     report.changed.setdefault(phase.name, {}).setdefault(host.name, []).append(name)
                     self.out(f"  [{phase.name}] {host.name}: would change: {name}")
 
-    def up(self, dry: bool = False) -> Report:
+    def preflight(self) -> None:
+        """Read-only checks on every targeted host; raise naming each failing host."""
+        names = [h.name for h in self.ctx.cluster.hosts
+                 if self.only is None or h.name in self.only]
+        phase = Phase("preflight", lambda c: tuple(c.host(n) for n in names), ())
+        state, _progress = self._connect(phase, Report())
+        issues: list[str] = []
+        offsets: dict[str, float] = {}
+        hostnames: dict[str, str] = {}
+        try:
+            for host in _hosts(state):
+                before = time.time()
+                with ctx_host.use(host), ctx_state.use(state):
+                    found = preflight.facts()
+                clock = float(found.get("clock", ["0"])[0])
+                offsets[host.name] = clock - (before + time.time()) / 2
+                hostnames[host.name] = found.get("hostname", [host.name])[0]
+                me = self.ctx.cluster.host(host.name)
+                issues += [f"{host.name}: {p}" for p in preflight.problems(self.ctx, me, found)]
+        finally:
+            disconnect_all(state)
+        issues += preflight.clock_skew(offsets) + preflight.duplicate_hostnames(hostnames)
+        if issues:
+            raise DeployError("preflight failed, nothing was changed:\n  " + "\n  ".join(issues)
+                              + "\n(fix the hosts, or pass --skip-preflight)")
+        self.out(f"[preflight] ok: {', '.join(names)}")
+
+    def up(self, dry: bool = False, skip_preflight: bool = False) -> Report:
         """Every phase in order; raises DeployError at the first failing phase."""
         report = Report()
         start = time.monotonic()
         prepare_local(self.ctx, self.out)
+        if not skip_preflight:
+            self.preflight()
         for phase in PHASES:
             hosts = self.phase_hosts(phase)
             if not hosts:
@@ -291,7 +321,8 @@ class Deployer:
         return report
 
 
-    def add_nodes(self, names: list[str], dry: bool = False) -> Report:
+    def add_nodes(self, names: list[str], dry: bool = False,
+                  skip_preflight: bool = False) -> Report:
         """Bring up only the named new nodes; existing hosts are not touched at all."""
         for name in names:
             try:
@@ -303,7 +334,7 @@ class Deployer:
             if me.has("etcd") or me.has("masters"):
                 raise DeployError(f"{name} is an etcd member or master: add-node only adds nodes")
         self.only = set(names)
-        return self.up(dry)
+        return self.up(dry, skip_preflight)
 
     def _check_removable(self, names: list[str]) -> None:
         """Refuse to remove the last master or more etcd members than quorum allows."""
@@ -414,7 +445,8 @@ def run_command(command: Callable[[Deployer], object], inventory_path: Path) -> 
     except ValidationError as error:
         print(f"{error}\nnothing was changed: fix the inventory and run again", file=sys.stderr)
         return 1
-    except (DeployError, inv.InventoryError) as error:
+    except (DeployError, inv.InventoryError, ChecksumMismatch, CacheIncomplete,
+            sources.SourceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyError as error:

@@ -1,0 +1,62 @@
+"""Benchmark: add-node wall time on a 3-node and a 5-node lab cluster (target <= 30 s, flat).
+
+Run as root: python bench/add_node.py [--sizes 3 5]
+Each size: boot 1 master + N nodes, bootstrap, boot one more host, time `add-node` for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from gevent import monkey
+
+monkey.patch_all()
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kubesmith.deployer import Deployer  # noqa: E402
+from kubesmith.lab import hosts as lab  # noqa: E402
+from kubesmith.lab.state import LabPaths  # noqa: E402
+from kubesmith.settings import PROJECT  # noqa: E402
+
+INVENTORY = PROJECT / "inventories" / "lab.py"
+
+
+def measure(nodes: int) -> tuple[float, float]:
+    """(bootstrap seconds, add-node seconds) for a cluster of `nodes` nodes."""
+    quiet = lambda _m: None  # noqa: E731
+    with tempfile.TemporaryDirectory(prefix="kubesmith-bench-") as tmp:
+        paths = LabPaths(Path(tmp) / "lab")
+        os.environ.update(KUBESMITH_LAB_DIR=str(paths.root), KUBESMITH_STATE=f"{tmp}/state")
+        try:
+            lab.up(nodes + 1, "10.242.0.0/24", paths, log=quiet, bridge="ksbench0")
+            start = time.monotonic()
+            Deployer(INVENTORY, quiet).up()
+            bootstrap = time.monotonic() - start
+            lab.up(nodes + 2, "10.242.0.0/24", paths, log=quiet, bridge="ksbench0")
+            start = time.monotonic()
+            Deployer(INVENTORY, quiet).add_nodes([f"lab-{nodes + 2}"])
+            return bootstrap, time.monotonic() - start
+        finally:
+            lab.down(paths, log=quiet, bridge="ksbench0")
+
+
+def main() -> int:
+    """Measure each size and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[3, 5])
+    args = parser.parse_args()
+    for size in args.sizes:
+        bootstrap, add = measure(size)
+        print(f"{size}-node cluster: bootstrap {bootstrap:.1f} s, add-node {add:.1f} s "
+              "(target <= 30 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""Preflight: read-only checks on every host before anything is changed anywhere."""
+
+from __future__ import annotations
+
+from pyinfra import host
+
+from kubesmith.context import DeployContext
+from kubesmith.model import Host
+from tasks import _ops
+
+# Ports each role needs, and the services of ours that may already hold them.
+PORTS = {
+    "etcd": {"tcp/2379": "etcd", "tcp/2380": "etcd"},
+    "masters": {"tcp/6443": "kube-apiserver", "tcp/10257": "kube-controller-manager",
+                "tcp/10259": "kube-scheduler"},
+    "nodes": {"tcp/10250": "kubelet", "tcp/10256": "kube-proxy"},
+    "pod_hosts": {"udp/8472": "flanneld"},
+}
+MIN_FREE_KIB = 2 * 1024 * 1024
+SUPPORTED_ARCH = ("x86_64",)
+PROBE = (
+    "echo arch=$(uname -m); . /etc/os-release; echo os=$ID-$VERSION_ID; "
+    "echo hostname=$(hostname); echo swap=$(awk 'NR>1' /proc/swaps | wc -l); "
+    "echo free_kib=$(df -Pk / | awk 'NR==2{print $4}'); echo clock=$(date +%s.%N); "
+    "echo bridge_nf=$(test -e /proc/sys/net/bridge/bridge-nf-call-iptables && echo yes); "
+    "echo forward_ok=$(test -w /proc/sys/net/ipv4/ip_forward && echo yes); "
+    # iproute2 6.1 cannot create vxlan links on newer kernels ("failed policy validation"),
+    # which still proves the kernel has vxlan (flannel uses netlink directly).
+    "out=$(ip link add kubesmith-probe0 type vxlan id 42 dstport 4790 2>&1); "
+    "ip link delete kubesmith-probe0 2>/dev/null; "
+    "case \"$out\" in ''|*'policy validation'*) echo vxlan=yes;; esac; "
+    "ss -Hltnup 2>/dev/null | awk '{print \"listen=\" $1 \"/\" $5 \" \" $7}'"
+)
+
+
+def facts() -> dict[str, list[str]]:
+    """The probe's key=value lines of this host (listen may repeat)."""
+    output = host.get_fact(_ops.ShellOutput, probe=PROBE)
+    found: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        key, _, value = line.partition("=")
+        found.setdefault(key, []).append(value.strip())
+    return found
+
+
+def problems(ctx: DeployContext, me: Host, found: dict[str, list[str]]) -> list[str]:
+    """What is wrong on this host for its roles (empty when it can be deployed)."""
+    first = {k: v[0] for k, v in found.items()}
+    issues = []
+    if first.get("arch") not in SUPPORTED_ARCH:
+        issues.append(f"architecture {first.get('arch')} unsupported (need {SUPPORTED_ARCH})")
+    if not first.get("os", "").startswith(("debian-", "ubuntu-")):
+        issues.append(f"OS {first.get('os')} unsupported (Debian or Ubuntu)")
+    if first.get("swap", "0") != "0" and not ctx.data.get("allow_swap"):
+        issues.append("swap is on: swapoff -a (or set allow_swap = True in group_data)")
+    if int(first.get("free_kib") or 0) < MIN_FREE_KIB:
+        issues.append(f"only {int(first.get('free_kib') or 0) // 1024} MiB free on /: need 2 GiB")
+    for key, what in (("bridge_nf", "bridge netfilter"), ("forward_ok", "ip_forward"),
+                      ("vxlan", "vxlan links")):
+        if first.get(key) != "yes":
+            issues.append(f"{what} not available")
+    listening = found.get("listen", [])
+    for role, ports in PORTS.items():
+        if me not in getattr(ctx.cluster, role):
+            continue
+        for port, owner in ports.items():
+            proto, number = port.split("/")
+            holders = [line.split(" ", 1)[1] if " " in line else "?" for line in listening
+                       if line.startswith(proto) and line.split(" ")[0].endswith(f":{number}")]
+            # A vxlan port held by no process is the kernel's socket of flannel.1.
+            foreign = [h for h in holders if f'"{owner}"' not in h and owner[:15] not in h
+                       and not (port == "udp/8472" and h == "?")]
+            if foreign:
+                issues.append(f"port {port} is held by {foreign[0]} (needed by {owner})")
+    return issues
+
+
+def clock_skew(offsets: dict[str, float]) -> list[str]:
+    """Hosts whose clock (offset from the control machine's) is > 1 s from the others' median."""
+    if len(offsets) < 2:
+        return []
+    values = sorted(offsets.values())
+    median = values[len(values) // 2]
+    return [f"{name}: clock {value - median:+.2f} s from the other hosts (sync time: NTP)"
+            for name, value in offsets.items() if abs(value - median) > 1.0]
+
+
+def duplicate_hostnames(names: dict[str, str]) -> list[str]:
+    """Inventory hosts whose machines report the same hostname."""
+    seen: dict[str, str] = {}
+    dupes = []
+    for inventory_name, hostname in names.items():
+        if hostname in seen:
+            dupes.append(f"{inventory_name}: hostname {hostname!r} is also {seen[hostname]}'s")
+        seen.setdefault(hostname, inventory_name)
+    return dupes

@@ -1,0 +1,58 @@
+"""Preflight decisions from host facts (no host needed)."""
+
+from pathlib import Path
+
+from kubesmith.context import DeployContext
+from kubesmith.inventory import to_cluster
+from kubesmith.settings import group_data
+from tasks import preflight
+
+GROUPS = {
+    "etcd": [("m1", {"address": "10.0.0.1"})],
+    "masters": [("m1", {"address": "10.0.0.1"})],
+    "nodes": [("n1", {"address": "10.0.0.2"})],
+}
+CTX = DeployContext(to_cluster(GROUPS, group_data()), group_data(), Path("/nonexistent"))
+GOOD = {"arch": ["x86_64"], "os": ["debian-12"], "swap": ["0"], "free_kib": ["9999999"],
+        "bridge_nf": ["yes"], "forward_ok": ["yes"], "vxlan": ["yes"], "hostname": ["m1"]}
+
+
+def test_good_host_passes() -> None:
+    assert preflight.problems(CTX, CTX.cluster.host("m1"), GOOD) == []
+
+
+def test_each_problem_is_named() -> None:
+    bad = dict(GOOD, arch=["riscv64"], os=["centos-7"], swap=["1"], free_kib=["1024"],
+               vxlan=[""])
+    found = preflight.problems(CTX, CTX.cluster.host("m1"), bad)
+    text = "\n".join(found)
+    for word in ("riscv64", "centos-7", "swap is on", "1 MiB free", "vxlan"):
+        assert word in text
+
+
+def test_port_held_by_a_foreign_process() -> None:
+    facts = dict(GOOD, listen=['tcp/0.0.0.0:6443 users:(("nginx",pid=7,fd=3))'])
+    found = preflight.problems(CTX, CTX.cluster.host("m1"), facts)
+    assert any("port tcp/6443 is held by" in p and "nginx" in p for p in found)
+
+
+def test_port_held_by_our_own_service_is_fine() -> None:
+    facts = dict(GOOD, listen=['tcp/*:6443 users:(("kube-apiserver",pid=7,fd=3))',
+                               "udp/0.0.0.0:8472 ?"])
+    assert preflight.problems(CTX, CTX.cluster.host("m1"), facts) == []
+
+
+def test_ports_only_for_the_hosts_roles() -> None:
+    facts = dict(GOOD, listen=['tcp/*:6443 users:(("nginx",pid=7,fd=3))'])
+    assert preflight.problems(CTX, CTX.cluster.host("n1"), facts) == []
+
+
+def test_clock_skew_names_the_odd_host() -> None:
+    assert preflight.clock_skew({"a": 0.1, "b": 0.2, "c": 3.0}) == [
+        "c: clock +2.80 s from the other hosts (sync time: NTP)"]
+    assert preflight.clock_skew({"a": 0.1, "b": 0.9}) == []
+
+
+def test_duplicate_hostnames() -> None:
+    assert preflight.duplicate_hostnames({"a": "x", "b": "x", "c": "y"}) == [
+        "b: hostname 'x' is also a's"]
