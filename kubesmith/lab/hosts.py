@@ -263,8 +263,8 @@ def sweep(paths: LabPaths, bridge: str) -> None:
     for pid in _lab_processes(paths):
         _stop_host(LabHost("orphan", "", pid=pid))
     _unmount_under(paths.hosts)
-    network.remove_bridge(bridge)
-    orphans = Path(cgroups.CGROUP_ROOT).glob(f"**/{cgroups.GROUP}/*/")
+    network.remove_bridge(bridge, only_if_unused=True)
+    orphans = Path(cgroups.CGROUP_ROOT).glob(f"**/{cgroups.GROUP}/{bridge}-*/")
     cgroups.remove([str(p) for p in orphans])
 
 
@@ -323,7 +323,8 @@ def leftovers(paths: LabPaths | None = None, bridge: str | None = None) -> list[
     found += [f"link {line.split()[0]}" for line in links if line.startswith(veth_prefix)]
     found += [f"mount {line.split()[1]}" for line in Path("/proc/mounts").read_text().splitlines()
               if line.split()[1].startswith(str(paths.root))]
-    found += [f"cgroup {p}" for p in Path(cgroups.CGROUP_ROOT).glob(f"**/{cgroups.GROUP}")]
+    found += [f"cgroup {p}"
+              for p in Path(cgroups.CGROUP_ROOT).glob(f"**/{cgroups.GROUP}/{bridge}-*")]
     found += [f"process {pid} (systemd-nspawn)" for pid in _lab_processes(paths)]
     if shutil.which("iptables-save"):
         rules = subprocess.run(["iptables-save"], capture_output=True, text=True,

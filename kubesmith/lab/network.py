@@ -55,12 +55,17 @@ def ensure_bridge(bridge: str, gateway: str, prefix_len: int) -> None:
     _ip("link", "set", bridge, "up")
 
 
-def remove_bridge(bridge: str) -> None:
+def remove_bridge(bridge: str, only_if_unused: bool = False) -> None:
     """Delete the bridge and any host veth still attached to it (a stopped host's netns can
-    outlive its processes while the kernel holds a reference; its veth must not stay behind)."""
+    outlive its processes while the kernel holds a reference; its veth must not stay behind).
+
+    With only_if_unused, a bridge that still has ports (another lab's hosts) is left alone.
+    """
     if not link_exists(bridge):
         return
     ports = json.loads(_ip("-j", "link", "show", "master", bridge).stdout or "[]")
+    if ports and only_if_unused:
+        return
     for port in ports:
         _ip("link", "delete", port["ifname"], check=False)
     _ip("link", "delete", bridge)

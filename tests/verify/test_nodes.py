@@ -36,9 +36,12 @@ spec:
 def probes() -> Iterator[dict[str, str]]:
     """A short-lived pod per node: node name -> pod IP (removed afterwards)."""
     image = image_ref("busybox", str(CTX.data["busybox_version"]))
-    manifests = [f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"
-                 "  labels: {app.kubernetes.io/managed-by: kubesmith-verify}\n"]
-    manifests += [PROBE.format(node=n.name, ns=NAMESPACE, image=image) for n in CTX.cluster.nodes]
+    created = kubectl(CTX, "create", "namespace", NAMESPACE)
+    assert created.returncode == 0, created.stderr
+    # Pods are refused until the controller-manager has made the namespace's default account.
+    kubectl(CTX, "-n", NAMESPACE, "wait", "--for=create", "serviceaccount/default",
+            "--timeout=30s")
+    manifests = [PROBE.format(node=n.name, ns=NAMESPACE, image=image) for n in CTX.cluster.nodes]
     applied = kubectl(CTX, "apply", "-f", "-", stdin="---\n".join(manifests))
     assert applied.returncode == 0, applied.stderr
     kubectl(CTX, "-n", NAMESPACE, "wait", "--for=condition=Ready", "pod",
