@@ -116,38 +116,33 @@ def parser() -> argparse.ArgumentParser:
     p_lab.add_argument("--subnet", default=None, help=f"lab subnet (default {DEFAULT_SUBNET})")
     p_lab.set_defaults(func=_lab)
 
-    p_up = sub.add_parser("up", help="bootstrap or converge the cluster of an inventory")
-    p_up.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY),
-                      help="pyinfra inventory file (default: the local lab)")
-    p_up.add_argument("--dry", action="store_true", help="show what would change, change nothing")
-    p_up.add_argument("--skip-preflight", action="store_true",
-                      help="do not check the hosts (OS, swap, ports, clocks, disk) first")
-    p_up.set_defaults(func=_up)
+    def cluster_command(name: str, help_: str, func, names: str | None = None,
+                        dry: bool = False) -> argparse.ArgumentParser:
+        """A subcommand that works on an inventory (and optionally on named hosts)."""
+        command = sub.add_parser(name, help=help_)
+        if names:
+            command.add_argument("names", nargs=names)
+        command.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY),
+                             help="pyinfra inventory file (default: the local lab)")
+        if dry:
+            command.add_argument("--dry", action="store_true",
+                                 help="show what would change, change nothing")
+            command.add_argument("--skip-preflight", action="store_true",
+                                 help="do not check the hosts (OS, swap, ports, clocks) first")
+        command.set_defaults(func=func)
+        return command
 
-    p_add = sub.add_parser("add-node", help="bring up new nodes (already in the inventory) only")
-    p_add.add_argument("names", nargs="+")
-    p_add.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY))
-    p_add.add_argument("--dry", action="store_true", help="show what would change, change nothing")
-    p_add.add_argument("--skip-preflight", action="store_true",
-                       help="do not check the new hosts first")
-    p_add.set_defaults(func=_add_node)
-
-    p_remove = sub.add_parser("remove-node", help="drain, delete and reset nodes")
-    p_remove.add_argument("names", nargs="+")
-    p_remove.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY))
-    p_remove.set_defaults(func=_remove_node)
-
-    p_reset = sub.add_parser("reset", help="remove everything kubesmith installed on hosts")
-    p_reset.add_argument("names", nargs="*", help="hosts (default: every host)")
-    p_reset.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY))
+    cluster_command("up", "bootstrap or converge the cluster of an inventory", _up, dry=True)
+    cluster_command("add-node", "bring up new nodes (already in the inventory) only",
+                    _add_node, "+", dry=True)
+    cluster_command("remove-node", "drain, delete and reset nodes", _remove_node, "+")
+    p_reset = cluster_command("reset", "remove everything kubesmith installed on hosts",
+                              _reset, "*")
     p_reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p_reset.set_defaults(func=_reset)
-
-    p_verify = sub.add_parser("verify", help="prove a cluster with testinfra (per host, per check)")
-    p_verify.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY))
+    p_verify = cluster_command("verify", "prove a cluster with testinfra (per host, per check)",
+                               _verify)
     p_verify.add_argument("--junit", help="also write a JUnit XML report to this file")
     p_verify.add_argument("-k", help="only the checks matching this pytest -k expression")
-    p_verify.set_defaults(func=_verify)
 
     p_bin = sub.add_parser("binaries", help="fill and verify the binary cache")
     p_bin.add_argument("names", nargs="*", help="components (default: all)")
