@@ -307,7 +307,9 @@ class Deployer:
         start = time.monotonic()
         prepare_local(self.ctx, self.out)
         if not skip_preflight:
+            checked = time.monotonic()
             self.preflight()
+            report.seconds["preflight"] = time.monotonic() - checked
         for phase in PHASES:
             hosts = self.phase_hosts(phase)
             if not hosts:
