@@ -65,6 +65,4 @@ class DeployContext:
             "etcd_endpoints": cluster.etcd_client_urls,
             "initial_cluster": cluster.etcd_initial_cluster,
             "initial_cluster_state": "new",
-            "apiserver_url": cluster.apiserver_url,
-            "service_vip": cluster.service_vip,
         }

@@ -29,7 +29,6 @@ class Component:
     files: tuple[str, ...]
     go: GoRecipe | None = None
     image: str | None = None
-    installs_to: str = "bin_dir"
 
 
 def _k8s_ldflags() -> tuple[str, ...]:
@@ -124,7 +123,6 @@ COMPONENTS: dict[str, Component] = {
                 ),
                 extra_requires=("golang.org/x/sys@v0.30.0",),
             ),
-            installs_to="cni_bin_dir",
         ),
         Component(
             "cni-plugins",
@@ -141,7 +139,6 @@ COMPONENTS: dict[str, Component] = {
                     ".BuildVersion={version}",
                 ),
             ),
-            installs_to="cni_bin_dir",
         ),
         Component(
             "containerd",
@@ -184,9 +181,7 @@ COMPONENTS: dict[str, Component] = {
                 ldflags=("-X sigs.k8s.io/cri-tools/pkg/version.Version={version}",),
             ),
         ),
-        Component("pause-image", "pause_version", ("pause.tar",), image="pause",
-                  installs_to="image_dir"),
-        Component("busybox-image", "busybox_version", ("busybox.tar",), image="busybox",
-                  installs_to="image_dir"),
+        Component("pause-image", "pause_version", ("pause.tar",), image="pause"),
+        Component("busybox-image", "busybox_version", ("busybox.tar",), image="busybox"),
     )
 }
