@@ -1,0 +1,37 @@
+"""Parsing of the one-command facts tasks decide from, and template rendering."""
+
+import pytest
+from jinja2 import UndefinedError
+
+from tasks import _ops
+
+
+def test_file_states_parse_files_dirs_and_missing() -> None:
+    lines = ["/etc/kubernetes 755 dir", "/etc/kubernetes/pki/admin.key 600 " + "a" * 64,
+             "/etc/missing - -"]
+    states = _ops.FileStates().process(lines)
+    assert states["/etc/kubernetes"] == ("755", "dir")
+    assert states["/etc/kubernetes/pki/admin.key"] == ("600", "a" * 64)
+    assert states["/etc/missing"] == ("-", "-")
+
+
+def test_file_states_command_quotes_every_path() -> None:
+    command = _ops.FileStates().command(["/a b", "/c"])
+    assert "'/a b' '/c'" in command and "sha256sum" in command
+
+
+def test_unit_states_parse() -> None:
+    states = _ops.UnitStates().process(["etcd.service active enabled",
+                                        "kubelet.service inactive"])
+    assert states == {"etcd.service": ("active", "enabled"), "kubelet.service": ("inactive", "")}
+
+
+def test_template_item_hashes_rendered_text() -> None:
+    item = _ops.template("sysctl", "common/sysctl.conf.j2", "/etc/sysctl.d/90-kubesmith.conf")
+    assert "net.ipv4.ip_forward = 1" in (item.content or "")
+    assert len(item.sha256) == 64 and item.mode == "644"
+
+
+def test_templates_refuse_missing_values() -> None:
+    with pytest.raises(UndefinedError):
+        _ops.render("etcd/etcd.service.j2")
