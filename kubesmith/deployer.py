@@ -114,11 +114,12 @@ def flannel_ready(ctx: DeployContext, host: PyinfraHost) -> None:
     retry(host, f"test -s {flannel.SUBNET_ENV}", "flannel subnet lease", 60)
 
 
-def kubectl(ctx: DeployContext, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+def kubectl(ctx: DeployContext, *args: str, timeout: float = 30,
+            stdin: str | None = None) -> subprocess.CompletedProcess:
     """The cached kubectl on the control machine with the operator's admin kubeconfig."""
     return subprocess.run(
         [ctx.binary("kubernetes", "kubectl"), f"--kubeconfig={ctx.state / 'admin.kubeconfig'}",
-         *args], capture_output=True, text=True, timeout=timeout, check=False)
+         *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def node_ready(ctx: DeployContext, host: PyinfraHost) -> None:
@@ -392,12 +393,11 @@ class Deployer:
         state = self._etcd_peer(removing)
         try:
             peer = _hosts(state)[0]
-            env = f". {self.ctx.data['kube_config_dir']}/etcdctl.env && "
-            ok, listing = run_on(peer, env + "etcdctl member list -w simple")
+            ok, listing = run_on(peer, etcd.etcdctl(self.ctx, "member list -w simple"))
             ids = [line.split(", ")[0] for line in listing.splitlines()
                    if line.count(", ") >= 3 and line.split(", ")[2] == me.name]
             for member_id in ids:
-                ok, output = run_on(peer, env + f"etcdctl member remove {member_id}")
+                ok, output = run_on(peer, etcd.etcdctl(self.ctx, f"member remove {member_id}"))
                 if not ok:
                     raise DeployError(f"etcd member remove {me.name}: {output.strip()}")
                 self.out(f"[remove] {me.name}: removed from etcd ({member_id})")
@@ -411,14 +411,12 @@ class Deployer:
         state = self._etcd_peer(removing)
         try:
             peer = _hosts(state)[0]
-            env = f". {self.ctx.data['kube_config_dir']}/etcdctl.env && "
             prefix = f"{self.ctx.data['flannel_etcd_prefix']}/subnets/"
-            _ok, listing = run_on(peer, env + f"etcdctl get --prefix {prefix}")
-            lines = listing.splitlines()
+            _ok, listing = run_on(peer, etcd.etcdctl(self.ctx, f"get --prefix {prefix}"))
             addresses = {h.address for h in hosts}
-            for key, value in zip(lines[::2], lines[1::2], strict=False):
-                if any(f'"PublicIP":"{a}"' in value for a in addresses):
-                    run_on(peer, env + f"etcdctl del {key}")
+            for key, owner in flannel.leases(listing).items():
+                if owner in addresses:
+                    run_on(peer, etcd.etcdctl(self.ctx, f"del {key}"))
         finally:
             disconnect_all(state)
 

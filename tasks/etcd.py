@@ -26,7 +26,12 @@ def deploy(ctx: DeployContext) -> None:
     _ops.services([_ops.Service("etcd", ops["etcd unit"], [ops["install etcd"], certs])])
 
 
+def etcdctl(ctx: DeployContext, args: str, endpoints: str | None = None) -> str:
+    """A shell command running etcdctl over TLS with the host's etcdctl environment."""
+    override = f"ETCDCTL_ENDPOINTS={endpoints} " if endpoints else ""
+    return f". {ctx.data['kube_config_dir']}/etcdctl.env && {override}etcdctl {args}"
+
+
 def health_command(ctx: DeployContext) -> str:
     """etcdctl over TLS against every member: exits non-zero unless all are healthy."""
-    return (f". {ctx.data['kube_config_dir']}/etcdctl.env && "
-            f"ETCDCTL_ENDPOINTS={ctx.cluster.etcd_client_urls} etcdctl endpoint health")
+    return etcdctl(ctx, "endpoint health", ctx.cluster.etcd_client_urls)

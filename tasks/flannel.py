@@ -5,27 +5,19 @@ from __future__ import annotations
 import json
 
 from pyinfra import host
-from pyinfra.api import FactBase
 from pyinfra.operations import server
 
 from kubesmith.context import DeployContext
-from tasks import _ops
+from tasks import _ops, etcd
 
 SUBNET_ENV = "/run/flannel/subnet.env"
 
 
-class EtcdValue(FactBase):
-    """The value of one etcd key (empty when absent or etcd unreachable)."""
-
-    @staticmethod
-    def default() -> str:
-        return ""
-
-    def command(self, env_file: str, key: str) -> str:
-        return f"( . {env_file} && etcdctl get --print-value-only {key} ) 2>/dev/null || true"
-
-    def process(self, output: list[str]) -> str:
-        return "\n".join(output).strip()
+def leases(listing: str) -> dict[str, str]:
+    """Lease keys -> the public IP holding them, from `etcdctl get --prefix <prefix>/subnets/`."""
+    lines = listing.splitlines()
+    return {key: json.loads(value)["PublicIP"]
+            for key, value in zip(lines[::2], lines[1::2], strict=True)}
 
 
 def network_config(ctx: DeployContext) -> None:
@@ -36,14 +28,16 @@ def network_config(ctx: DeployContext) -> None:
                          **ctx.values(ctx.cluster.host(host.name)))
     _ops.sync([item])
     key = f"{ctx.data['flannel_etcd_prefix']}/config"
-    current = host.get_fact(EtcdValue, env_file=f"{conf}/etcdctl.env", key=key)
+    # Empty when the key is absent or etcd is not reachable yet.
+    current = host.get_fact(_ops.ShellOutput,
+                            probe=etcd.etcdctl(ctx, f"get --print-value-only {key}"))
     try:
         same = json.loads(current) == json.loads(item.content or "")
     except ValueError:
         same = False
     if not same:
         server.shell(name="flannel network config into etcd",
-                     commands=[f". {conf}/etcdctl.env && etcdctl put {key} < {path}"])
+                     commands=[etcd.etcdctl(ctx, f"put {key} < {path}")])
 
 
 def deploy(ctx: DeployContext) -> None:

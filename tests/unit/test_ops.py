@@ -35,3 +35,26 @@ def test_template_item_hashes_rendered_text() -> None:
 def test_templates_refuse_missing_values() -> None:
     with pytest.raises(UndefinedError):
         _ops.render("etcd/etcd.service.j2")
+
+
+def test_etcdctl_command_with_and_without_endpoint_override() -> None:
+    from pathlib import Path
+
+    from kubesmith.context import DeployContext
+    from kubesmith.model import Cluster
+    from tasks import etcd
+
+    ctx = DeployContext(Cluster(()), {"kube_config_dir": "/etc/kubernetes"}, Path("/x"))
+    assert etcd.etcdctl(ctx, "member list") == (
+        ". /etc/kubernetes/etcdctl.env && etcdctl member list")
+    assert etcd.etcdctl(ctx, "endpoint health", "https://a:2379") == (
+        ". /etc/kubernetes/etcdctl.env && ETCDCTL_ENDPOINTS=https://a:2379 etcdctl endpoint health")
+
+
+def test_flannel_leases_from_etcdctl_listing() -> None:
+    from tasks import flannel
+
+    listing = ('/coreos.com/network/subnets/10.200.7.0-24\n{"PublicIP":"10.240.0.12","BackendType":'
+               '"vxlan"}\n/coreos.com/network/subnets/10.200.9.0-24\n{"PublicIP":"10.240.0.13"}')
+    assert flannel.leases(listing) == {"/coreos.com/network/subnets/10.200.7.0-24": "10.240.0.12",
+                                       "/coreos.com/network/subnets/10.200.9.0-24": "10.240.0.13"}

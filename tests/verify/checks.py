@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
+import functools
 
 from cryptography import x509
 
+from kubesmith import deployer
 from kubesmith.binaries import cache
 from kubesmith.context import DeployContext
+from tasks import etcd
 from tests.verify.conftest import remote
 
-ETCD_ENV = ". /etc/kubernetes/etcdctl.env && "
 MIN_VALIDITY = dt.timedelta(days=30)
 
 
 def etcdctl(ctx: DeployContext, args: str, on: str | None = None):  # noqa: ANN201 (testinfra result)
     """Run etcdctl over TLS on an etcd host (the first member by default)."""
-    return remote(on or ctx.cluster.etcd[0].name).run(ETCD_ENV + "etcdctl " + args)
+    return remote(on or ctx.cluster.etcd[0].name).run(etcd.etcdctl(ctx, args))
 
 
-def kubectl(ctx: DeployContext, *args: str, stdin: str | None = None
-            ) -> subprocess.CompletedProcess:
-    """The cached kubectl on the control machine with the operator's kubeconfig."""
-    return subprocess.run(
-        [ctx.binary("kubernetes", "kubectl"), f"--kubeconfig={ctx.state / 'admin.kubeconfig'}",
-         *args], input=stdin, capture_output=True, text=True, timeout=90, check=False)
+# The deploy's own kubectl helper, with room for `kubectl wait --timeout=30s`.
+kubectl = functools.partial(deployer.kubectl, timeout=90)
 
 
 def certificate(host_name: str, path: str) -> x509.Certificate:

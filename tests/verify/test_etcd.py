@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from kubesmith.model import Host
-from tests.verify.checks import ETCD_ENV, assert_cert_ok, etcdctl
+from tasks import etcd
+from tests.verify.checks import assert_cert_ok, etcdctl
 from tests.verify.conftest import remote
 
 
@@ -33,7 +34,7 @@ def test_etcd_members_match_inventory(ctx, etcd_host: Host) -> None:
 
 def test_etcd_endpoint_healthy(ctx, etcd_host: Host) -> None:
     health = remote(ctx.cluster.etcd[0].name).run(
-        f"{ETCD_ENV}ETCDCTL_ENDPOINTS=https://{etcd_host.address}:2379 etcdctl endpoint health")
+        etcd.etcdctl(ctx, "endpoint health", f"https://{etcd_host.address}:2379"))
     assert health.rc == 0, f"{etcd_host.name}: {health.stdout}{health.stderr}".strip()
 
 

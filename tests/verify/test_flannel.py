@@ -6,6 +6,7 @@ import ipaddress
 import json
 
 from kubesmith.model import Host
+from tasks import flannel
 from tests.verify.checks import etcdctl
 from tests.verify.conftest import remote
 
@@ -15,9 +16,8 @@ def _leases(ctx) -> dict[str, str]:
     prefix = f"{ctx.data['flannel_etcd_prefix']}/subnets/"
     out = etcdctl(ctx, f"get --prefix {prefix}")
     assert out.rc == 0, out.stderr
-    lines = out.stdout.splitlines()
-    return {key.removeprefix(prefix).replace("-", "/"): json.loads(value)["PublicIP"]
-            for key, value in zip(lines[::2], lines[1::2], strict=True)}
+    return {key.removeprefix(prefix).replace("-", "/"): owner
+            for key, owner in flannel.leases(out.stdout).items()}
 
 
 def test_flanneld_running(pod_host: Host) -> None:
