@@ -17,8 +17,9 @@ from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.lab import hosts as lab
 from kubesmith.lab.state import LabPaths, LabState
 
-TEST_SUBNET = "10.241.0.0/24"
-TEST_BRIDGE = "kstest0"
+# Overridable so two lab test runs (e.g. two work trees) can share the machine.
+TEST_SUBNET = os.environ.get("KUBESMITH_TEST_SUBNET", "10.241.0.0/24")
+TEST_BRIDGE = os.environ.get("KUBESMITH_TEST_BRIDGE", "kstest0")
 
 
 def lab_skip_reason() -> str | None:
