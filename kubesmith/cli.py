@@ -70,6 +70,16 @@ def _add_node(args: argparse.Namespace) -> int:
                        Path(args.inventory))
 
 
+def _grow(role: str):
+    """A command adding hosts of a role (etcd members or masters) with the cluster serving."""
+    def command(args: argparse.Namespace) -> int:
+        from kubesmith.deployer import run_command
+
+        return run_command(lambda d: d.grow(args.names, role, args.skip_preflight),
+                           Path(args.inventory))
+    return command
+
+
 def _verify(args: argparse.Namespace) -> int:
     """Run the testinfra verification suite against the inventory's hosts."""
     command = [sys.executable, "-m", "pytest", str(settings.PROJECT / "tests" / "verify"),
@@ -135,6 +145,11 @@ def parser() -> argparse.ArgumentParser:
     cluster_command("up", "bootstrap or converge the cluster of an inventory", _up, dry=True)
     cluster_command("add-node", "bring up new nodes (already in the inventory) only",
                     _add_node, "+", dry=True)
+    for role, name in (("etcd", "add-etcd"), ("masters", "add-master")):
+        grow = cluster_command(name, f"add {role} hosts (in the inventory) one at a time, the "
+                               "cluster serving throughout", _grow(role), "+")
+        grow.add_argument("--skip-preflight", action="store_true",
+                          help="do not check the new hosts first")
     cluster_command("remove-node", "drain, delete and reset nodes", _remove_node, "+")
     p_reset = cluster_command("reset", "remove everything kubesmith installed on hosts",
                               _reset, "*")

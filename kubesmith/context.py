@@ -32,6 +32,8 @@ class DeployContext:
     # Per host, the certificate/key/kubeconfig files whose content this deploy replaces: the
     # services that read them restart in their own (later) phase.
     replaced: dict[str, set[str]] = field(default_factory=dict)
+    # etcd members joining a running cluster: name -> ETCD_INITIAL_CLUSTER for their first start.
+    joining: dict[str, str] = field(default_factory=dict)
 
     def replaced_any(self, host_name: str, *prefixes: str) -> bool:
         """Whether a replaced file of this host starts with one of the prefixes."""
@@ -63,6 +65,4 @@ class DeployContext:
             "iface": host.iface,
             "etcd_servers": cluster.etcd_client_urls,
             "etcd_endpoints": cluster.etcd_client_urls,
-            "initial_cluster": cluster.etcd_initial_cluster,
-            "initial_cluster_state": "new",
         }

@@ -222,6 +222,7 @@ class Deployer:
     def run_phase(self, phase: Phase, report: Report, dry: bool) -> None:
         """Prepare and run one phase, then wait for its readiness check."""
         start = time.monotonic()
+        earlier = {h: len(ops) for h, ops in report.changed.get(phase.name, {}).items()}
         state, progress = self._connect(phase, report)
         try:
             with ctx_inventory.use(state.inventory):
@@ -249,11 +250,13 @@ class Deployer:
                     raise DeployError(f"phase {phase.name}: {error}\n{logs}") from error
         finally:
             disconnect_all(state)
-            report.seconds[phase.name] = time.monotonic() - start
+            elapsed = time.monotonic() - start
+            report.seconds[phase.name] = report.seconds.get(phase.name, 0.0) + elapsed
         changes = report.changed.get(phase.name, {})
-        summary = ", ".join(f"{h.name} {len(changes.get(h.name, []))} changed"
+        summary = ", ".join(f"{h.name} {len(changes.get(h.name, [])) - earlier.get(h.name, 0)} "
+                            "changed"
                             for h in self.phase_hosts(phase))
-        self.out(f"[{phase.name}] ok in {report.seconds[phase.name]:.1f} s: {summary}")
+        self.out(f"[{phase.name}] ok in {elapsed:.1f} s: {summary}")
 
     def _record_changes(self, phase: Phase, state: State, report: Report) -> None:
         """Print and record the ops that changed something, per host."""
@@ -282,21 +285,26 @@ class Deployer:
         phase = Phase("preflight", lambda c: tuple(c.host(n) for n in names), ())
         state, _progress = self._connect(phase, Report())
         issues: list[str] = []
+        etcd_data: dict[str, bool] = {}
         offsets: dict[str, float] = {}
         hostnames: dict[str, str] = {}
         try:
             for host in _hosts(state):
                 before = time.time()
                 with ctx_host.use(host), ctx_state.use(state):
-                    found = preflight.facts()
+                    found = preflight.facts(self.ctx)
                 clock = float(found.get("clock", ["0"])[0])
                 offsets[host.name] = clock - (before + time.time()) / 2
                 hostnames[host.name] = found.get("hostname", [host.name])[0]
                 me = self.ctx.cluster.host(host.name)
                 issues += [f"{host.name}: {p}" for p in preflight.problems(self.ctx, me, found)]
+                if me.has("etcd"):
+                    etcd_data[host.name] = found.get("etcd_data", [""])[0] == "yes"
         finally:
             disconnect_all(state)
         issues += preflight.clock_skew(offsets) + preflight.duplicate_hostnames(hostnames)
+        if self.only is None:
+            issues += preflight.unjoined_members(etcd_data)
         if issues:
             raise DeployError("preflight failed, nothing was changed:\n  " + "\n  ".join(issues)
                               + "\n(fix the hosts, or pass --skip-preflight)")
@@ -335,9 +343,112 @@ class Deployer:
             if not me.has("nodes"):
                 raise DeployError(f"{name} is not in the inventory's `nodes` group")
             if me.has("etcd") or me.has("masters"):
-                raise DeployError(f"{name} is an etcd member or master: add-node only adds nodes")
+                raise DeployError(f"{name} is an etcd member or master: add it with "
+                                  f"`add-etcd {name}` or `add-master {name}`")
         self.only = set(names)
         return self.up(dry, skip_preflight)
+
+    def roll(self, report: Report, hosts: tuple[Host, ...]) -> None:
+        """Converge hosts one at a time: each phase's readiness is checked before the next host,
+        so services that must restart (new member lists, new SANs) restart one host at a time."""
+        for one in hosts:
+            self.only = {one.name}
+            for phase in PHASES:
+                if self.phase_hosts(phase):
+                    self.out(f"[{phase.name}] {one.name} (rolling)")
+                    self.run_phase(phase, report, dry=False)
+
+    def _new_hosts(self, names: list[str], role: str) -> tuple[Host, ...]:
+        """The named hosts, each checked to be in the role's inventory group."""
+        found = []
+        for name in names:
+            try:
+                me = self.ctx.cluster.host(name)
+            except KeyError:
+                raise DeployError(f"{name} is not in the inventory: add it to `{role}`") from None
+            if not me.has(role):
+                raise DeployError(f"{name} is not in the inventory's `{role}` group")
+            found.append(me)
+        return tuple(found)
+
+    def grow(self, names: list[str], role: str, skip_preflight: bool = False) -> Report:
+        """Add etcd members or masters with the cluster serving.
+
+        New etcd members join one at a time as learners, promoted once in sync; then every host
+        is rolled, one at a time and the new hosts first, to the new member lists and SANs.
+        """
+        new = self._new_hosts(names, role)
+        report = Report()
+        start = time.monotonic()
+        prepare_local(self.ctx, self.out)
+        if not skip_preflight:
+            self.only = set(names)
+            self.preflight()
+        state = self._etcd_peer(names)
+        try:
+            peer = _hosts(state)[0]
+            for me in (h for h in new if h.has("etcd")):
+                if role == "etcd":
+                    self._join_etcd(peer, me, report)
+                elif self._member(peer, me) is None:
+                    raise DeployError(f"{me.name} is in `etcd` but not a member yet: "
+                                      f"run `python deploy.py add-etcd {me.name}` first")
+        finally:
+            disconnect_all(state)
+        rest = tuple(h for h in self.ctx.cluster.hosts if h not in new)
+        self.roll(report, new + rest)
+        report.seconds["total"] = time.monotonic() - start
+        self.out(f"done in {report.seconds['total']:.1f} s: {report.total_changes} operations "
+                 f"changed; {role}: {', '.join(h.name for h in self.ctx.cluster.role(role))}")
+        return report
+
+    def _etcdctl(self, peer: PyinfraHost, args: str) -> str:
+        """etcdctl on a member host; raise DeployError naming the host when it fails."""
+        ok, output = run_on(peer, etcd.etcdctl(self.ctx, args))
+        if not ok:
+            raise DeployError(f"{peer.name}: etcdctl {args}: {output.strip()[-300:]}")
+        return output
+
+    def _member(self, peer: PyinfraHost, me: Host) -> etcd.Member | None:
+        """The etcd member at this host's peer URL, as the running cluster lists it."""
+        listing = etcd.members(self._etcdctl(peer, "member list -w simple"))
+        return next((m for m in listing if m.peer_url == me.peer_url), None)
+
+    def _join_etcd(self, peer: PyinfraHost, me: Host, report: Report) -> None:
+        """`member add --learner` from a member, start the new member, promote it when in sync."""
+        current = etcd.members(self._etcdctl(peer, "member list -w simple"))
+        mine = next((m for m in current if m.peer_url == me.peer_url), None)
+        if mine is not None and mine.started and not mine.learner:
+            self.out(f"[etcd join] {me.name}: already a member")
+            return
+        others = [m for m in current if m.peer_url != me.peer_url]
+        stray = next((m for m in others if not m.started), None)
+        if stray is not None:
+            raise DeployError(f"etcd lists an unstarted member at {stray.peer_url}: finish its "
+                              f"join or remove it (etcdctl member remove {stray.id})")
+        if mine is None:
+            # etcd refuses a new member until every voting member has been connected for a few
+            # seconds ("unhealthy cluster", e.g. just after a promotion): retry, idempotently.
+            listed = etcd.etcdctl(self.ctx, "member list -w simple")
+            add = etcd.etcdctl(self.ctx, f"member add {me.name} --learner "
+                                         f"--peer-urls={me.peer_url}")
+            retry(peer, f"{listed} | grep -q ', {me.peer_url},' || {add}",
+                  f"etcd member add {me.name}", 60)
+            mine = self._member(peer, me)
+            self.out(f"[etcd join] {me.name}: added as learner")
+        self.ctx.joining[me.name] = ",".join(
+            [f"{m.name}={m.peer_url}" for m in others] + [f"{me.name}={me.peer_url}"])
+        self.only = {me.name}
+        for phase in (PHASES[0], ETCD_JOIN):
+            self.out(f"[{phase.name}] {me.name}")
+            self.run_phase(phase, report, dry=False)
+        # The member started with its new certificates: the roll must not restart it for them.
+        self.ctx.replaced[me.name] = {f for f in self.ctx.replaced.get(me.name, set())
+                                      if not f.startswith(etcd.member_certs(me.name))}
+        if mine is not None and mine.learner:
+            retry(peer, etcd.etcdctl(self.ctx, f"member promote {mine.id}"),
+                  f"etcd learner {me.name} in sync (member promote)", 120)
+            self.out(f"[etcd join] {me.name}: promoted to voting member")
 
     def _check_removable(self, names: list[str]) -> None:
         """Refuse to remove the last master or more etcd members than quorum allows."""
@@ -379,11 +490,19 @@ class Deployer:
         report = Report()
         self.run_phase(RESET, report, dry=False)
         self._forget_flannel_leases([cluster.host(n) for n in names], names)
+        if any(cluster.host(n).has("etcd") or cluster.host(n).has("masters") for n in names):
+            # The remaining hosts drop the removed members from their lists and SANs.
+            self.ctx.cluster = cluster.without(set(names))
+            prepare_local(self.ctx, self.out)
+            self.roll(report, self.ctx.cluster.hosts)
         return report
 
     def _etcd_peer(self, exclude: list[str]) -> State:
         """A connected State on one etcd member that is not being removed."""
-        peer = next(h for h in self.ctx.cluster.etcd if h.name not in exclude)
+        peer = next((h for h in self.ctx.cluster.etcd if h.name not in exclude), None)
+        if peer is None:
+            raise DeployError("no etcd member outside " + ", ".join(exclude) +
+                              ": bootstrap the cluster with `python deploy.py up` first")
         state = State(inv.to_pyinfra(self.groups, self.data, only=[peer.name]), Config())
         connect_all(state)
         return state
@@ -393,14 +512,10 @@ class Deployer:
         state = self._etcd_peer(removing)
         try:
             peer = _hosts(state)[0]
-            ok, listing = run_on(peer, etcd.etcdctl(self.ctx, "member list -w simple"))
-            ids = [line.split(", ")[0] for line in listing.splitlines()
-                   if line.count(", ") >= 3 and line.split(", ")[2] == me.name]
-            for member_id in ids:
-                ok, output = run_on(peer, etcd.etcdctl(self.ctx, f"member remove {member_id}"))
-                if not ok:
-                    raise DeployError(f"etcd member remove {me.name}: {output.strip()}")
-                self.out(f"[remove] {me.name}: removed from etcd ({member_id})")
+            member = self._member(peer, me)
+            if member is not None:
+                self._etcdctl(peer, f"member remove {member.id}")
+                self.out(f"[remove] {me.name}: removed from etcd ({member.id})")
         finally:
             disconnect_all(state)
 
@@ -436,6 +551,8 @@ def _reset_hosts(cluster: Cluster) -> tuple[Host, ...]:
 
 
 RESET = Phase("reset", _reset_hosts, (reset.deploy,))
+# A new member's first start: no all-members health check yet (it is a learner until promoted).
+ETCD_JOIN = Phase("etcd join", lambda c: c.etcd, (etcd.deploy,), ("etcd",))
 
 
 def run_command(command: Callable[[Deployer], object], inventory_path: Path) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 ROLES = ("etcd", "masters", "nodes")
 
@@ -20,6 +20,11 @@ class Host:
     def has(self, role: str) -> bool:
         """Whether the host is in that group."""
         return role in self.groups
+
+    @property
+    def peer_url(self) -> str:
+        """The URL etcd members use to reach this host's member."""
+        return f"https://{self.address}:2380"
 
 
 @dataclass(frozen=True)
@@ -81,4 +86,8 @@ class Cluster:
     @property
     def etcd_initial_cluster(self) -> str:
         """etcd's --initial-cluster value for the current members."""
-        return ",".join(f"{h.name}=https://{h.address}:2380" for h in self.etcd)
+        return ",".join(f"{h.name}={h.peer_url}" for h in self.etcd)
+
+    def without(self, names: set[str]) -> Cluster:
+        """The same cluster with these hosts gone (what remains after removing them)."""
+        return replace(self, hosts=tuple(h for h in self.hosts if h.name not in names))

@@ -41,6 +41,8 @@ class Item:
     content: str | None = None
     sha256: str = ""
     directory: bool = False
+    # Written once: a file the host already has is left as it is (bootstrap-only settings).
+    create_only: bool = False
 
 
 def directory(path: str, mode: str = "755") -> Item:
@@ -49,10 +51,11 @@ def directory(path: str, mode: str = "755") -> Item:
 
 
 def template(name: str, template_path: str, dest: str, mode: str = "644",
-             **values: object) -> Item:
+             create_only: bool = False, **values: object) -> Item:
     """A file rendered from a template (the rendering happens here, on the control machine)."""
     text = render(template_path, **values)
-    return Item(name, dest, mode, content=text, sha256=hashlib.sha256(text.encode()).hexdigest())
+    return Item(name, dest, mode, content=text, sha256=hashlib.sha256(text.encode()).hexdigest(),
+                create_only=create_only)
 
 
 def local(name: str, src: str, dest: str, mode: str = "644", sha256: str = "") -> Item:
@@ -102,7 +105,7 @@ def sync(items: Sequence[Item], replaced: set[str] | None = None) -> dict[str, O
     for item in items:
         want = (item.mode, "dir" if item.directory else item.sha256)
         have = states.get(item.dest)
-        if have == want:
+        if have == want or (item.create_only and have not in (None, ("-", "-"))):
             ops[item.name] = None
             continue
         if replaced is not None and not item.directory and (have or ("", ""))[1] != want[1]:

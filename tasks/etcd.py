@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyinfra import host
 
 from kubesmith.context import DeployContext
@@ -14,7 +16,12 @@ def deploy(ctx: DeployContext) -> None:
     """Install, configure and start the etcd member on this host."""
     me = ctx.cluster.host(host.name)
     conf = str(ctx.data["kube_config_dir"])
+    joining = ctx.joining.get(me.name)
     ops = _ops.sync([
+        _ops.template("etcd bootstrap membership", "etcd/etcd-bootstrap.env.j2",
+                      f"{conf}/etcd-bootstrap.env", create_only=True, **ctx.data,
+                      initial_cluster=joining or ctx.cluster.etcd_initial_cluster,
+                      initial_cluster_state="existing" if joining else "new"),
         *_ops.binaries(ctx, "etcd", BINARIES, str(ctx.data["bin_dir"])),
         _ops.directory(str(ctx.data["etcd_data_dir"]), "700"),
         _ops.template("etcdctl environment", "etcd/etcdctl.env.j2", f"{conf}/etcdctl.env",
@@ -22,8 +29,13 @@ def deploy(ctx: DeployContext) -> None:
         _ops.template("etcd unit", "etcd/etcd.service.j2", "/etc/systemd/system/etcd.service",
                       **ctx.values(me)),
     ])
-    certs = ctx.replaced_any(me.name, f"etcd-server-{me.name}", f"etcd-peer-{me.name}", "etcd-ca")
+    certs = ctx.replaced_any(me.name, *member_certs(me.name), "etcd-ca")
     _ops.services([_ops.Service("etcd", ops["etcd unit"], [ops["install etcd"], certs])])
+
+
+def member_certs(name: str) -> tuple[str, str]:
+    """File name prefixes of a member's own serving and peer certificates."""
+    return f"etcd-server-{name}", f"etcd-peer-{name}"
 
 
 def etcdctl(ctx: DeployContext, args: str, endpoints: str | None = None) -> str:
@@ -35,3 +47,25 @@ def etcdctl(ctx: DeployContext, args: str, endpoints: str | None = None) -> str:
 def health_command(ctx: DeployContext) -> str:
     """etcdctl over TLS against every member: exits non-zero unless all are healthy."""
     return etcdctl(ctx, "endpoint health", ctx.cluster.etcd_client_urls)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One line of `etcdctl member list -w simple`."""
+
+    id: str
+    started: bool
+    name: str
+    peer_url: str
+    learner: bool
+
+
+def members(listing: str) -> list[Member]:
+    """Parse `etcdctl member list -w simple` (unstarted members have an empty name)."""
+    found = []
+    for line in listing.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) == 6 and fields[1] in ("started", "unstarted"):
+            found.append(Member(fields[0], fields[1] == "started", fields[2], fields[3],
+                                fields[5] == "true"))
+    return found

@@ -33,9 +33,10 @@ PROBE = (
 )
 
 
-def facts() -> dict[str, list[str]]:
+def facts(ctx: DeployContext) -> dict[str, list[str]]:
     """The probe's key=value lines of this host (listen may repeat)."""
-    output = host.get_fact(_ops.ShellOutput, probe=PROBE)
+    etcd_data = f"echo etcd_data=$(test -d {ctx.data['etcd_data_dir']}/member && echo yes); "
+    output = host.get_fact(_ops.ShellOutput, probe=etcd_data + PROBE)
     found: dict[str, list[str]] = {}
     for line in output.splitlines():
         key, _, value = line.partition("=")
@@ -94,3 +95,13 @@ def duplicate_hostnames(names: dict[str, str]) -> list[str]:
             dupes.append(f"{inventory_name}: hostname {hostname!r} is also {seen[hostname]}'s")
         seen.setdefault(hostname, inventory_name)
     return dupes
+
+
+def unjoined_members(has_data: dict[str, bool]) -> list[str]:
+    """etcd hosts without data while others already run a cluster: they must join, not bootstrap."""
+    empty = sorted(name for name, data in has_data.items() if not data)
+    if not empty or len(empty) == len(has_data):
+        return []
+    names = " ".join(empty)
+    return [f"{', '.join(empty)}: no etcd data while the others run a cluster; join with "
+            f"`python deploy.py add-etcd {names}`"]

@@ -58,3 +58,46 @@ def test_flannel_leases_from_etcdctl_listing() -> None:
                '"vxlan"}\n/coreos.com/network/subnets/10.200.9.0-24\n{"PublicIP":"10.240.0.13"}')
     assert flannel.leases(listing) == {"/coreos.com/network/subnets/10.200.7.0-24": "10.240.0.12",
                                        "/coreos.com/network/subnets/10.200.9.0-24": "10.240.0.13"}
+
+
+def test_etcd_member_list_parse() -> None:
+    from tasks import etcd
+
+    listing = ("8e9e05c52164694d, started, lab-1, https://10.0.0.1:2380, https://10.0.0.1:2379, "
+               "false\n91bc3c398fb3c146, unstarted, , https://10.0.0.2:2380, , true\n")
+    assert etcd.members(listing) == [
+        etcd.Member("8e9e05c52164694d", True, "lab-1", "https://10.0.0.1:2380", False),
+        etcd.Member("91bc3c398fb3c146", False, "", "https://10.0.0.2:2380", True)]
+    assert etcd.members("Error: context deadline exceeded") == []
+
+
+def test_etcd_bootstrap_membership_for_new_and_joining_members() -> None:
+    text = _ops.render("etcd/etcd-bootstrap.env.j2", etcd_data_dir="/var/lib/etcd",
+                       initial_cluster="a=https://10.0.0.1:2380,b=https://10.0.0.2:2380",
+                       initial_cluster_state="existing")
+    assert "ETCD_INITIAL_CLUSTER=a=https://10.0.0.1:2380,b=https://10.0.0.2:2380\n" in text
+    assert "ETCD_INITIAL_CLUSTER_STATE=existing\n" in text
+
+
+def test_create_only_items_are_left_alone_once_present(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from pyinfra.operations import files
+
+    item = _ops.Item("boot", "/etc/x.env", content="new", sha256="b" * 64, create_only=True)
+    put: list[str] = []
+    monkeypatch.setattr(files, "put", lambda **kw: put.append(kw["dest"]))
+    have = {"/etc/x.env": ("644", "a" * 64)}
+    monkeypatch.setattr(_ops, "host", SimpleNamespace(get_fact=lambda *_a, **_k: have))
+    assert _ops.sync([item]) == {"boot": None} and put == []
+    have["/etc/x.env"] = ("-", "-")
+    _ops.sync([item])
+    assert put == ["/etc/x.env"]
+
+
+def test_cluster_without_removed_hosts() -> None:
+    from kubesmith.model import Cluster, Host
+
+    a = Host("a", "10.0.0.1", frozenset({"etcd", "masters"}))
+    b = Host("b", "10.0.0.2", frozenset({"etcd", "nodes"}))
+    assert Cluster((a, b)).without({"b"}).etcd_initial_cluster == "a=https://10.0.0.1:2380"

@@ -56,3 +56,11 @@ def test_clock_skew_names_the_odd_host() -> None:
 def test_duplicate_hostnames() -> None:
     assert preflight.duplicate_hostnames({"a": "x", "b": "x", "c": "y"}) == [
         "b: hostname 'x' is also a's"]
+
+
+def test_unjoined_etcd_members_must_use_add_etcd() -> None:
+    assert preflight.unjoined_members({"a": True, "b": False, "c": False}) == [
+        "b, c: no etcd data while the others run a cluster; join with "
+        "`python deploy.py add-etcd b c`"]
+    assert preflight.unjoined_members({"a": False, "b": False}) == []  # a new cluster
+    assert preflight.unjoined_members({"a": True, "b": True}) == []
