@@ -209,8 +209,10 @@ def test_verify_passes_on_a_healthy_cluster(cluster, tmp_path) -> None:
 
 
 def test_verify_names_a_deleted_vxlan_device(cluster) -> None:
-    """flanneld exits soon after losing flannel.1 and systemd restarts it: check at once."""
-    assert cluster.ssh("lab-3", "ip link delete flannel.1").returncode == 0
+    """With flanneld stopped (a running flanneld exits on losing flannel.1 and systemd restarts
+    it, which would race the check), the missing device stays missing until `up` repairs it."""
+    gone = cluster.ssh("lab-3", "systemctl stop flanneld && ip link delete flannel.1")
+    assert gone.returncode == 0, gone.stderr
     failing = cluster.deploy("verify", "-k", "vxlan_device")
     assert failing.returncode != 0
     assert ("lab-3", "vxlan_device", "FAIL") in _rows(failing.stdout), failing.stdout
