@@ -42,6 +42,16 @@ def test_apiserver_flags_in_effect(master_host: Host) -> None:
     assert host.file(config).exists and host.file(config).mode == 0o600
 
 
+def test_apiserver_uses_every_etcd_member(ctx, master_host: Host) -> None:
+    cmdline = remote(master_host.name).run("tr '\\0' '\\n' < /proc/$(pidof kube-apiserver)/cmdline")
+    servers = next((line.split("=", 1)[1] for line in cmdline.stdout.splitlines()
+                    if line.startswith("--etcd-servers=")), "")
+    want = set(ctx.cluster.etcd_client_urls.split(","))
+    assert set(servers.split(",")) == want, (
+        f"--etcd-servers in effect is {servers or 'unset'}, the inventory's members are "
+        f"{','.join(sorted(want))}: run `python deploy.py up` (or add-etcd for new members)")
+
+
 def _required_sans(ctx) -> set[str]:
     domain = ctx.data["cluster_domain"]
     return {*(m.address for m in ctx.cluster.masters), ctx.cluster.service_vip, "127.0.0.1",
