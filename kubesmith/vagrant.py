@@ -113,7 +113,10 @@ def _host_data(
 def groups(
     ssh_config_text: str, machines: list[Machine], known_hosts: Path | None
 ) -> dict[str, list[HostEntry]]:
-    """etcd (= masters), masters and nodes groups of the machines, SSH from `vagrant ssh-config`."""
+    """etcd (= masters), masters and nodes groups of the machines, SSH from `vagrant ssh-config`.
+
+    A single machine (one master, no nodes) is in all three groups.
+    """
     ssh = parse_ssh_config(ssh_config_text)
     missing = [m.name for m in machines if m.name not in ssh]
     if missing:
@@ -124,7 +127,15 @@ def groups(
     for machine in machines:
         data = _host_data(machine, ssh[machine.name], known_hosts)
         entries[machine.role].append((machine.name, data))
+    if len(machines) == 1:  # one machine (KUBESMITH_NODES=0) is etcd, master and node at once
+        return {"etcd": entries["masters"], "masters": entries["masters"],
+                "nodes": entries["masters"]}
     return {"etcd": entries["masters"], "masters": entries["masters"], "nodes": entries["nodes"]}
+
+
+def dotfile_dir(project: Path, env: Mapping[str, str]) -> Path:
+    """Vagrant's state directory ($VAGRANT_DOTFILE_PATH or .vagrant); known_hosts lives there."""
+    return project / env.get("VAGRANT_DOTFILE_PATH", ".vagrant")
 
 
 def ssh_config_from_vagrant(cwd: Path) -> str:
