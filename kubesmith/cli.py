@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kubesmith import settings
+from kubesmith import libvirt_host, settings, vagrant_box
 from kubesmith.binaries import cache, sources
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.lab import hosts as lab
@@ -54,6 +54,27 @@ def _binaries(args: argparse.Namespace) -> int:
         directory = sources.ensure(name, versions, args.arch, root, args.source,
                                    Path(args.mirror) if args.mirror else None)
         print(f"{name:<14} {versions[COMPONENTS[name].version_key]:<10} {directory}")
+    return 0
+
+
+def _vagrant(args: argparse.Namespace) -> int:
+    """Build (once) and add kubesmith's libvirt box, or start/stop libvirtd for Vagrant."""
+    if args.action == "box":
+        box = vagrant_box.ensure_box()
+        print(f"vagrant: box file {box}", file=sys.stderr)
+        name = vagrant_box.ensure_added(box) if args.add else vagrant_box.box_name(
+            box.parent.parent.name)
+        print(name)
+    elif args.action == "libvirt-start":
+        before = libvirt_host.start()
+        started = ", ".join(f"{d} (pid {p})" for d, p in before.started.items()) or "nothing"
+        print(f"vagrant: libvirtd answers on {libvirt_host.URI}; started {started}")
+    else:
+        left = libvirt_host.stop()
+        if left:
+            print("vagrant: could not restore: " + ", ".join(left), file=sys.stderr)
+            return 1
+        print("vagrant: libvirt stopped if kubesmith started it; machine restored")
     return 0
 
 
@@ -159,6 +180,15 @@ def parser() -> argparse.ArgumentParser:
     p_verify.add_argument("--junit", help="also write a JUnit XML report to this file")
     p_verify.add_argument("-k", help="only the checks matching this pytest -k expression")
 
+    p_vagrant = sub.add_parser("vagrant", help="kubesmith's libvirt box; libvirtd without systemd")
+    p_vagrant.add_argument("action", choices=("box", "libvirt-start", "libvirt-stop"),
+                           help="box: build (cached) and print its name; libvirt-start: start "
+                                "libvirtd/virtlogd if not running, recording the machine's state; "
+                                "libvirt-stop: remove what libvirt added and stop what was started")
+    p_vagrant.add_argument("--add", action="store_true",
+                           help="box: also `vagrant box add` it (if not added yet)")
+    p_vagrant.set_defaults(func=_vagrant)
+
     p_bin = sub.add_parser("binaries", help="fill and verify the binary cache")
     p_bin.add_argument("names", nargs="*", help="components (default: all)")
     p_bin.add_argument("--source", choices=sources.SOURCES, default="build")
@@ -175,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (lab.LabError, sources.SourceError, cache.ChecksumMismatch,
-            cache.CacheIncomplete) as error:
+            cache.CacheIncomplete, vagrant_box.BoxError,
+            libvirt_host.LibvirtHostError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
