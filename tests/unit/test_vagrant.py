@@ -11,6 +11,7 @@ from kubesmith.inventory import load_groups
 from kubesmith.vagrant import (
     Machine,
     VagrantError,
+    dotfile_dir,
     groups,
     machines,
     parse_ssh_config,
@@ -199,3 +200,16 @@ def test_vagrantfile_refuses_what_python_refuses(tmp_path: Path, variable: str, 
     result = _vagrant_validate(tmp_path, {variable: value})
     assert result.returncode != 0
     assert variable in result.stdout + result.stderr
+
+
+def test_one_machine_is_etcd_master_and_node() -> None:
+    one = machines(SETTINGS, {"KUBESMITH_NODES": "0"})
+    found = groups(SSH_CONFIG, one, None)
+    assert [n for n, _ in found["etcd"]] == ["master-1"]
+    assert found["etcd"] == found["masters"] == found["nodes"]
+
+
+def test_known_hosts_follow_vagrant_dotfile_path(tmp_path: Path) -> None:
+    assert dotfile_dir(ROOT, {}) == ROOT / ".vagrant"
+    assert dotfile_dir(ROOT, {"VAGRANT_DOTFILE_PATH": "x/dot"}) == ROOT / "x" / "dot"
+    assert dotfile_dir(ROOT, {"VAGRANT_DOTFILE_PATH": str(tmp_path)}) == tmp_path
