@@ -231,7 +231,8 @@ class Deployer:
             if dry:
                 self._show_pending(phase, state, report)
                 return
-            run_ops(state)
+            with contextlib.suppress(PyinfraError):  # every host failed: reported below, by name
+                run_ops(state)
             self._record_changes(phase, state, report)
             failed = progress.failed or {h.name: "connection" for h in state.failed_hosts}
             if failed:
