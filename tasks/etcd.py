@@ -10,6 +10,10 @@ from kubesmith.context import DeployContext
 from tasks import _ops
 
 BINARIES = ("etcd", "etcdctl", "etcdutl")
+# etcdctl's defaults (2 s to dial, 5 s per command) fail on a loaded or emulated host, where a TLS
+# handshake alone can take seconds (seen under QEMU without KVM). etcdctl 3.6 ignores
+# ETCDCTL_DIAL_TIMEOUT/ETCDCTL_COMMAND_TIMEOUT in the environment, so these are flags.
+ETCDCTL_TIMEOUTS = "--dial-timeout=10s --command-timeout=30s"
 
 
 def deploy(ctx: DeployContext) -> None:
@@ -41,7 +45,8 @@ def member_certs(name: str) -> tuple[str, str]:
 def etcdctl(ctx: DeployContext, args: str, endpoints: str | None = None) -> str:
     """A shell command running etcdctl over TLS with the host's etcdctl environment."""
     override = f"ETCDCTL_ENDPOINTS={endpoints} " if endpoints else ""
-    return f". {ctx.data['kube_config_dir']}/etcdctl.env && {override}etcdctl {args}"
+    return (f". {ctx.data['kube_config_dir']}/etcdctl.env && {override}etcdctl "
+            f"{ETCDCTL_TIMEOUTS} {args}")
 
 
 def health_command(ctx: DeployContext) -> str:

@@ -46,9 +46,11 @@ def test_etcdctl_command_with_and_without_endpoint_override() -> None:
 
     ctx = DeployContext(Cluster(()), {"kube_config_dir": "/etc/kubernetes"}, Path("/x"))
     assert etcd.etcdctl(ctx, "member list") == (
-        ". /etc/kubernetes/etcdctl.env && etcdctl member list")
+        ". /etc/kubernetes/etcdctl.env && etcdctl --dial-timeout=10s --command-timeout=30s "
+        "member list")
     assert etcd.etcdctl(ctx, "endpoint health", "https://a:2379") == (
-        ". /etc/kubernetes/etcdctl.env && ETCDCTL_ENDPOINTS=https://a:2379 etcdctl endpoint health")
+        ". /etc/kubernetes/etcdctl.env && ETCDCTL_ENDPOINTS=https://a:2379 etcdctl "
+        "--dial-timeout=10s --command-timeout=30s endpoint health")
 
 
 def test_flannel_leases_from_etcdctl_listing() -> None:
