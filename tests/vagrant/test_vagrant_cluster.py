@@ -89,6 +89,8 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VM]:
         "KUBESMITH_CPUS": "2",
         "KUBESMITH_STATE": str(work / "state"),
         "KUBESMITH_CACHE": str(cache.default_root()),
+        # Checks' timeouts x6: under software emulation the VM answers several times slower.
+        "KUBESMITH_VERIFY_SLOWDOWN": os.environ.get("KUBESMITH_VERIFY_SLOWDOWN", "6"),
     }
     libvirt_file = work / "libvirt-host.json"
     libvirt_host.start(libvirt_file)

@@ -11,7 +11,7 @@ from kubesmith import deployer
 from kubesmith.binaries import cache
 from kubesmith.context import DeployContext
 from tasks import etcd
-from tests.verify.conftest import remote
+from tests.verify.conftest import remote, timeout
 
 MIN_VALIDITY = dt.timedelta(days=30)
 
@@ -21,8 +21,8 @@ def etcdctl(ctx: DeployContext, args: str, on: str | None = None):  # noqa: ANN2
     return remote(on or ctx.cluster.etcd[0].name).run(etcd.etcdctl(ctx, args))
 
 
-# The deploy's own kubectl helper, with room for `kubectl wait --timeout=30s`.
-kubectl = functools.partial(deployer.kubectl, timeout=90)
+# The deploy's own kubectl helper, with room for `kubectl wait --timeout=30s` (both scaled).
+kubectl = functools.partial(deployer.kubectl, timeout=timeout(90))
 
 
 def certificate(host_name: str, path: str) -> x509.Certificate:

@@ -19,6 +19,16 @@ from kubesmith.context import DeployContext, state_dir
 from kubesmith.inventory import host_data, load_groups, to_cluster
 from kubesmith.model import Host
 
+# Hosts under software emulation (QEMU without KVM) answer several times slower: every timeout of
+# the checks (SSH connect, curl, kubectl wait) is multiplied by KUBESMITH_VERIFY_SLOWDOWN.
+SLOWDOWN = float(os.environ.get("KUBESMITH_VERIFY_SLOWDOWN", "1"))
+
+
+def timeout(seconds: float) -> int:
+    """A check's timeout in whole seconds, scaled by KUBESMITH_VERIFY_SLOWDOWN."""
+    return max(1, round(seconds * SLOWDOWN))
+
+
 ROLE_FIXTURES = {"etcd_host": "etcd", "master_host": "masters", "node_host": "nodes",
                  "pod_host": "pod_hosts", "any_host": "hosts"}
 
@@ -38,7 +48,7 @@ def _ssh_config() -> Path:
     blocks = []
     for name, data in host_data(_GROUPS).items():
         lines = [f"Host {name}", f"  HostName {data.get('ssh_hostname', name)}",
-                 "  BatchMode yes", "  ConnectTimeout 5", "  LogLevel ERROR"]
+                 "  BatchMode yes", f"  ConnectTimeout {timeout(5)}", "  LogLevel ERROR"]
         for key, option in (("ssh_user", "User"), ("ssh_port", "Port"),
                             ("ssh_key", "IdentityFile"),
                             ("ssh_known_hosts_file", "UserKnownHostsFile"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kubesmith.model import Host
 from tasks import etcd
 from tests.verify.checks import assert_cert_ok, etcdctl
-from tests.verify.conftest import remote
+from tests.verify.conftest import remote, timeout
 
 
 def test_etcd_service(etcd_host: Host) -> None:
@@ -18,9 +18,9 @@ def test_etcd_ports_serve_tls_only(etcd_host: Host) -> None:
     host = remote(etcd_host.name)
     for port in (2379, 2380):
         assert host.socket(f"tcp://{etcd_host.address}:{port}").is_listening, f"{port} closed"
-        plain = host.run(f"curl -s --max-time 3 http://{etcd_host.address}:{port}/health")
+        plain = host.run(f"curl -s --max-time {timeout(3)} http://{etcd_host.address}:{port}/health")
         assert '"health"' not in plain.stdout, f"port {port} answers plain HTTP"
-    no_cert = host.run("curl -s --max-time 3 --cacert /etc/kubernetes/pki/etcd-ca.crt "
+    no_cert = host.run(f"curl -s --max-time {timeout(3)} --cacert /etc/kubernetes/pki/etcd-ca.crt "
                        f"https://{etcd_host.address}:2379/health")
     assert '"health"' not in no_cert.stdout, "port 2379 answers a client without certificate"
 

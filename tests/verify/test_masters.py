@@ -8,7 +8,7 @@ from cryptography import x509
 
 from kubesmith.model import Host
 from tests.verify.checks import assert_cert_ok, certificate, sans
-from tests.verify.conftest import remote
+from tests.verify.conftest import remote, timeout
 
 DAEMONS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 REQUIRED_FLAGS = ("--authorization-mode=Node,RBAC", "--anonymous-auth=false",
@@ -27,8 +27,8 @@ def test_apiserver_livez_readyz(ctx, master_host: Host) -> None:
     pki = ctx.data["pki_dir"]
     for path in ("livez", "readyz"):
         result = remote(master_host.name).run(
-            f"curl -sf --max-time 5 --cacert {pki}/kubernetes-ca.crt --cert {pki}/admin.crt "
-            f"--key {pki}/admin.key https://{master_host.address}:6443/{path}")
+            f"curl -sf --max-time {timeout(5)} --cacert {pki}/kubernetes-ca.crt "
+            f"--cert {pki}/admin.crt --key {pki}/admin.key https://{master_host.address}:6443/{path}")
         assert result.rc == 0 and result.stdout.strip() == "ok", f"/{path}: {result.stdout}"
 
 
@@ -64,7 +64,7 @@ def test_apiserver_cert_sans(ctx, master_host: Host) -> None:
     missing = _required_sans(ctx) - sans(certificate(master_host.name, path))
     assert not missing, f"kube-apiserver.crt lacks SANs: {', '.join(sorted(missing))}"
     served = x509.load_pem_x509_certificate(
-        ssl.get_server_certificate((master_host.address, 6443), timeout=5).encode())
+        ssl.get_server_certificate((master_host.address, 6443), timeout=timeout(5)).encode())
     missing = _required_sans(ctx) - sans(served)
     assert not missing, f"served certificate lacks SANs: {', '.join(sorted(missing))}"
 

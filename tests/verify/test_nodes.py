@@ -10,7 +10,7 @@ import pytest
 from kubesmith.binaries.images import image_ref
 from kubesmith.model import Host
 from tests.verify.checks import kubectl
-from tests.verify.conftest import CTX, remote
+from tests.verify.conftest import CTX, remote, timeout
 
 # One namespace per run: the previous run's may still be terminating.
 NAMESPACE = f"kubesmith-verify-{uuid.uuid4().hex[:8]}"
@@ -40,12 +40,12 @@ def probes() -> Iterator[dict[str, str]]:
     assert created.returncode == 0, created.stderr
     # Pods are refused until the controller-manager has made the namespace's default account.
     kubectl(CTX, "-n", NAMESPACE, "wait", "--for=create", "serviceaccount/default",
-            "--timeout=30s")
+            f"--timeout={timeout(30)}s")
     manifests = [PROBE.format(node=n.name, ns=NAMESPACE, image=image) for n in CTX.cluster.nodes]
     applied = kubectl(CTX, "apply", "-f", "-", stdin="---\n".join(manifests))
     assert applied.returncode == 0, applied.stderr
     kubectl(CTX, "-n", NAMESPACE, "wait", "--for=condition=Ready", "pod",
-            "-l", "app=kubesmith-probe", "--timeout=30s")
+            "-l", "app=kubesmith-probe", f"--timeout={timeout(30)}s")
     out = kubectl(CTX, "-n", NAMESPACE, "get", "pods", "-o",
                   "jsonpath={range .items[*]}{.spec.nodeName} {.status.podIP}{\"\\n\"}{end}")
     ips = dict(line.split() for line in out.stdout.splitlines() if len(line.split()) == 2)
