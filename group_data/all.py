@@ -27,3 +27,11 @@ cni_conf_dir = "/etc/cni/net.d"
 pki_dir = "/etc/kubernetes/pki"
 kube_config_dir = "/etc/kubernetes"
 etcd_data_dir = "/var/lib/etcd"
+
+# Leader election of kube-controller-manager and kube-scheduler. Upstream's 15 s lease / 10 s
+# renew deadline / 2 s retry made both exit ("leaderelection lost", 11 restarts in 20 min) on a
+# QEMU VM without KVM, where apiserver and etcd calls take seconds; longer ones (OpenShift uses
+# 137/107/26 s) only slow a failover between masters.
+leader_elect_lease_duration = "60s"
+leader_elect_renew_deadline = "40s"
+leader_elect_retry_period = "5s"
