@@ -81,6 +81,13 @@ def jumps_to(rules: str, chains: set[str]) -> list[list[str]]:
     return found
 
 
+def volume_names(table: str) -> list[str]:
+    """Volume names from `virsh vol-list` output (libvirt 9 has no --name for volumes)."""
+    lines = table.splitlines()
+    start = next((i + 1 for i, line in enumerate(lines) if line.startswith("---")), len(lines))
+    return sorted(line.split()[0] for line in lines[start:] if line.strip())
+
+
 def _iptables_rules(binary: str, table: str) -> str:
     if shutil.which(binary) is None:
         return ""
@@ -135,6 +142,7 @@ def start(path: Path = STATE_FILE) -> Snapshot:
     if missing:
         raise LibvirtHostError(f"Vagrant on libvirt needs: apt-get install {' '.join(missing)}")
     before = recorded or snapshot()
+    was_up = _running("libvirtd") is not None
     for daemon in DAEMONS:
         if _running(daemon):
             continue
@@ -160,6 +168,12 @@ def start(path: Path = STATE_FILE) -> Snapshot:
         time.sleep(0.2)
     else:
         raise LibvirtHostError(f"libvirtd does not answer on {URI}")
+    if recorded is None and not was_up:
+        # Defined networks and pools are only listed by a running libvirtd: list them now (with
+        # autostart held off, starting it created none).
+        before.networks = _virsh_names("net")
+        before.pools = _virsh_names("pool")
+        before.volumes = {pool: _volumes(pool) for pool in before.pools}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(before)))
     return before
@@ -171,13 +185,14 @@ def _virsh(*args: str) -> None:
 
 def _volumes(pool: str) -> list[str]:
     """The volumes of a storage pool."""
-    result = subprocess.run(["virsh", "-c", URI, "vol-list", pool, "--name"],
+    result = subprocess.run(["virsh", "-c", URI, "vol-list", "--pool", pool],
                             capture_output=True, text=True, check=False, timeout=60)
-    return sorted(v.strip() for v in result.stdout.splitlines() if v.strip())
+    return volume_names(result.stdout)
 
 
 def _remove_pool(name: str) -> None:
     """Delete a storage pool's volumes, then stop and undefine the pool (its directory stays)."""
+    _virsh("pool-refresh", name)
     for volume in _volumes(name):
         _virsh("vol-delete", volume, "--pool", name)
     _virsh("pool-destroy", name)
@@ -189,8 +204,8 @@ def _stop_daemon(name: str, pid: int) -> None:
     if _running(name) != pid:
         return
     os.kill(pid, signal.SIGTERM)
-    for _ in range(150):
-        if _running(name) != pid:
+    for _ in range(300):  # until the process is gone (its pid file goes earlier)
+        if not Path(f"/proc/{pid}").exists():
             return
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)

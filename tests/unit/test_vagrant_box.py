@@ -87,3 +87,9 @@ def test_libvirt_chains_and_the_jumps_to_them() -> None:
 
 def test_stop_without_start_does_nothing(tmp_path) -> None:
     assert libvirt_host.stop(tmp_path / "none.json") == []
+
+
+def test_volume_names_from_virsh_table() -> None:
+    table = " Name   Path\n------------------------\n v1     /tmp/p/v1\n box.img /x/box.img\n\n"
+    assert libvirt_host.volume_names(table) == ["box.img", "v1"]
+    assert libvirt_host.volume_names("") == []
