@@ -11,6 +11,7 @@ runc_version = "v1.3.6"
 crictl_version = "v1.34.0"
 pause_version = "3.10.1"
 busybox_version = "1.35.0"
+kube_bench_version = "v0.12.0"  # CIS benchmark runner (deploy.py cis); newest the proxy serves
 
 # Networks.
 pod_cidr = "10.200.0.0/16"

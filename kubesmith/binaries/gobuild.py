@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -130,3 +132,23 @@ def build(component: Component, version: str, arch: str, out_dir: Path) -> None:
         for output, package in recipe.packages.items():
             print(f"  go build {package} -> {output}", file=sys.stderr, flush=True)
             _go([*args, "-o", str(out_dir / output), package], work, env)
+        for output, subdir in recipe.archives:
+            print(f"  pack {recipe.modules[0]}/{subdir} -> {output}", file=sys.stderr, flush=True)
+            pack(Path(infos[0]["Dir"]), subdir, out_dir / output)
+
+
+def pack(root: Path, subdir: str, output: Path) -> None:
+    """root/subdir as a reproducible .tar.gz: sorted, root-owned, zero mtimes, 644/755 modes."""
+
+    def normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        info.mtime = 0
+        info.mode = 0o755 if info.isdir() else 0o644
+        return info
+
+    paths = [root / subdir, *sorted((root / subdir).rglob("*"))]
+    with open(output, "wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in paths:
+            tar.add(path, arcname=str(path.relative_to(root)), recursive=False, filter=normalise)

@@ -18,6 +18,8 @@ class GoRecipe:
     tags: tuple[str, ...] = ()
     local_replace: str = "same"  # version for path replaces: "same" or "k8s-staging"
     extra_requires: tuple[str, ...] = ()
+    # (cached file, directory of the first module) packed as a reproducible .tar.gz
+    archives: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Component:
     files: tuple[str, ...]
     go: GoRecipe | None = None
     image: str | None = None
+    deployed: bool = True  # installed by `up`; False: an operator tool (kube-bench)
 
 
 def _k8s_ldflags() -> tuple[str, ...]:
@@ -180,6 +183,18 @@ COMPONENTS: dict[str, Component] = {
                 packages={"crictl": "sigs.k8s.io/cri-tools/cmd/crictl"},
                 ldflags=("-X sigs.k8s.io/cri-tools/pkg/version.Version={version}",),
             ),
+        ),
+        Component(
+            "kube-bench",
+            "kube_bench_version",
+            ("kube-bench", "kube-bench-cfg.tar.gz"),
+            GoRecipe(
+                modules=("github.com/aquasecurity/kube-bench",),
+                packages={"kube-bench": "github.com/aquasecurity/kube-bench"},
+                ldflags=("-X github.com/aquasecurity/kube-bench/cmd.KubeBenchVersion={version}",),
+                archives=(("kube-bench-cfg.tar.gz", "cfg"),),
+            ),
+            deployed=False,
         ),
         Component("pause-image", "pause_version", ("pause.tar",), image="pause"),
         Component("busybox-image", "busybox_version", ("busybox.tar",), image="busybox"),

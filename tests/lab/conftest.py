@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,13 +32,14 @@ def lab_skip_reason() -> str | None:
     return None
 
 
-def missing_binaries() -> list[str]:
-    """Components whose cache directory is not complete for the pinned versions."""
+def missing_binaries(names: Iterable[str] | None = None) -> list[str]:
+    """Components (default: those `up` installs) not complete in the cache at pinned versions."""
     versions = settings.versions()
     root = cache.default_root()
+    wanted = names or [n for n, c in COMPONENTS.items() if c.deployed]
     return [
         name for name, c in COMPONENTS.items()
-        if not cache.is_complete(
+        if name in wanted and not cache.is_complete(
             cache.component_dir(root, name, versions[c.version_key], cache.host_arch()), c.files)
     ]
 

@@ -63,3 +63,29 @@ def test_cgo_only_where_needed() -> None:
     env = gobuild.go_env(COMPONENTS["runc"].go, "amd64")
     assert env["CGO_ENABLED"] == "1" and env["GOTOOLCHAIN"] == "local"
     assert gobuild.go_env(COMPONENTS["kubernetes"].go, "amd64")["CGO_ENABLED"] == "0"
+
+
+def test_pack_is_reproducible_and_root_owned(tmp_path) -> None:
+    import tarfile
+
+    tree = tmp_path / "module" / "cfg" / "cis-1.10"
+    tree.mkdir(parents=True)
+    (tree / "node.yaml").write_text("controls: []\n")
+    (tree / "node.yaml").chmod(0o444)
+    first, second = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
+    gobuild.pack(tmp_path / "module", "cfg", first)
+    (tree / "node.yaml").touch()
+    gobuild.pack(tmp_path / "module", "cfg", second)
+    assert first.read_bytes() == second.read_bytes()
+    with tarfile.open(first) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert list(members) == ["cfg", "cfg/cis-1.10", "cfg/cis-1.10/node.yaml"]
+    node = members["cfg/cis-1.10/node.yaml"]
+    assert (node.uid, node.mode, node.mtime) == (0, 0o644, 0)
+
+
+def test_kube_bench_is_an_operator_tool_with_its_cfg() -> None:
+    component = COMPONENTS["kube-bench"]
+    assert not component.deployed
+    assert component.go.archives == (("kube-bench-cfg.tar.gz", "cfg"),)
+    assert set(component.files) == {"kube-bench", "kube-bench-cfg.tar.gz"}
