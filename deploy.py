@@ -6,7 +6,7 @@ Also a plain pyinfra deploy file: `pyinfra inventories/lab.py deploy.py` bootstr
 import sys
 
 if __name__ == "__main__":
-    if sys.argv[1:2] and sys.argv[1] in ("up", "add-node", "remove-node", "reset"):
+    if sys.argv[1:2] and sys.argv[1] in ("up", "add-node", "remove-node", "reset", "cis"):
         from gevent import monkey  # pyinfra's API runs hosts in parallel on gevent
 
         monkey.patch_all()

@@ -115,6 +115,13 @@ def _verify(args: argparse.Namespace) -> int:
     return subprocess.run(command, env=env, cwd=settings.PROJECT, check=False).returncode
 
 
+def _cis(args: argparse.Namespace) -> int:
+    from kubesmith import cis
+    from kubesmith.deployer import run_command
+
+    return run_command(cis.run, Path(args.inventory))
+
+
 def _remove_node(args: argparse.Namespace) -> int:
     from kubesmith.deployer import run_command
 
@@ -180,6 +187,8 @@ def parser() -> argparse.ArgumentParser:
     p_verify.add_argument("--junit", help="also write a JUnit XML report to this file")
     p_verify.add_argument("-k", help="only the checks matching this pytest -k expression")
 
+    cluster_command("cis", "run kube-bench (CIS benchmark) on masters and nodes; exit 1 on a "
+                    "FAIL that is not a documented exception", _cis)
     p_vagrant = sub.add_parser("vagrant", help="kubesmith's libvirt box; libvirtd without systemd")
     p_vagrant.add_argument("action", choices=("box", "libvirt-start", "libvirt-stop"),
                            help="box: build (cached) and print its name; libvirt-start: start "

@@ -220,6 +220,11 @@ class Deployer:
                               "(check the address, SSH key and known_hosts in the inventory)")
         return state, progress
 
+    def connect(self, name: str, hosts: tuple[Host, ...]) -> State:
+        """A connected State on some hosts, for commands that run no operations."""
+        state, _progress = self._connect(Phase(name, lambda _c: hosts, ()), Report())
+        return state
+
     def run_phase(self, phase: Phase, report: Report, dry: bool) -> None:
         """Prepare and run one phase, then wait for its readiness check."""
         start = time.monotonic()

@@ -1,0 +1,144 @@
+"""`deploy.py cis`: run kube-bench (CIS Kubernetes Benchmark) on every master and node."""
+
+from __future__ import annotations
+
+import io
+import json
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyinfra.api.connect import disconnect_all
+from pyinfra.api.host import Host as PyinfraHost
+
+from kubesmith import settings
+from kubesmith.binaries import cache, sources
+from kubesmith.deployer import Deployer, DeployError
+from kubesmith.model import Cluster, Host
+from tasks import _ops
+
+# The newest benchmark in kube-bench v0.12.0's cfg/ (written for Kubernetes 1.28-1.31).
+BENCHMARK = "cis-1.10"
+REMOTE = "/var/lib/kubesmith/cis"
+EXCEPTIONS = settings.PROJECT / "docs" / "cis-exceptions.toml"
+STATUSES = ("PASS", "FAIL", "WARN", "INFO")
+
+
+@dataclass
+class HostResult:
+    """One host's kube-bench outcome: counts per status and the FAILs as (id, text)."""
+
+    host: str
+    targets: list[str]
+    counts: dict[str, int] = field(default_factory=dict)
+    fails: list[tuple[str, str]] = field(default_factory=list)
+
+
+def load_exceptions(path: Path = EXCEPTIONS) -> dict[str, str]:
+    """Documented exceptions: check id -> why it does not apply (docs/cis-exceptions.toml)."""
+    entries = tomllib.loads(path.read_text())["exception"]
+    return {str(e["id"]): str(e["reason"]) for e in entries}
+
+
+def targets(cluster: Cluster, me: Host) -> list[str]:
+    """kube-bench targets for a host's roles; cluster-wide policies on the first master only."""
+    found = []
+    if me.has("masters"):
+        found += ["master", "controlplane"]
+    if me.has("etcd"):
+        found.append("etcd")
+    if cluster.masters and me == cluster.masters[0]:
+        found.append("policies")
+    if me.has("nodes"):
+        found.append("node")
+    return found
+
+
+def parse(host: str, host_targets: list[str], report: dict) -> HostResult:
+    """Counts and FAILs from kube-bench's --json report."""
+    result = HostResult(host, host_targets, {s: 0 for s in STATUSES})
+    for control in report.get("Controls") or []:
+        for group in control.get("tests") or []:
+            for check in group.get("results") or []:
+                status = check["status"]
+                result.counts[status] = result.counts.get(status, 0) + 1
+                if status == "FAIL":
+                    result.fails.append((check["test_number"], check["test_desc"]))
+    return result
+
+
+def _remote_sums(host: PyinfraHost) -> dict[str, str]:
+    """sha256 of the files already installed on the host: {name: sum}."""
+    _ok, output = host.run_shell_command(
+        f"cd {REMOTE} 2>/dev/null && sha256sum kube-bench kube-bench-cfg.tar.gz 2>/dev/null")
+    return {name: digest for digest, _sep, name in
+            (line.partition("  ") for line in output.stdout_lines)}
+
+
+def install(host: PyinfraHost, local: Path, config: str) -> None:
+    """Copy kube-bench and its cfg/ (when their sums differ) and the kubesmith path override."""
+    sums = cache.read_manifest(local)
+    have = _remote_sums(host)
+    host.run_shell_command(f"mkdir -p -m 700 {REMOTE}")
+    for name in ("kube-bench", "kube-bench-cfg.tar.gz"):
+        if have.get(name) != sums[name]:
+            host.put_file(str(local / name), f"{REMOTE}/{name}")
+    if have.get("kube-bench-cfg.tar.gz") != sums["kube-bench-cfg.tar.gz"]:
+        host.run_shell_command(f"cd {REMOTE} && rm -rf cfg && tar xzf kube-bench-cfg.tar.gz")
+    host.run_shell_command(f"chmod 700 {REMOTE}/kube-bench")
+    host.put_file(io.StringIO(config), f"{REMOTE}/cfg/{BENCHMARK}/config.yaml")
+
+
+def bench(host: PyinfraHost, host_targets: list[str], kubeconfig: str) -> dict:
+    """Run kube-bench on the host and return its JSON report."""
+    command = (f"cd {REMOTE} && KUBECONFIG={kubeconfig} ./kube-bench run --benchmark {BENCHMARK}"
+               f" --targets {','.join(host_targets)} --config-dir {REMOTE}/cfg --json")
+    ok, output = host.run_shell_command(command)
+    try:
+        return json.loads("\n".join(output.stdout_lines))
+    except ValueError:
+        raise DeployError(f"{host.name}: kube-bench failed (ok={ok}): "
+                          f"{' '.join(output.stderr_lines)[-500:]}") from None
+
+
+def table(results: list[HostResult], exceptions: dict[str, str]) -> list[str]:
+    """Per-host counts, then every FAIL with its id and text (and whether it is an exception)."""
+    lines = [f"{'host':<12} {'targets':<36} " + " ".join(f"{s:>5}" for s in STATUSES)]
+    for r in results:
+        lines.append(f"{r.host:<12} {','.join(r.targets):<36} "
+                     + " ".join(f"{r.counts.get(s, 0):>5}" for s in STATUSES))
+    for r in results:
+        for check_id, text in r.fails:
+            note = "  [documented exception]" if check_id in exceptions else ""
+            lines.append(f"FAIL {r.host} {check_id} {text}{note}")
+    return lines
+
+
+def run(deployer: Deployer, out: Callable[[str], None] = print) -> list[HostResult]:
+    """Install and run kube-bench on every master, etcd member and node; raise on new FAILs."""
+    ctx = deployer.ctx
+    versions = {k: str(v) for k, v in ctx.data.items() if k.endswith("_version")}
+    local = sources.ensure("kube-bench", versions)
+    exceptions = load_exceptions()
+    config = _ops.render("cis/config.yaml.j2", benchmark=BENCHMARK, **ctx.data)
+    kubeconfig = f"{ctx.data['kube_config_dir']}/admin.kubeconfig"
+    chosen = tuple(h for h in ctx.cluster.hosts if targets(ctx.cluster, h))
+    state = deployer.connect("cis", chosen)
+    results = []
+    try:
+        for host in state.inventory.get_active_hosts():
+            host_targets = targets(ctx.cluster, ctx.cluster.host(host.name))
+            install(host, local, config)
+            results.append(parse(host.name, host_targets, bench(host, host_targets, kubeconfig)))
+    finally:
+        disconnect_all(state)
+    order = [h.name for h in chosen]
+    results.sort(key=lambda r: order.index(r.host))
+    for line in table(results, exceptions):
+        out(line)
+    new = sorted({f"{r.host} {i}" for r in results for i, _t in r.fails if i not in exceptions})
+    if new:
+        raise DeployError(f"cis: {len(new)} FAIL outside {EXCEPTIONS.name}: {', '.join(new)}")
+    out(f"cis: {BENCHMARK}, 0 FAIL outside the documented exceptions ({EXCEPTIONS.name})")
+    return results
