@@ -29,7 +29,8 @@ def deploy(ctx: DeployContext) -> None:
         _ops.template("scheduler configuration", "controlplane/kube-scheduler.yaml.j2",
                       f"{conf}/kube-scheduler.yaml", **values),
         *(_ops.template(f"{name} unit", f"controlplane/{name}.service.j2",
-                        f"/etc/systemd/system/{name}.service", **values) for name in SERVICES),
+                        f"/etc/systemd/system/{name}.service", "600", **values)
+          for name in SERVICES),
     ])
     replaced = ctx.replaced_any
     inputs = {

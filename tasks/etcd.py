@@ -1,13 +1,16 @@
-"""etcd: a TLS cluster (peer and client certificates required) with a 0700 data directory."""
+"""etcd: a TLS cluster (peer and client certificates required), run by the `etcd` user with a
+0700 data directory it owns."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from pyinfra import host
+from pyinfra.operations import server
 
 from kubesmith.context import DeployContext
 from tasks import _ops
+from tasks._ops import Op
 
 BINARIES = ("etcd", "etcdctl", "etcdutl")
 # etcdctl's defaults (2 s to dial, 5 s per command) fail on a loaded or emulated host, where a TLS
@@ -31,10 +34,27 @@ def deploy(ctx: DeployContext) -> None:
         _ops.template("etcdctl environment", "etcd/etcdctl.env.j2", f"{conf}/etcdctl.env",
                       etcd_endpoints=f"https://{me.address}:2379", pki_dir=ctx.data["pki_dir"]),
         _ops.template("etcd unit", "etcd/etcd.service.j2", "/etc/systemd/system/etcd.service",
-                      **ctx.values(me)),
+                      mode="600", **ctx.values(me)),
     ])
+    owned = _etcd_owns_data_dir(str(ctx.data["etcd_data_dir"]))
     certs = ctx.replaced_any(me.name, *member_certs(me.name), "etcd-ca")
-    _ops.services([_ops.Service("etcd", ops["etcd unit"], [ops["install etcd"], certs])])
+    _ops.services([_ops.Service("etcd", ops["etcd unit"], [ops["install etcd"], certs, owned])])
+
+
+def _etcd_owns_data_dir(data_dir: str) -> Op:
+    """The `etcd` system user, owner of the data directory (created or fixed when needed)."""
+    user, _sep, owner = host.get_fact(
+        _ops.ShellOutput,
+        probe=f"echo $(id -u etcd 2>/dev/null || echo none) $(stat -c %U:%G {data_dir})",
+    ).partition(" ")
+    if user == "none":
+        server.shell(name="etcd system user", commands=[
+            f"useradd --system --user-group --home-dir {data_dir} --no-create-home "
+            "--shell /usr/sbin/nologin --comment kubesmith-etcd etcd"])
+    if owner == "etcd:etcd":
+        return None
+    return server.shell(name="etcd owns its data directory",
+                        commands=[f"chown -R etcd:etcd {data_dir}"])
 
 
 def member_certs(name: str) -> tuple[str, str]:

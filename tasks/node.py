@@ -18,13 +18,13 @@ def deploy(ctx: DeployContext) -> None:
         _ops.directory("/var/lib/kubelet"),
         _ops.directory("/var/lib/kube-proxy"),
         _ops.template("kubelet configuration", "node/kubelet-config.yaml.j2",
-                      "/var/lib/kubelet/config.yaml", **values),
+                      "/var/lib/kubelet/config.yaml", "600", **values),
         _ops.template("kubelet unit", "node/kubelet.service.j2",
-                      "/etc/systemd/system/kubelet.service", **values),
+                      "/etc/systemd/system/kubelet.service", "600", **values),
         _ops.template("kube-proxy configuration", "node/kube-proxy-config.yaml.j2",
                       "/var/lib/kube-proxy/config.yaml", **values),
         _ops.template("kube-proxy unit", "node/kube-proxy.service.j2",
-                      "/etc/systemd/system/kube-proxy.service", **values),
+                      "/etc/systemd/system/kube-proxy.service", "600", **values),
     ])
     # kube-proxy only rewrites rules it thinks changed: an emptied KUBE-SERVICES needs a restart.
     rules = host.get_fact(_ops.ShellOutput,
