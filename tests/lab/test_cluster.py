@@ -107,21 +107,23 @@ def test_secrets_are_encrypted_at_rest(cluster) -> None:
 
 
 def test_etcd_refuses_a_client_without_certificate(cluster) -> None:
+    etcd = cluster.lab.state.host("lab-1").address
     result = cluster.ssh("lab-2", "curl -sS --max-time 5 --cacert /etc/kubernetes/pki/etcd-ca.crt "
-                         "https://10.241.0.11:2379/health")
+                         f"https://{etcd}:2379/health")
     assert result.returncode != 0, result.stdout
     with_cert = cluster.ssh("lab-1", "curl -sS --max-time 5"
                             " --cacert /etc/kubernetes/pki/etcd-ca.crt"
                             " --cert /etc/kubernetes/pki/etcd-healthcheck-client.crt"
                             " --key /etc/kubernetes/pki/etcd-healthcheck-client.key"
-                            " https://10.241.0.11:2379/health")
+                            f" https://{etcd}:2379/health")
     assert '"health":"true"' in with_cert.stdout
 
 
 def test_apiserver_refuses_anonymous(cluster) -> None:
+    master = cluster.lab.state.host("lab-1").address
     result = cluster.ssh("lab-2", "curl -s -o /dev/null -w '%{http_code}' --max-time 5 "
                          "--cacert /etc/kubernetes/pki/kubernetes-ca.crt "
-                         "https://10.241.0.11:6443/api")
+                         f"https://{master}:6443/api")
     assert result.stdout == "401"
 
 
