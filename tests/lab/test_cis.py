@@ -28,7 +28,8 @@ def test_cis_has_no_fail_outside_the_documented_exceptions(cluster) -> None:
     for line in result.stdout.splitlines():
         match = re.match(r"(lab-\d+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", line)
         if match:
-            counts[match[1]] = (match[2], *map(int, match[3:]))
+            host, host_targets, *numbers = match.groups()
+            counts[host] = (host_targets, *map(int, numbers))
     assert set(counts) == {"lab-1", "lab-2", "lab-3"}, output
     assert counts["lab-1"][0] == "master,controlplane,etcd,policies"
     assert counts["lab-2"][0] == counts["lab-3"][0] == "node"

@@ -14,6 +14,12 @@ def cluster(cluster_factory):
     return cluster_factory(3, etcd=3, via_pyinfra_cli=True)
 
 
+def _etcd_servers(cluster) -> str:
+    """The client URLs of the three members, from the lab's addresses."""
+    return ",".join(f"https://{cluster.lab.state.host(h).address}:2379"
+                    for h in ("lab-1", "lab-2", "lab-3"))
+
+
 def test_pyinfra_cli_ran_every_phase_barrier(cluster) -> None:
     for phase in ("hosts", "etcd", "control plane", "cluster config", "network", "nodes"):
         assert f"{phase}: ready" in cluster.first_up
@@ -24,7 +30,7 @@ def test_every_member_healthy_over_tls(cluster) -> None:
     members = cluster.ssh("lab-1", ETCDCTL + "member list -w simple").stdout
     assert sorted(line.split(", ")[2] for line in members.splitlines()) == [
         "lab-1", "lab-2", "lab-3"]
-    endpoints = "https://10.241.0.11:2379,https://10.241.0.12:2379,https://10.241.0.13:2379"
+    endpoints = _etcd_servers(cluster)
     health = cluster.ssh("lab-2", f". /etc/kubernetes/etcdctl.env && "
                          f"ETCDCTL_ENDPOINTS={endpoints} etcdctl endpoint health")
     assert health.returncode == 0, health.stdout + health.stderr
@@ -38,8 +44,7 @@ def test_componentstatuses_healthy(cluster) -> None:
     rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
     assert rows == {"scheduler": "Healthy", "controller-manager": "Healthy", "etcd-0": "Healthy"}
     unit = cluster.ssh("lab-1", "cat /etc/systemd/system/kube-apiserver.service").stdout
-    assert ("--etcd-servers=https://10.241.0.11:2379,https://10.241.0.12:2379,"
-            "https://10.241.0.13:2379") in unit
+    assert f"--etcd-servers={_etcd_servers(cluster)}" in unit
 
 
 def test_nodes_ready(cluster) -> None:
