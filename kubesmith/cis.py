@@ -125,7 +125,7 @@ def run(deployer: Deployer, out: Callable[[str], None] = print) -> list[HostResu
     kubeconfig = f"{ctx.data['kube_config_dir']}/admin.kubeconfig"
     chosen = tuple(h for h in ctx.cluster.hosts if targets(ctx.cluster, h))
     state = deployer.connect("cis", chosen)
-    results = []
+    results: list[HostResult] = []
     try:
         for host in state.inventory.get_active_hosts():
             host_targets = targets(ctx.cluster, ctx.cluster.host(host.name))
