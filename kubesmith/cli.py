@@ -22,11 +22,9 @@ def _lab(args: argparse.Namespace) -> int:
     if args.action == "image":
         tree = rootfs.ensure_extracted(rootfs.ensure_tarball())
         print(f"lab: root filesystem ready at {tree}")
-    elif args.action == "up":
-        lab.up(args.hosts, args.subnet)
-        for row in lab.status():
-            print(f"{row['host']:<8} {row['address']:<15} {row['process']:<22} ssh {row['ssh']}")
-    elif args.action == "status":
+    elif args.action in ("up", "status"):
+        if args.action == "up":
+            lab.up(args.hosts, args.subnet)
         rows = lab.status()
         if not rows:
             print("lab: no hosts")
