@@ -22,7 +22,9 @@ PROBE = (
     "echo arch=$(uname -m); . /etc/os-release; echo os=$ID-$VERSION_ID; "
     "echo hostname=$(hostname); echo swap=$(awk 'NR>1' /proc/swaps | wc -l); "
     "echo free_kib=$(df -Pk / | awk 'NR==2{print $4}'); echo clock=$(date +%s.%N); "
-    "echo bridge_nf=$(test -e /proc/sys/net/bridge/bridge-nf-call-iptables && echo yes); "
+    # bridge netfilter in effect, or a module the hosts phase can load
+    "echo bridge_nf=$( (test -e /proc/sys/net/bridge/bridge-nf-call-iptables"
+    " || modinfo br_netfilter >/dev/null) && echo yes); "
     "echo forward_ok=$(test -w /proc/sys/net/ipv4/ip_forward && echo yes); "
     # iproute2 6.1 cannot create vxlan links on newer kernels ("failed policy validation"),
     # which still proves the kernel has vxlan (flannel uses netlink directly).

@@ -14,7 +14,8 @@ UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", 
          "containerd", "kubelet", "kube-proxy")
 KUBESMITH_PATHS = ("/etc/kubernetes", "/var/lib/etcd", "/var/lib/kubelet", "/var/lib/kube-proxy",
                    "/etc/containerd", "/etc/cni", "/opt/cni", "/run/flannel", "/var/lib/kubesmith",
-                   "/usr/local/bin/kubelet", "/usr/local/bin/containerd")
+                   "/usr/local/bin/kubelet", "/usr/local/bin/containerd",
+                   "/etc/sysctl.d/90-kubesmith.conf", "/etc/modules-load.d/kubesmith.conf")
 
 
 @pytest.fixture(scope="module")
