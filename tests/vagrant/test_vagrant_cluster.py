@@ -114,6 +114,11 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VM]:
 
 
 def test_bootstrap_and_verify_one_vm(vm: VM) -> None:
+    # As on a stock Debian VM: bridge netfilter not loaded; the hosts phase must load it.
+    _seconds, output, code = _timed(["vagrant", "ssh", "master-1", "-c",
+                                     "rmmod br_netfilter; test ! -e /proc/sys/net/bridge"],
+                                    vm.env, 120)
+    assert code == 0, f"could not unload br_netfilter on the VM:\n{output}"
     seconds, output, code = vm.deploy("up", timeout=DEPLOY_TIMEOUT)
     vm.times["deploy up"] = seconds
     assert code == 0, f"deploy.py up failed:\n{output}"
@@ -129,3 +134,6 @@ def test_bootstrap_and_verify_one_vm(vm: VM) -> None:
         capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True", f"master-1 Ready={result.stdout!r}"
+    _seconds, output, code = _timed(["vagrant", "ssh", "master-1", "-c",
+                                     "grep -w br_netfilter /proc/modules"], vm.env, 120)
+    assert code == 0, f"br_netfilter not loaded by the deploy:\n{output}"
