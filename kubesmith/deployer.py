@@ -201,35 +201,34 @@ class Deployer:
         return tuple(h for h in phase.hosts(self.ctx.cluster)
                      if self.only is None or h.name in self.only)
 
-    def _connect(self, phase: Phase, report: Report) -> tuple[State, Progress]:
-        names = [h.name for h in self.phase_hosts(phase)]
+    def _connect(self, phase: str, names: list[str]) -> tuple[State, Progress]:
+        """A State connected to exactly these hosts; raise naming any unreachable one."""
         pyinfra_inventory = inv.to_pyinfra(self.groups, self.data, only=names)
         # Tasks create ops only for pending changes (decided from facts), so ops need no
         # change check at prepare time: that would cost facts for every op.
         state = State(pyinfra_inventory, Config(CONNECT_TIMEOUT=10, FAIL_PERCENT=None),
                       check_for_changes=False)
         state.cwd = str(inv.settings.PROJECT)
-        progress = Progress(phase.name, self.out)
+        progress = Progress(phase, self.out)
         state.add_callback_handler(progress)
         with contextlib.suppress(PyinfraError):  # all hosts failed: reported below, by name
             connect_all(state)
         unreachable = sorted(set(names) - {h.name for h in state.activated_hosts})
         if unreachable:
             disconnect_all(state)
-            raise DeployError(f"phase {phase.name}: cannot connect to {', '.join(unreachable)} "
+            raise DeployError(f"phase {phase}: cannot connect to {', '.join(unreachable)} "
                               "(check the address, SSH key and known_hosts in the inventory)")
         return state, progress
 
     def connect(self, name: str, hosts: tuple[Host, ...]) -> State:
         """A connected State on some hosts, for commands that run no operations."""
-        state, _progress = self._connect(Phase(name, lambda _c: hosts, ()), Report())
-        return state
+        return self._connect(name, [h.name for h in hosts])[0]
 
     def run_phase(self, phase: Phase, report: Report, dry: bool) -> None:
         """Prepare and run one phase, then wait for its readiness check."""
         start = time.monotonic()
         earlier = {h: len(ops) for h, ops in report.changed.get(phase.name, {}).items()}
-        state, progress = self._connect(phase, report)
+        state, progress = self._connect(phase.name, [h.name for h in self.phase_hosts(phase)])
         try:
             with ctx_inventory.use(state.inventory):
                 for task in phase.tasks:
@@ -289,8 +288,7 @@ class Deployer:
         """Read-only checks on every targeted host; raise naming each failing host."""
         names = [h.name for h in self.ctx.cluster.hosts
                  if self.only is None or h.name in self.only]
-        phase = Phase("preflight", lambda c: tuple(c.host(n) for n in names), ())
-        state, _progress = self._connect(phase, Report())
+        state = self.connect("preflight", tuple(self.ctx.cluster.host(n) for n in names))
         issues: list[str] = []
         etcd_data: dict[str, bool] = {}
         offsets: dict[str, float] = {}
@@ -338,20 +336,13 @@ class Deployer:
                  f"{verb}; kubeconfig: {self.ctx.state / 'admin.kubeconfig'}")
         return report
 
-
     def add_nodes(self, names: list[str], dry: bool = False,
                   skip_preflight: bool = False) -> Report:
         """Bring up only the named new nodes; existing hosts are not touched at all."""
-        for name in names:
-            try:
-                me = self.ctx.cluster.host(name)
-            except KeyError:
-                raise DeployError(f"{name} is not in the inventory: add it to `nodes`") from None
-            if not me.has("nodes"):
-                raise DeployError(f"{name} is not in the inventory's `nodes` group")
+        for me in self._new_hosts(names, "nodes"):
             if me.has("etcd") or me.has("masters"):
-                raise DeployError(f"{name} is an etcd member or master: add it with "
-                                  f"`add-etcd {name}` or `add-master {name}`")
+                raise DeployError(f"{me.name} is an etcd member or master: add it with "
+                                  f"`add-etcd {me.name}` or `add-master {me.name}`")
         self.only = set(names)
         return self.up(dry, skip_preflight)
 
@@ -391,17 +382,19 @@ class Deployer:
         if not skip_preflight:
             self.only = set(names)
             self.preflight()
-        state = self._etcd_peer(names)
-        try:
-            peer = _hosts(state)[0]
-            for me in (h for h in new if h.has("etcd")):
-                if role == "etcd":
-                    self._join_etcd(peer, me, report)
-                elif self._member(peer, me) is None:
-                    raise DeployError(f"{me.name} is in `etcd` but not a member yet: "
-                                      f"run `python deploy.py add-etcd {me.name}` first")
-        finally:
-            disconnect_all(state)
+        in_etcd = [h for h in new if h.has("etcd")]
+        if in_etcd:
+            state = self._etcd_peer(names)
+            try:
+                peer = _hosts(state)[0]
+                for me in in_etcd:
+                    if role == "etcd":
+                        self._join_etcd(peer, me, report)
+                    elif self._member(peer, me) is None:
+                        raise DeployError(f"{me.name} is in `etcd` but not a member yet: "
+                                          f"run `python deploy.py add-etcd {me.name}` first")
+            finally:
+                disconnect_all(state)
         rest = tuple(h for h in self.ctx.cluster.hosts if h not in new)
         self.roll(report, new + rest)
         report.seconds["total"] = time.monotonic() - start
@@ -510,9 +503,7 @@ class Deployer:
         if peer is None:
             raise DeployError("no etcd member outside " + ", ".join(exclude) +
                               ": bootstrap the cluster with `python deploy.py up` first")
-        state = State(inv.to_pyinfra(self.groups, self.data, only=[peer.name]), Config())
-        connect_all(state)
-        return state
+        return self.connect("etcd peer", (peer,))
 
     def _leave_etcd(self, me: Host, removing: list[str]) -> None:
         """`etcdctl member remove` from a remaining member, before the host is reset."""
