@@ -110,6 +110,13 @@ class Deployed:
         return cache.component_dir(cache.default_root(), "kubernetes",
                                    versions["kubernetes_version"], cache.host_arch()) / "kubectl"
 
+    def started(self, host: str, units: tuple[str, ...]) -> dict[str, str]:
+        """Each unit's last start time (monotonic) on a host: unchanged means not restarted."""
+        out = self.ssh(host, "; ".join(
+            f"echo {u} $(systemctl show -p ActiveEnterTimestampMonotonic --value {u})"
+            for u in units)).stdout
+        return dict(line.split() for line in out.splitlines() if len(line.split()) == 2)
+
     def ssh(self, host: str, command: str) -> subprocess.CompletedProcess:
         """Run a command on a lab host."""
         return subprocess.run([*self.lab.ssh_args(host), command], capture_output=True,

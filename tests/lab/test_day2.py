@@ -23,22 +23,14 @@ def cluster(cluster_factory):
     return cluster_factory(3)
 
 
-def _started(cluster, host: str) -> dict[str, str]:
-    """Each kubesmith unit's last start time (monotonic) on a host."""
-    out = cluster.ssh(host, "; ".join(
-        f"echo {u} $(systemctl show -p ActiveEnterTimestampMonotonic --value {u})"
-        for u in UNITS)).stdout
-    return dict(line.split() for line in out.splitlines() if len(line.split()) == 2)
-
-
 def test_add_node_touches_only_the_new_host(cluster) -> None:
-    before = {h: _started(cluster, h) for h in ("lab-1", "lab-2", "lab-3")}
+    before = {h: cluster.started(h, UNITS) for h in ("lab-1", "lab-2", "lab-3")}
     lab.up(4, TEST_SUBNET, cluster.lab.paths, log=lambda _m: None, bridge=TEST_BRIDGE)
     added = cluster.deploy("add-node", "lab-4")
     assert added.returncode == 0, added.stdout + added.stderr
     for other in ("lab-1", "lab-2", "lab-3"):
         assert f"] {other}" not in added.stdout, f"add-node touched {other}:\n{added.stdout}"
-    assert {h: _started(cluster, h) for h in before} == before, "an existing service restarted"
+    assert {h: cluster.started(h, UNITS) for h in before} == before, "an existing service restarted"
     cluster.kubectl("wait", "--for=condition=Ready", "node/lab-4", "--timeout=60s")
     version = settings.versions()["kubernetes_version"]
     assert version in cluster.kubectl("get", "node", "lab-4", "--no-headers")

@@ -6,17 +6,21 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from kubesmith.context import DeployContext
 from kubesmith.lab import hosts as lab
+from kubesmith.model import Cluster
 from kubesmith.settings import group_data
 from tasks import etcd
 from tests.lab.conftest import TEST_BRIDGE, TEST_SUBNET
 
 pytestmark = pytest.mark.lab
 
-ETCDCTL_ENV = f". {group_data()['kube_config_dir']}/etcdctl.env &&"
+# etcdctl commands as the deploy builds them (they need only group data).
+CTX = DeployContext(Cluster(()), group_data(), Path())
 SERVING_GAP_LIMIT = 10.0  # seconds: "no error longer than a few seconds"
 
 
@@ -70,23 +74,18 @@ def _serving_while(cluster, *args: str) -> tuple[subprocess.CompletedProcess, Re
 
 
 def _members(cluster) -> list[etcd.Member]:
-    return etcd.members(cluster.ssh("lab-1", f"{ETCDCTL_ENV} etcdctl member list -w simple").stdout)
+    return etcd.members(cluster.ssh("lab-1", etcd.etcdctl(CTX, "member list -w simple")).stdout)
 
 
 def _unit(cluster, host: str, unit: str) -> str:
     return cluster.ssh(host, f"systemctl cat {unit}").stdout
 
 
-def _etcd_started(cluster) -> str:
-    return cluster.ssh("lab-1", "systemctl show -p ActiveEnterTimestampMonotonic --value etcd"
-                       ).stdout
-
-
 def test_grow_etcd_from_one_to_three_while_serving(cluster) -> None:
     cluster.kubectl("create", "configmap", "probe", "--from-literal=k=v")
     addresses = [h.address for h in cluster.lab.state.hosts]
     assert [m.name for m in _members(cluster)] == ["lab-1"]
-    etcd_started = _etcd_started(cluster)
+    etcd_started = cluster.started("lab-1", ("etcd",))
 
     cluster.env["KUBESMITH_LAB_ETCD"] = "3"
     grown, reader = _serving_while(cluster, "add-etcd", "lab-2", "lab-3")
@@ -97,13 +96,12 @@ def test_grow_etcd_from_one_to_three_while_serving(cluster) -> None:
     assert sorted(m.name for m in members) == ["lab-1", "lab-2", "lab-3"]
     assert all(m.started and not m.learner for m in members), members
     endpoints = ",".join(f"https://{a}:2379" for a in addresses)
-    health = cluster.ssh("lab-1", f"{ETCDCTL_ENV} ETCDCTL_ENDPOINTS={endpoints} etcdctl "
-                                  "endpoint health")
+    health = cluster.ssh("lab-1", etcd.etcdctl(CTX, "endpoint health", endpoints))
     assert health.returncode == 0, health.stdout + health.stderr
     for address in addresses:
         assert f"https://{address}:2379" in _unit(cluster, "lab-1", "kube-apiserver")
         assert f"https://{address}:2379" in _unit(cluster, "lab-2", "flanneld")
-    assert _etcd_started(cluster) == etcd_started, "the first member was restarted"
+    assert cluster.started("lab-1", ("etcd",)) == etcd_started, "the first member was restarted"
 
     gap = reader.longest_gap()
     print(grown.stdout[-3000:])
