@@ -118,8 +118,7 @@ def table(results: list[HostResult], exceptions: dict[str, str]) -> list[str]:
 def run(deployer: Deployer, out: Callable[[str], None] = print) -> list[HostResult]:
     """Install and run kube-bench on every master, etcd member and node; raise on new FAILs."""
     ctx = deployer.ctx
-    versions = {k: str(v) for k, v in ctx.data.items() if k.endswith("_version")}
-    local = sources.ensure("kube-bench", versions)
+    local = sources.ensure("kube-bench", ctx.versions)
     exceptions = load_exceptions()
     config = _ops.render("cis/config.yaml.j2", benchmark=BENCHMARK, **ctx.data)
     kubeconfig = f"{ctx.data['kube_config_dir']}/admin.kubeconfig"

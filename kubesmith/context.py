@@ -40,6 +40,11 @@ class DeployContext:
         return any(f.startswith(prefixes) for f in self.replaced.get(host_name, ()))
 
     @property
+    def versions(self) -> dict[str, str]:
+        """Every pinned `*_version` of the group data."""
+        return {k: str(v) for k, v in self.data.items() if k.endswith("_version")}
+
+    @property
     def pki(self) -> PKI:
         """The cluster PKI on the control machine."""
         return PKI(self.state / "pki")

@@ -164,10 +164,9 @@ PHASES = (
 
 def prepare_local(ctx: DeployContext, out: Callable[[str], None]) -> None:
     """Verify the binary cache and make the PKI on the control machine."""
-    versions = {k: str(v) for k, v in ctx.data.items() if k.endswith("_version")}
     for name, component in COMPONENTS.items():
         if component.deployed:
-            sources.ensure(name, versions)
+            sources.ensure(name, ctx.versions)
     ctx.state.mkdir(parents=True, exist_ok=True)
     made = pki.prepare(ctx)
     out(f"[pki] {len(made)} made or renewed" if made else "[pki] up to date")
