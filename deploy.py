@@ -1,19 +1,15 @@
-"""kubesmith's one entry point: `python deploy.py COMMAND` (see --help).
+"""kubesmith's one entry point: `python deploy.py COMMAND` (see --help; kubesmith/cli.py).
 
-Also a plain pyinfra deploy file: `pyinfra inventories/lab.py deploy.py` bootstraps the cluster.
+Also a plain pyinfra deploy file: `pyinfra inventories/lab.py deploy.py` runs the bootstrap's
+phases, from the phase table in tasks/phases.py.
 """
 
-import sys
-
 if __name__ == "__main__":
-    if sys.argv[1:2] and sys.argv[1] in ("up", "add-node", "remove-node", "reset", "cis"):
-        from gevent import monkey  # pyinfra's API runs hosts in parallel on gevent
-
-        monkey.patch_all()
     from kubesmith.cli import main
 
     raise SystemExit(main())
 else:  # executed by pyinfra's CLI, once per host
-    from tasks.cluster import run
+    from kubesmith.pyinfra_cli import context
+    from tasks.phases import pyinfra_cli
 
-    run()
+    pyinfra_cli(context())

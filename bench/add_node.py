@@ -20,10 +20,12 @@ monkey.patch_all()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kubesmith.deployer import Deployer  # noqa: E402
+from kubesmith import context  # noqa: E402
 from kubesmith.lab import hosts as lab  # noqa: E402
 from kubesmith.lab.state import LabPaths  # noqa: E402
+from kubesmith.runner import Runner  # noqa: E402
 from kubesmith.settings import PROJECT  # noqa: E402
+from kubesmith.workflows import up  # noqa: E402
 
 INVENTORY = PROJECT / "inventories" / "lab.py"
 
@@ -37,7 +39,7 @@ def measure(nodes: int) -> tuple[float, float]:
         try:
             lab.up(nodes + 1, "10.242.0.0/24", paths, log=quiet, bridge="ksbench0")
             start = time.monotonic()
-            Deployer(INVENTORY, quiet).up()
+            up.run(Runner(context.load(INVENTORY, quiet), quiet))
             bootstrap = time.monotonic() - start
             lab.up(nodes + 2, "10.242.0.0/24", paths, log=quiet, bridge="ksbench0")
             # A new process, as users run it (pyinfra caches known_hosts per process).

@@ -19,10 +19,12 @@ monkey.patch_all()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kubesmith.deployer import Deployer  # noqa: E402
+from kubesmith import context  # noqa: E402
 from kubesmith.lab import hosts as lab  # noqa: E402
 from kubesmith.lab.state import LabPaths  # noqa: E402
+from kubesmith.runner import Runner  # noqa: E402
 from kubesmith.settings import PROJECT  # noqa: E402
+from kubesmith.workflows import up  # noqa: E402
 
 
 def _print(label: str, seconds: dict[str, float], changes: int) -> None:
@@ -43,8 +45,8 @@ def main() -> int:
         boot = time.monotonic() - start
         try:
             quiet = lambda _m: None  # noqa: E731
-            first = Deployer(PROJECT / "inventories" / "lab.py", quiet).up()
-            second = Deployer(PROJECT / "inventories" / "lab.py", quiet).up()
+            first = up.run(Runner(context.load(PROJECT / "inventories" / "lab.py", quiet), quiet))
+            second = up.run(Runner(context.load(PROJECT / "inventories" / "lab.py", quiet), quiet))
         finally:
             lab.down(paths, log=lambda _m: None)
     print(f"lab boot: {args.hosts} hosts in {boot:.1f} s")

@@ -1,22 +1,19 @@
-"""`deploy.py cis`: run kube-bench (CIS Kubernetes Benchmark) on every master and node."""
+"""kube-bench (CIS Kubernetes Benchmark) on the hosts: targets per role, install, run, parse."""
 
 from __future__ import annotations
 
 import io
 import json
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyinfra.api.connect import disconnect_all
 from pyinfra.api.host import Host as PyinfraHost
 
 from kubesmith import settings
-from kubesmith.binaries import cache, sources
-from kubesmith.deployer import Deployer, DeployError
+from kubesmith.binaries import cache
 from kubesmith.model import Cluster, Host
-from tasks import _ops
+from kubesmith.runner import DeployError
 
 # The newest benchmark in kube-bench v0.12.0's cfg/ (written for Kubernetes 1.28-1.31).
 BENCHMARK = "cis-1.10"
@@ -113,31 +110,3 @@ def table(results: list[HostResult], exceptions: dict[str, str]) -> list[str]:
             note = "  [documented exception]" if check_id in exceptions else ""
             lines.append(f"FAIL {r.host} {check_id} {text}{note}")
     return lines
-
-
-def run(deployer: Deployer, out: Callable[[str], None] = print) -> list[HostResult]:
-    """Install and run kube-bench on every master, etcd member and node; raise on new FAILs."""
-    ctx = deployer.ctx
-    local = sources.ensure("kube-bench", ctx.versions)
-    exceptions = load_exceptions()
-    config = _ops.render("cis/config.yaml.j2", benchmark=BENCHMARK, **ctx.data)
-    kubeconfig = f"{ctx.data['kube_config_dir']}/admin.kubeconfig"
-    chosen = tuple(h for h in ctx.cluster.hosts if targets(ctx.cluster, h))
-    state = deployer.connect("cis", chosen)
-    results: list[HostResult] = []
-    try:
-        for host in state.inventory.get_active_hosts():
-            host_targets = targets(ctx.cluster, ctx.cluster.host(host.name))
-            install(host, local, config)
-            results.append(parse(host.name, host_targets, bench(host, host_targets, kubeconfig)))
-    finally:
-        disconnect_all(state)
-    order = [h.name for h in chosen]
-    results.sort(key=lambda r: order.index(r.host))
-    for line in table(results, exceptions):
-        out(line)
-    new = sorted({f"{r.host} {i}" for r in results for i, _t in r.fails if i not in exceptions})
-    if new:
-        raise DeployError(f"cis: {len(new)} FAIL outside {EXCEPTIONS.name}: {', '.join(new)}")
-    out(f"cis: {BENCHMARK}, 0 FAIL outside the documented exceptions ({EXCEPTIONS.name})")
-    return results

@@ -1,4 +1,5 @@
-"""Command line of deploy.py: lab, binaries, and (via kubesmith.deployer) the cluster commands."""
+"""Command line of deploy.py: local commands (lab, binaries, vagrant) and the cluster workflows
+(kubesmith/workflows/, one module each), run against an inventory by the phase runner."""
 
 from __future__ import annotations
 
@@ -7,18 +8,20 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from kubesmith import libvirt_host, settings, vagrant_box
-from kubesmith.binaries import cache, sources
-from kubesmith.binaries.recipes import COMPONENTS
-from kubesmith.lab import hosts as lab
-from kubesmith.lab import rootfs
-from kubesmith.lab.state import DEFAULT_SUBNET
+from kubesmith import settings
+from kubesmith.errors import UserError
 
 DEFAULT_INVENTORY = settings.PROJECT / "inventories" / "lab.py"
+DEFAULT_SUBNET = "10.240.0.0/24"  # kubesmith.lab.state's default, for --help
 
 
 def _lab(args: argparse.Namespace) -> int:
+    """Boot, show, stop or build the local lab."""
+    from kubesmith.lab import hosts as lab
+    from kubesmith.lab import rootfs
+
     if args.action == "image":
         tree = rootfs.ensure_extracted(rootfs.ensure_tarball())
         print(f"lab: root filesystem ready at {tree}")
@@ -40,7 +43,11 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def _binaries(args: argparse.Namespace) -> int:
-    versions = settings.versions()
+    """Fill and verify the binary cache at the versions the inventory's settings pin."""
+    from kubesmith.binaries import cache, sources
+    from kubesmith.binaries.recipes import COMPONENTS
+
+    versions = settings.versions(settings.group_data(Path(args.inventory)))
     names = args.names or list(COMPONENTS)
     root = Path(args.cache) if args.cache else cache.default_root()
     for name in names:
@@ -57,6 +64,8 @@ def _binaries(args: argparse.Namespace) -> int:
 
 def _vagrant(args: argparse.Namespace) -> int:
     """Build (once) and add kubesmith's libvirt box, or start/stop libvirtd for Vagrant."""
+    from kubesmith import libvirt_host, vagrant_box
+
     if args.action == "box":
         box = vagrant_box.ensure_box()
         print(f"vagrant: box file {box}", file=sys.stderr)
@@ -76,27 +85,76 @@ def _vagrant(args: argparse.Namespace) -> int:
     return 0
 
 
-def _up(args: argparse.Namespace) -> int:
-    from kubesmith.deployer import run_command
-
-    return run_command(lambda d: d.up(args.dry, args.skip_preflight), Path(args.inventory))
 
 
-def _add_node(args: argparse.Namespace) -> int:
-    from kubesmith.deployer import run_command
 
-    return run_command(lambda d: d.add_nodes(args.names, args.dry, args.skip_preflight),
-                       Path(args.inventory))
+# Cluster workflows: each adapter imports its module late, after gevent's monkey-patching.
+def _up(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import up
+
+    return up.run(runner, args.dry, args.skip_preflight)
 
 
-def _grow(role: str):
-    """A command adding hosts of a role (etcd members or masters) with the cluster serving."""
-    def command(args: argparse.Namespace) -> int:
-        from kubesmith.deployer import run_command
+def _add_node(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import add_node
 
-        return run_command(lambda d: d.grow(args.names, role, args.skip_preflight),
-                           Path(args.inventory))
-    return command
+    return add_node.run(runner, args.names, args.dry, args.skip_preflight)
+
+
+def _add_etcd(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import add_etcd
+
+    return add_etcd.run(runner, args.names, args.skip_preflight)
+
+
+def _add_master(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import add_master
+
+    return add_master.run(runner, args.names, args.skip_preflight)
+
+
+def _remove_node(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import remove_node
+
+    return remove_node.run(runner, args.names)
+
+
+def _reset(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import reset
+
+    return reset.run(runner, args.names)
+
+
+def _cis(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import cis
+
+    return cis.run(runner)
+
+
+def _confirm_reset(args: argparse.Namespace) -> bool:
+    """Ask before a reset unless --yes."""
+    if args.yes:
+        return True
+    targets = ", ".join(args.names) if args.names else "EVERY host of the inventory"
+    try:
+        answer = input(f"reset {targets}: remove all kubesmith installed there? [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("\nreset: nothing done (confirm with y, or pass --yes)")
+    return False
+
+
+def _workflow(args: argparse.Namespace) -> int:
+    """Load and validate the inventory, then run the command's workflow with a phase runner."""
+    if args.command == "reset" and not _confirm_reset(args):
+        return 1
+    from kubesmith import context
+    from kubesmith.runner import Runner
+
+    args.workflow(Runner(context.load(Path(args.inventory))), args)
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -113,80 +171,58 @@ def _verify(args: argparse.Namespace) -> int:
     return subprocess.run(command, env=env, cwd=settings.PROJECT, check=False).returncode
 
 
-def _cis(args: argparse.Namespace) -> int:
-    from kubesmith import cis
-    from kubesmith.deployer import run_command
-
-    return run_command(cis.run, Path(args.inventory))
-
-
-def _remove_node(args: argparse.Namespace) -> int:
-    from kubesmith.deployer import run_command
-
-    return run_command(lambda d: d.remove_nodes(args.names), Path(args.inventory))
-
-
-def _reset(args: argparse.Namespace) -> int:
-    from kubesmith.deployer import run_command
-
-    targets = ", ".join(args.names) if args.names else "EVERY host of the inventory"
-    if not args.yes:
-        try:
-            answer = input(f"reset {targets}: remove all kubesmith installed there? [y/N] ")
-        except EOFError:
-            answer = ""
-        if answer.strip().lower() not in ("y", "yes"):
-            print("\nreset: nothing done (confirm with y, or pass --yes)")
-            return 1
-    return run_command(lambda d: d.reset(args.names), Path(args.inventory))
+def _cluster_command(sub: Any, name: str, help_: str, workflow: Any = None,
+                     names: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand that works on an inventory (and optionally on named hosts)."""
+    command = sub.add_parser(name, help=help_)
+    if names:
+        command.add_argument("names", nargs=names)
+    command.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY),
+                         help="pyinfra inventory file (default: the local lab)")
+    command.set_defaults(func=_workflow, workflow=workflow, connects=workflow is not None)
+    return command
 
 
-def parser() -> argparse.ArgumentParser:
-    """The argument parser of deploy.py."""
-    top = argparse.ArgumentParser(prog="deploy.py", description=__doc__)
-    sub = top.add_subparsers(dest="command", required=True)
+def _preflight_flags(command: argparse.ArgumentParser, dry: bool) -> None:
+    """--skip-preflight, and --dry for the workflows that can show pending changes."""
+    if dry:
+        command.add_argument("--dry", action="store_true",
+                             help="show what would change, change nothing")
+    command.add_argument("--skip-preflight", action="store_true",
+                         help="do not check the hosts (OS, swap, ports, clocks) first")
 
+
+def _workflow_commands(sub: Any) -> None:
+    """The cluster workflows."""
+    _preflight_flags(_cluster_command(sub, "up", "bootstrap or converge the cluster of an "
+                                      "inventory", _up), dry=True)
+    _preflight_flags(_cluster_command(sub, "add-node", "bring up new nodes (already in the "
+                                      "inventory) only", _add_node, "+"), dry=True)
+    for role, name, workflow in (("etcd", "add-etcd", _add_etcd),
+                                 ("masters", "add-master", _add_master)):
+        _preflight_flags(_cluster_command(sub, name, f"add {role} hosts (in the inventory) one "
+                                          "at a time, the cluster serving throughout",
+                                          workflow, "+"), dry=False)
+    _cluster_command(sub, "remove-node", "drain, delete and reset nodes", _remove_node, "+")
+    reset = _cluster_command(sub, "reset", "remove everything kubesmith installed on hosts",
+                             _reset, "*")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    verify = _cluster_command(sub, "verify", "prove a cluster with testinfra (per host, per "
+                              "check)")
+    verify.add_argument("--junit", help="also write a JUnit XML report to this file")
+    verify.add_argument("-k", help="only the checks matching this pytest -k expression")
+    verify.set_defaults(func=_verify)
+    _cluster_command(sub, "cis", "run kube-bench (CIS benchmark) on masters and nodes; exit 1 "
+                     "on a FAIL that is not a documented exception", _cis)
+
+
+def _local_commands(sub: Any) -> None:
+    """lab, vagrant and binaries: the control machine only."""
     p_lab = sub.add_parser("lab", help="local systemd-nspawn lab hosts")
     p_lab.add_argument("action", choices=("image", "up", "status", "down"))
     p_lab.add_argument("--hosts", type=int, default=3, help="number of hosts (default 3)")
     p_lab.add_argument("--subnet", default=None, help=f"lab subnet (default {DEFAULT_SUBNET})")
     p_lab.set_defaults(func=_lab)
-
-    def cluster_command(name: str, help_: str, func, names: str | None = None,
-                        dry: bool = False) -> argparse.ArgumentParser:
-        """A subcommand that works on an inventory (and optionally on named hosts)."""
-        command = sub.add_parser(name, help=help_)
-        if names:
-            command.add_argument("names", nargs=names)
-        command.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY),
-                             help="pyinfra inventory file (default: the local lab)")
-        if dry:
-            command.add_argument("--dry", action="store_true",
-                                 help="show what would change, change nothing")
-            command.add_argument("--skip-preflight", action="store_true",
-                                 help="do not check the hosts (OS, swap, ports, clocks) first")
-        command.set_defaults(func=func)
-        return command
-
-    cluster_command("up", "bootstrap or converge the cluster of an inventory", _up, dry=True)
-    cluster_command("add-node", "bring up new nodes (already in the inventory) only",
-                    _add_node, "+", dry=True)
-    for role, name in (("etcd", "add-etcd"), ("masters", "add-master")):
-        grow = cluster_command(name, f"add {role} hosts (in the inventory) one at a time, the "
-                               "cluster serving throughout", _grow(role), "+")
-        grow.add_argument("--skip-preflight", action="store_true",
-                          help="do not check the new hosts first")
-    cluster_command("remove-node", "drain, delete and reset nodes", _remove_node, "+")
-    p_reset = cluster_command("reset", "remove everything kubesmith installed on hosts",
-                              _reset, "*")
-    p_reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p_verify = cluster_command("verify", "prove a cluster with testinfra (per host, per check)",
-                               _verify)
-    p_verify.add_argument("--junit", help="also write a JUnit XML report to this file")
-    p_verify.add_argument("-k", help="only the checks matching this pytest -k expression")
-
-    cluster_command("cis", "run kube-bench (CIS benchmark) on masters and nodes; exit 1 on a "
-                    "FAIL that is not a documented exception", _cis)
     p_vagrant = sub.add_parser("vagrant", help="kubesmith's libvirt box; libvirtd without systemd")
     p_vagrant.add_argument("action", choices=("box", "libvirt-start", "libvirt-stop"),
                            help="box: build (cached) and print its name; libvirt-start: start "
@@ -195,24 +231,36 @@ def parser() -> argparse.ArgumentParser:
     p_vagrant.add_argument("--add", action="store_true",
                            help="box: also `vagrant box add` it (if not added yet)")
     p_vagrant.set_defaults(func=_vagrant)
-
     p_bin = sub.add_parser("binaries", help="fill and verify the binary cache")
     p_bin.add_argument("names", nargs="*", help="components (default: all)")
-    p_bin.add_argument("--source", choices=sources.SOURCES, default="build")
+    p_bin.add_argument("-i", "--inventory", default=str(DEFAULT_INVENTORY),
+                       help="build the versions this inventory's settings pin")
+    p_bin.add_argument("--source", choices=("build", "mirror", "download"), default="build")
     p_bin.add_argument("--mirror", help="directory in the cache layout (source mirror)")
     p_bin.add_argument("--cache", help="cache root (default $KUBESMITH_CACHE or /var/cache)")
     p_bin.add_argument("--arch", default=None)
     p_bin.set_defaults(func=_binaries)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of deploy.py."""
+    top = argparse.ArgumentParser(prog="deploy.py", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    _local_commands(sub)
+    _workflow_commands(sub)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments and run the command; errors print one line and exit non-zero."""
+    """Parse arguments and run the command; a UserError prints one line and exits 1, any other
+    exception is a bug and shows its traceback."""
     args = parser().parse_args(argv)
+    if getattr(args, "connects", False):
+        from gevent import monkey  # pyinfra's API runs hosts in parallel on gevent
+
+        monkey.patch_all()
     try:
         return args.func(args)
-    except (lab.LabError, sources.SourceError, cache.ChecksumMismatch,
-            cache.CacheIncomplete, vagrant_box.BoxError,
-            libvirt_host.LibvirtHostError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except UserError as error:
+        print(error.message(), file=sys.stderr)
         return 1

@@ -1,60 +1,68 @@
-"""What every task needs: the cluster model, settings, PKI, cached binaries and template values."""
+"""What every task needs: the cluster model, settings, PKI, cached binaries and template values;
+built in one place (`load`) for the CLI, the pyinfra-CLI path and verify."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubesmith import settings
+from kubesmith import inventory, settings
 from kubesmith.binaries import cache
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.model import Cluster, Host
 from kubesmith.pki import PKI
+from kubesmith.validate import validate
 
 TEMPLATES = settings.PROJECT / "templates"
 
 
-def state_dir(inventory: Path) -> Path:
+def state_dir(name: str) -> Path:
     """The control-side state of a cluster: $KUBESMITH_STATE or state/<inventory name>/."""
     if env := os.environ.get("KUBESMITH_STATE"):
         return Path(env)
-    return settings.PROJECT / "state" / inventory.stem
+    return settings.PROJECT / "state" / name
 
 
 @dataclass
 class DeployContext:
-    """Inputs shared by every task of one deploy."""
+    """Inputs shared by every task of one deploy, and the restarts its changes call for."""
 
     cluster: Cluster
     data: dict[str, object]
     state: Path
-    # Per host, the certificate/key/kubeconfig files whose content this deploy replaces: the
-    # services that read them restart in their own (later) phase.
-    replaced: dict[str, set[str]] = field(default_factory=dict)
+    groups: inventory.Groups = field(default_factory=dict)
+    # Per host, services whose certificates or kubeconfigs this deploy replaced: they restart
+    # (or start) in their own, later phase, which consumes the entry.
+    restarts: dict[str, set[str]] = field(default_factory=dict)
     # etcd members joining a running cluster: name -> ETCD_INITIAL_CLUSTER for their first start.
     joining: dict[str, str] = field(default_factory=dict)
 
-    def replaced_any(self, host_name: str, *prefixes: str) -> bool:
-        """Whether a replaced file of this host starts with one of the prefixes."""
-        return any(f.startswith(prefixes) for f in self.replaced.get(host_name, ()))
+    def need_restart(self, host_name: str, services: tuple[str, ...]) -> None:
+        """Record that these services on the host read a replaced file."""
+        self.restarts.setdefault(host_name, set()).update(services)
+
+    def take_restart(self, host_name: str, service: str) -> bool:
+        """Whether the service must restart for replaced files; the caller (re)starts it."""
+        pending = self.restarts.get(host_name, set())
+        if service in pending:
+            pending.discard(service)
+            return True
+        return False
 
     @property
     def versions(self) -> dict[str, str]:
-        """Every pinned `*_version` of the group data."""
-        return {k: str(v) for k, v in self.data.items() if k.endswith("_version")}
+        """Every pinned `*_version` of the settings."""
+        return settings.versions(self.data)
 
     @property
     def pki(self) -> PKI:
         """The cluster PKI on the control machine."""
         return PKI(self.state / "pki")
 
-    def template(self, component: str, name: str) -> str:
-        """Path of a template file."""
-        return str(TEMPLATES / component / name)
-
     def binary(self, component: str, file: str) -> str:
-        """Local path of a cached, verified binary (verified once per deploy by the deployer)."""
+        """Local path of a cached binary at the version the settings pin."""
         version = str(self.data[COMPONENTS[component].version_key])
         directory = cache.component_dir(cache.default_root(), component, version,
                                         cache.host_arch())
@@ -71,3 +79,16 @@ class DeployContext:
             "etcd_servers": cluster.etcd_client_urls,
             "etcd_endpoints": cluster.etcd_client_urls,
         }
+
+
+def build(groups: inventory.Groups, data: dict[str, object], name: str,
+          warn: Callable[[str], None] = print) -> DeployContext:
+    """Validate an inventory's groups and settings (raising on errors) and build its context."""
+    for warning in validate(groups, data):
+        warn(str(warning))
+    return DeployContext(inventory.to_cluster(groups, data), data, state_dir(name), groups)
+
+
+def load(path: Path, warn: Callable[[str], None] = print) -> DeployContext:
+    """The context of an inventory file with its settings (the CLI's and verify's entry)."""
+    return build(inventory.load_groups(path), settings.group_data(path), path.stem, warn)

@@ -8,13 +8,14 @@ from pathlib import Path
 from pyinfra.api import Inventory
 
 from kubesmith import settings
+from kubesmith.errors import UserError
 from kubesmith.model import ROLES, Cluster, Host
 
 HostEntry = tuple[str, dict[str, object]]
 Groups = dict[str, list[HostEntry]]
 
 
-class InventoryError(Exception):
+class InventoryError(UserError):
     """An inventory file that cannot be used; the message names the file and the problem."""
 
 

@@ -18,6 +18,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kubesmith.errors import UserError
+
 URI = "qemu:///system"
 STATE_FILE = Path("/run/kubesmith/libvirt-host.json")
 DAEMONS = ("virtlogd", "libvirtd")
@@ -33,7 +35,7 @@ PACKAGES = {"vagrant": "vagrant", "libvirtd": "libvirt-daemon-system", "virsh": 
 VAGRANT_LIBVIRT = "vagrant-libvirt"
 
 
-class LibvirtHostError(Exception):
+class LibvirtHostError(UserError):
     """libvirtd cannot be started or the machine cannot be restored; the message says why."""
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, replace
 
+from kubesmith.errors import UserError
+from kubesmith.services import APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT
+
 ROLES = ("etcd", "masters", "nodes")
+
+
+class UnknownHost(UserError):
+    """A host name that the inventory does not list."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +31,7 @@ class Host:
     @property
     def peer_url(self) -> str:
         """The URL etcd members use to reach this host's member."""
-        return f"https://{self.address}:2380"
+        return f"https://{self.address}:{ETCD_PEER_PORT}"
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ class Cluster:
         for host in self.hosts:
             if host.name == name:
                 return host
-        raise KeyError(f"no host named {name!r} in the inventory")
+        raise UnknownHost(f"{name} is not in the inventory")
 
     @property
     def service_vip(self) -> str:
@@ -76,12 +83,12 @@ class Cluster:
     @property
     def apiserver_url(self) -> str:
         """The URL clients use for the apiserver (the first master)."""
-        return f"https://{self.masters[0].address}:6443"
+        return f"https://{self.masters[0].address}:{APISERVER_PORT}"
 
     @property
     def etcd_client_urls(self) -> str:
         """Comma-separated client URLs of every etcd member."""
-        return ",".join(f"https://{h.address}:2379" for h in self.etcd)
+        return ",".join(f"https://{h.address}:{ETCD_CLIENT_PORT}" for h in self.etcd)
 
     @property
     def etcd_initial_cluster(self) -> str:

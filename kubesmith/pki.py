@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kubesmith.model import Cluster
+from kubesmith.errors import UserError
 
 CAS = {"kubernetes-ca": "kubernetes", "etcd-ca": "etcd-ca"}
 CA_DAYS = 3650
@@ -33,7 +33,7 @@ EKU_NAMES = {
 }
 
 
-class PKIError(Exception):
+class PKIError(UserError):
     """A PKI file exists but cannot be used as it is."""
 
 
@@ -66,60 +66,6 @@ class CertSpec:
         """The extended key usages by name."""
         wanted = {"serverAuth": self.server, "clientAuth": self.client}
         return frozenset(name for name, on in wanted.items() if on)
-
-
-def _etcd_member(name: str, address: str) -> list[CertSpec]:
-    """The server and peer certificates of one etcd member."""
-    sans = {"dns_names": (name, "localhost"), "ip_addresses": (address, "127.0.0.1")}
-    return [
-        CertSpec(f"etcd-server-{name}", "etcd-ca", name, server=True, client=True, **sans),
-        CertSpec(f"etcd-peer-{name}", "etcd-ca", name, server=True, client=True, **sans),
-    ]
-
-
-def _apiserver(cluster: Cluster) -> CertSpec:
-    """The apiserver's serving certificate, valid for every name clients may use."""
-    dns = (
-        *(h.name for h in cluster.masters),
-        "kubernetes",
-        "kubernetes.default",
-        "kubernetes.default.svc",
-        f"kubernetes.default.svc.{cluster.cluster_domain}",
-        "localhost",
-    )
-    ips = (*(h.address for h in cluster.masters), cluster.service_vip, "127.0.0.1")
-    return CertSpec("kube-apiserver", "kubernetes-ca", "kube-apiserver",
-                    dns_names=dns, ip_addresses=ips, server=True)
-
-
-def _client(name: str, ca: str, common_name: str, *organizations: str) -> CertSpec:
-    """A client-only certificate."""
-    return CertSpec(name, ca, common_name, organizations=organizations, client=True)
-
-
-def cert_specs(cluster: Cluster) -> list[CertSpec]:
-    """Every leaf certificate the cluster needs."""
-    specs = [spec for h in cluster.etcd for spec in _etcd_member(h.name, h.address)]
-    specs += [
-        _client("apiserver-etcd-client", "etcd-ca", "kube-apiserver-etcd-client"),
-        _client("flannel-etcd-client", "etcd-ca", "flannel"),
-        _client("etcd-healthcheck-client", "etcd-ca", "etcd-healthcheck-client"),
-        _apiserver(cluster),
-        _client("apiserver-kubelet-client", "kubernetes-ca", "kube-apiserver-kubelet-client"),
-    ]
-    specs += [
-        CertSpec(f"kubelet-{h.name}", "kubernetes-ca", f"system:node:{h.name}",
-                 organizations=("system:nodes",), dns_names=(h.name,),
-                 ip_addresses=(h.address,), server=True, client=True)
-        for h in cluster.nodes
-    ]
-    specs += [
-        _client("kube-controller-manager", "kubernetes-ca", "system:kube-controller-manager"),
-        _client("kube-scheduler", "kubernetes-ca", "system:kube-scheduler"),
-        _client("kube-proxy", "kubernetes-ca", "system:kube-proxy", "system:node-proxier"),
-        _client("admin", "kubernetes-ca", "admin", "system:masters"),
-    ]
-    return specs
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:

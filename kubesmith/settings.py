@@ -1,4 +1,4 @@
-"""Read group_data defaults outside pyinfra (versions, networks, paths)."""
+"""Group data outside pyinfra: the defaults of group_data/all.py, overridden per inventory."""
 
 from __future__ import annotations
 
@@ -9,12 +9,23 @@ PROJECT = Path(__file__).resolve().parent.parent
 GROUP_DATA = PROJECT / "group_data"
 
 
-def group_data(group: str = "all") -> dict[str, object]:
-    """The public names of a group_data file."""
-    values = runpy.run_path(str(GROUP_DATA / f"{group}.py"))
-    return {k: v for k, v in values.items() if not k.startswith("_")}
+def _public(path: Path) -> dict[str, object]:
+    """The public names a group data file defines."""
+    values = runpy.run_path(str(path))
+    return {k: v for k, v in values.items() if not k.startswith("_") and k != "annotations"}
 
 
-def versions() -> dict[str, str]:
-    """Every pinned `*_version` from group_data/all.py."""
-    return {k: str(v) for k, v in group_data().items() if k.endswith("_version")}
+def group_data(inventory: Path | None = None) -> dict[str, object]:
+    """Settings for an inventory: group_data/all.py, then (pyinfra's way) the `group_data/all.py`
+    beside the inventory file, when there is one, overriding it key by key."""
+    data = _public(GROUP_DATA / "all.py")
+    if inventory is not None:
+        beside = Path(inventory).resolve().parent / "group_data" / "all.py"
+        if beside.exists() and beside != (GROUP_DATA / "all.py").resolve():
+            data.update(_public(beside))
+    return data
+
+
+def versions(data: dict[str, object] | None = None) -> dict[str, str]:
+    """Every pinned `*_version` of the settings (the defaults when none are given)."""
+    return {k: str(v) for k, v in (data or group_data()).items() if k.endswith("_version")}

@@ -19,13 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubesmith.errors import UserError
+
 HostEntry = tuple[str, dict[str, object]]
 
 MAX_MASTERS = 9  # masters are <network>.11-.19, nodes start at .21
 MAX_NODES = 234  # nodes end at <network>.254
 
 
-class VagrantError(Exception):
+class VagrantError(UserError):
     """Vagrant or its machines cannot give the inventory; the message says what to do."""
 
 

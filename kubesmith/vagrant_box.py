@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kubesmith.binaries import cache
+from kubesmith.errors import UserError
 from kubesmith.lab import rootfs
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "vagrant-box"
@@ -49,7 +50,7 @@ TOOLS = {
 }
 
 
-class BoxError(Exception):
+class BoxError(UserError):
     """The box cannot be built here; the message says what is missing or failed."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pyinfra.connectors.ssh import SSHConnector
 
 from kubesmith import settings
+from kubesmith.errors import UserError
 from kubesmith.inventory import Groups, host_data, host_names
 from kubesmith.model import ROLES
 
@@ -43,12 +44,16 @@ class Problem:
         return f"{self.level}: {self.subject}: {self.message}"
 
 
-class ValidationError(Exception):
+class ValidationError(UserError):
     """Inventory or group data with errors; str() lists the error lines."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems if p.level == ERROR))
+
+    def message(self) -> str:
+        """The error lines, and that nothing was touched."""
+        return f"{self}\nnothing was changed: fix the inventory and run again"
 
 
 def check(groups: Groups, data: dict[str, object]) -> list[Problem]:

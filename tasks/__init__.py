@@ -1,1 +1,1 @@
-"""pyinfra tasks: one module per component, each run per host by kubesmith.deployer."""
+"""pyinfra tasks: one module per component, run per host in the phases of tasks/phases.py."""

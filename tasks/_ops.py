@@ -8,7 +8,6 @@ import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host
@@ -63,14 +62,6 @@ def local(name: str, src: str, dest: str, mode: str = "644", sha256: str = "") -
     return Item(name, dest, mode, src=src, sha256=sha256 or cache.sha256_file(src))
 
 
-def binaries(ctx: DeployContext, component: str, names: Sequence[str], dest_dir: str) -> list[Item]:
-    """Cached binaries, with the sums from the verified cache manifest (no re-hashing)."""
-    first = ctx.binary(component, names[0])
-    sums = cache.read_manifest(Path(first).parent)
-    return [local(f"install {n}", ctx.binary(component, n), f"{dest_dir}/{n}", "755", sums[n])
-            for n in names]
-
-
 class FileStates(FactBase):
     """Mode and sha256 of many paths in one command: {path: (mode, sha256|'dir')}."""
 
@@ -95,28 +86,38 @@ class FileStates(FactBase):
         return states
 
 
-def sync(items: Sequence[Item], replaced: set[str] | None = None) -> dict[str, Op]:
-    """Create ops only for items that differ on the host; return name -> op (None: in sync).
+class Synced:
+    """What sync decided per item: its op (None when the host already has it) and which items'
+    content the host had otherwise (replaced: their readers must restart)."""
 
-    Destinations whose content (not just mode) will be replaced are added to `replaced`.
-    """
+    def __init__(self, ops: dict[Item, Op], replaced: list[Item]) -> None:
+        self.ops, self.replaced = ops, replaced
+
+    def changed(self, *items: Item) -> bool:
+        """Whether any of these items is written by this deploy."""
+        return any(self.ops[item] is not None for item in items)
+
+
+def sync(items: Sequence[Item]) -> Synced:
+    """Create ops only for items that differ on the host (one fact for all of them)."""
     states = host.get_fact(FileStates, paths=[i.dest for i in items]) if items else {}
-    ops: dict[str, Op] = {}
+    ops: dict[Item, Op] = {}
+    replaced: list[Item] = []
     for item in items:
         want = (item.mode, "dir" if item.directory else item.sha256)
         have = states.get(item.dest)
         if have == want or (item.create_only and have not in (None, ("-", "-"))):
-            ops[item.name] = None
+            ops[item] = None
             continue
-        if replaced is not None and not item.directory and (have or ("", ""))[1] != want[1]:
-            replaced.add(item.dest.rsplit("/", 1)[-1])
+        if not item.directory and (have or ("", ""))[1] != want[1]:
+            replaced.append(item)
         if item.directory:
-            ops[item.name] = files.directory(name=item.name, path=item.dest, mode=item.mode,
-                                             present=True)
+            ops[item] = files.directory(name=item.name, path=item.dest, mode=item.mode,
+                                        present=True)
         else:
             src = item.src if item.src else io.StringIO(item.content)
-            ops[item.name] = files.put(name=item.name, src=src, dest=item.dest, mode=item.mode)
-    return ops
+            ops[item] = files.put(name=item.name, src=src, dest=item.dest, mode=item.mode)
+    return Synced(ops, replaced)
 
 
 class UnitStates(FactBase):
@@ -135,24 +136,29 @@ class UnitStates(FactBase):
                 for parts in (line.split() for line in output)}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Service:
-    """A systemd service with the ops whose change means it must restart."""
+    """A systemd service: its unit item and the items (binaries, configs) it reads."""
 
     name: str
-    unit: Op
-    inputs: Sequence[Op | bool] = ()
+    unit: Item
+    inputs: Sequence[Item] = ()
+    # Another reason to restart a running service (e.g. flanneld lost its vxlan device).
+    restart: bool = False
 
 
-def services(wanted: Sequence[Service]) -> None:
-    """Reload, restart (only if inputs changed and it runs), start and enable, as needed."""
+def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> None:
+    """Reload, restart (inputs or certificates changed and it runs), start and enable, as needed.
+
+    A service started or restarted here has consumed the certificates replaced for it earlier.
+    """
     states = host.get_fact(UnitStates, units=[f"{s.name}.service" for s in wanted])
-    if any(s.unit is not None for s in wanted):
+    if any(synced.changed(s.unit) for s in wanted):
         systemd.daemon_reload(name="reload systemd units")
     for svc in wanted:
         active, enabled = states.get(f"{svc.name}.service", ("inactive", "disabled"))
-        changed = svc.unit is not None or any(
-            op if isinstance(op, bool) else op is not None for op in svc.inputs)
+        certificates = ctx.take_restart(host.name, svc.name)
+        changed = synced.changed(svc.unit, *svc.inputs) or svc.restart or certificates
         if active == "active" and changed:
             systemd.service(name=f"restart {svc.name} (inputs changed)",
                             service=f"{svc.name}.service", restarted=True)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.operations import server
 
+from kubesmith import paths
 from kubesmith.context import DeployContext
 from tasks import _ops
 
-SYSCTL = "/etc/sysctl.d/90-kubesmith.conf"
-MODULES = "/etc/modules-load.d/kubesmith.conf"
 # Modules to load now: those whose feature is not in effect (built-in ones are, and have no
 # entry in /proc/modules). vxlan loads itself when flanneld creates its device.
 MISSING_MODULES = (
@@ -20,14 +19,16 @@ MISSING_MODULES = (
 
 def deploy(ctx: DeployContext) -> None:
     """Base directories, kernel modules and net sysctls (applied at once, and on boot)."""
-    ops = _ops.sync([
-        _ops.template("kernel modules for pods", "common/modules-load.conf.j2", MODULES),
+    sysctl = _ops.template("sysctl for pods and Services", "common/sysctl.conf.j2",
+                           paths.SYSCTL)
+    synced = _ops.sync([
+        _ops.template("kernel modules for pods", "common/modules-load.conf.j2", paths.MODULES),
         _ops.directory(str(ctx.data["kube_config_dir"])),
-        _ops.directory("/var/lib/kubesmith"),
-        _ops.directory("/var/log/kubernetes", "700"),
-        _ops.template("sysctl for pods and Services", "common/sysctl.conf.j2", SYSCTL),
+        _ops.directory(paths.STATE_DIR),
+        _ops.directory(paths.LOG_DIR, "700"),
+        sysctl,
     ])
     for module in host.get_fact(_ops.ShellOutput, probe=MISSING_MODULES).split():
         server.modprobe(name=f"load kernel module {module}", module=module)
-    if ops["sysctl for pods and Services"]:
-        server.shell(name="apply sysctl", commands=[f"sysctl -q -p {SYSCTL}"])
+    if synced.changed(sysctl):
+        server.shell(name="apply sysctl", commands=[f"sysctl -q -p {paths.SYSCTL}"])

@@ -6,11 +6,12 @@ from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import server
 
+from kubesmith import paths, services
 from kubesmith.context import DeployContext
-from tasks import _ops
+from kubesmith.services import APISERVER_PORT
+from tasks import _ops, artifacts
 
-BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
-SERVICES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+SERVICES = tuple(s.name for s in services.of_role("masters"))
 RBAC_BINDING = "kubesmith:kube-apiserver-kubelet-client"
 
 
@@ -19,30 +20,23 @@ def deploy(ctx: DeployContext) -> None:
     me = ctx.cluster.host(host.name)
     values = ctx.values(me)
     conf = str(ctx.data["kube_config_dir"])
-    ops = _ops.sync([
-        *_ops.binaries(ctx, "kubernetes", BINARIES, str(ctx.data["bin_dir"])),
-        _ops.template("secrets encryption config (aescbc)",
-                      "controlplane/encryption-config.yaml.j2", f"{conf}/encryption-config.yaml",
-                      "600", encryption_key=ctx.pki.encryption_key()),
-        _ops.template("audit policy", "controlplane/audit-policy.yaml.j2",
-                      f"{conf}/audit-policy.yaml", "600"),
-        _ops.template("scheduler configuration", "controlplane/kube-scheduler.yaml.j2",
-                      f"{conf}/kube-scheduler.yaml", **values),
-        *(_ops.template(f"{name} unit", f"controlplane/{name}.service.j2",
-                        f"/etc/systemd/system/{name}.service", "600", **values)
-          for name in SERVICES),
-    ])
-    replaced = ctx.replaced_any
-    inputs = {
-        "kube-apiserver": [ops["secrets encryption config (aescbc)"], ops["audit policy"],
-                           replaced(me.name, "kube-apiserver.", "apiserver-", "kubernetes-ca",
-                                    "etcd-ca", "sa.")],
-        "kube-controller-manager": [replaced(me.name, "kube-controller-manager", "kubernetes-ca",
-                                             "sa.")],
-        "kube-scheduler": [ops["scheduler configuration"], replaced(me.name, "kube-scheduler")],
-    }
-    _ops.services([_ops.Service(name, ops[f"{name} unit"], [ops[f"install {name}"], *inputs[name]])
-                   for name in SERVICES])
+    binaries = {s: artifacts.service_binaries(ctx, s) for s in SERVICES}
+    units = {s: _ops.template(f"{s} unit", f"controlplane/{s}.service.j2", paths.unit(s), "600",
+                              **values) for s in SERVICES}
+    encryption = _ops.template("secrets encryption config (aescbc)",
+                               "controlplane/encryption-config.yaml.j2",
+                               f"{conf}/encryption-config.yaml", "600",
+                               encryption_key=ctx.pki.encryption_key())
+    audit = _ops.template("audit policy", "controlplane/audit-policy.yaml.j2",
+                          f"{conf}/audit-policy.yaml", "600")
+    scheduler = _ops.template("scheduler configuration", "controlplane/kube-scheduler.yaml.j2",
+                              f"{conf}/kube-scheduler.yaml", **values)
+    installed = [i for b in binaries.values() for i in b.values()]
+    synced = _ops.sync([*dict.fromkeys(installed), encryption, audit, scheduler, *units.values()])
+    inputs = {"kube-apiserver": [encryption, audit], "kube-controller-manager": [],
+              "kube-scheduler": [scheduler]}
+    _ops.services(ctx, synced, [
+        _ops.Service(s, units[s], [binaries[s][s], *inputs[s]]) for s in SERVICES])
 
 
 class ClusterRoleBindingExists(FactBase):
@@ -65,10 +59,11 @@ def bootstrap_rbac(ctx: DeployContext) -> None:
     conf = str(ctx.data["kube_config_dir"])
     path = f"{conf}/rbac-apiserver-kubelet.yaml"
     kubeconfig = f"{conf}/admin.kubeconfig"
-    ops = _ops.sync([_ops.template("RBAC: apiserver to kubelet",
-                                   "controlplane/rbac-apiserver-kubelet.yaml.j2", path)])
+    manifest = _ops.template("RBAC: apiserver to kubelet",
+                             "controlplane/rbac-apiserver-kubelet.yaml.j2", path)
+    synced = _ops.sync([manifest])
     present = host.get_fact(ClusterRoleBindingExists, kubeconfig=kubeconfig, binding=RBAC_BINDING)
-    if ops["RBAC: apiserver to kubelet"] or not present:
+    if synced.changed(manifest) or not present:
         server.shell(name="apply RBAC: apiserver to kubelet",
                      commands=[f"kubectl --kubeconfig={kubeconfig} apply -f {path}"])
 
@@ -77,4 +72,4 @@ def readyz_command(ctx: DeployContext) -> str:
     """Ask the local apiserver's /readyz over TLS with the admin certificate."""
     pki = ctx.data["pki_dir"]
     return (f"curl -sf --max-time 5 --cacert {pki}/kubernetes-ca.crt --cert {pki}/admin.crt "
-            f"--key {pki}/admin.key https://127.0.0.1:6443/readyz")
+            f"--key {pki}/admin.key https://127.0.0.1:{APISERVER_PORT}/readyz")

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pyinfra import host
 from pyinfra.operations import server
 
+from kubesmith import paths
 from kubesmith.context import DeployContext
-from tasks import _ops
+from kubesmith.services import ETCD_CLIENT_PORT
+from tasks import _ops, artifacts
 from tasks._ops import Op
 
-BINARIES = ("etcd", "etcdctl", "etcdutl")
 # etcdctl's defaults (2 s to dial, 5 s per command) fail on a loaded or emulated host, where a TLS
 # handshake alone can take seconds (seen under QEMU without KVM). etcdctl 3.6 ignores
 # ETCDCTL_DIAL_TIMEOUT/ETCDCTL_COMMAND_TIMEOUT in the environment, so these are flags.
@@ -24,21 +25,24 @@ def deploy(ctx: DeployContext) -> None:
     me = ctx.cluster.host(host.name)
     conf = str(ctx.data["kube_config_dir"])
     joining = ctx.joining.get(me.name)
-    ops = _ops.sync([
+    binaries = artifacts.service_binaries(ctx, "etcd")
+    unit = _ops.template("etcd unit", "etcd/etcd.service.j2", paths.unit("etcd"), mode="600",
+                         **ctx.values(me))
+    synced = _ops.sync([
         _ops.template("etcd bootstrap membership", "etcd/etcd-bootstrap.env.j2",
                       f"{conf}/etcd-bootstrap.env", create_only=True, **ctx.data,
                       initial_cluster=joining or ctx.cluster.etcd_initial_cluster,
                       initial_cluster_state="existing" if joining else "new"),
-        *_ops.binaries(ctx, "etcd", BINARIES, str(ctx.data["bin_dir"])),
+        *binaries.values(),
         _ops.directory(str(ctx.data["etcd_data_dir"]), "700"),
         _ops.template("etcdctl environment", "etcd/etcdctl.env.j2", f"{conf}/etcdctl.env",
-                      etcd_endpoints=f"https://{me.address}:2379", pki_dir=ctx.data["pki_dir"]),
-        _ops.template("etcd unit", "etcd/etcd.service.j2", "/etc/systemd/system/etcd.service",
-                      mode="600", **ctx.values(me)),
+                      etcd_endpoints=f"https://{me.address}:{ETCD_CLIENT_PORT}",
+                      pki_dir=ctx.data["pki_dir"]),
+        unit,
     ])
     owned = _etcd_owns_data_dir(str(ctx.data["etcd_data_dir"]))
-    certs = ctx.replaced_any(me.name, *member_certs(me.name), "etcd-ca")
-    _ops.services([_ops.Service("etcd", ops["etcd unit"], [ops["install etcd"], certs, owned])])
+    _ops.services(ctx, synced, [_ops.Service("etcd", unit, [binaries["etcd"]],
+                                             restart=owned is not None)])
 
 
 def _etcd_owns_data_dir(data_dir: str) -> Op:
@@ -55,11 +59,6 @@ def _etcd_owns_data_dir(data_dir: str) -> Op:
         return None
     return server.shell(name="etcd owns its data directory",
                         commands=[f"chown -R etcd:etcd {data_dir}"])
-
-
-def member_certs(name: str) -> tuple[str, str]:
-    """File name prefixes of a member's own serving and peer certificates."""
-    return f"etcd-server-{name}", f"etcd-peer-{name}"
 
 
 def etcdctl(ctx: DeployContext, args: str, endpoints: str | None = None) -> str:

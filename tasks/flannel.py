@@ -7,10 +7,9 @@ import json
 from pyinfra import host
 from pyinfra.operations import server
 
+from kubesmith import paths
 from kubesmith.context import DeployContext
-from tasks import _ops, etcd
-
-SUBNET_ENV = "/run/flannel/subnet.env"
+from tasks import _ops, artifacts, etcd
 
 
 def leases(listing: str) -> dict[str, str]:
@@ -43,20 +42,18 @@ def network_config(ctx: DeployContext) -> None:
 def deploy(ctx: DeployContext) -> None:
     """flanneld on this host; the flannel CNI conflist where pods run."""
     me = ctx.cluster.host(host.name)
-    items = [
-        *_ops.binaries(ctx, "flannel", ("flanneld",), str(ctx.data["bin_dir"])),
-        _ops.template("flanneld unit", "flannel/flanneld.service.j2",
-                      "/etc/systemd/system/flanneld.service", **ctx.values(me)),
-    ]
+    binaries = artifacts.service_binaries(ctx, "flanneld")
+    unit = _ops.template("flanneld unit", "flannel/flanneld.service.j2", paths.unit("flanneld"),
+                         **ctx.values(me))
+    items = [*binaries.values(), unit]
     if me.has("nodes"):
         items += [
             _ops.directory(str(ctx.data["cni_conf_dir"])),
             _ops.template("flannel CNI conflist", "flannel/10-flannel.conflist.j2",
                           f"{ctx.data['cni_conf_dir']}/10-flannel.conflist"),
         ]
-    ops = _ops.sync(items)
-    certs = ctx.replaced_any(me.name, "flannel-etcd-client", "etcd-ca")
+    synced = _ops.sync(items)
     # A running flanneld whose vxlan device was deleted does not recreate it: restart it.
     device_gone = not host.get_fact(_ops.ShellOutput, probe="ip -o link show flannel.1")
-    _ops.services([_ops.Service("flanneld", ops["flanneld unit"],
-                                [ops["install flanneld"], certs, device_gone])])
+    _ops.services(ctx, synced, [_ops.Service("flanneld", unit, [binaries["flanneld"]],
+                                             restart=device_gone)])

@@ -1,4 +1,5 @@
-"""PKI: certificates made on the control machine; each host gets the files its roles need."""
+"""PKI: certificates made on the control machine; each host gets the files the certificate table
+lists for it, and the services reading a replaced file are marked for restart."""
 
 from __future__ import annotations
 
@@ -8,29 +9,16 @@ from pathlib import Path
 
 from pyinfra import host
 
+from kubesmith import certificates
 from kubesmith.context import DeployContext
-from kubesmith.model import Host
-from kubesmith.pki import cert_specs
+from kubesmith.services import APISERVER_PORT
 from kubesmith.sshkeys import write_private
 from tasks import _ops
-
-# Component kubeconfigs: file name -> (certificate name, user).
-KUBECONFIGS = {
-    "masters": {
-        "kube-controller-manager": ("kube-controller-manager", "system:kube-controller-manager"),
-        "kube-scheduler": ("kube-scheduler", "system:kube-scheduler"),
-        "admin": ("admin", "admin"),
-    },
-    "nodes": {
-        "kubelet": ("kubelet-{name}", "system:node:{name}"),
-        "kube-proxy": ("kube-proxy", "system:kube-proxy"),
-    },
-}
 
 
 def prepare(ctx: DeployContext) -> list[str]:
     """Make or refresh the cluster PKI and the operator's admin kubeconfig (local, idempotent)."""
-    made = ctx.pki.ensure(cert_specs(ctx.cluster))
+    made = ctx.pki.ensure(certificates.cert_specs(ctx.cluster))
     write_operator_kubeconfig(ctx)
     return made
 
@@ -50,45 +38,35 @@ def write_operator_kubeconfig(ctx: DeployContext) -> Path:
     return path
 
 
-def host_files(ctx: DeployContext, me: Host) -> list[str]:
-    """Names of the PKI files (cert stems and keys) a host needs for its roles."""
-    names = ["kubernetes-ca.crt", "etcd-ca.crt"]
-    pairs: list[str] = []
-    if me.has("etcd"):
-        pairs += [f"etcd-server-{me.name}", f"etcd-peer-{me.name}", "etcd-healthcheck-client"]
-    if me.has("masters"):
-        pairs += ["kube-apiserver", "apiserver-kubelet-client", "apiserver-etcd-client",
-                  "kube-controller-manager", "kube-scheduler", "admin",
-                  "etcd-healthcheck-client"]
-        names += ["kubernetes-ca.key", "sa.key", "sa.pub"]
-    if me in ctx.cluster.pod_hosts:
-        pairs += ["flannel-etcd-client"]
-    if me.has("nodes"):
-        pairs += [f"kubelet-{me.name}", "kube-proxy"]
-    for pair in dict.fromkeys(pairs):
-        names += [f"{pair}.crt", f"{pair}.key"]
-    return names
-
-
-def deploy(ctx: DeployContext) -> None:
-    """Upload this host's certificates (0644) and keys (0600) and its component kubeconfigs."""
-    me = ctx.cluster.host(host.name)
+def _items(ctx: DeployContext, credential: certificates.Credential) -> list[_ops.Item]:
+    """A credential's files (certificates 0644, keys 0600) and its kubeconfig (0600)."""
     pki_dir = str(ctx.data["pki_dir"])
-    items = [_ops.directory(pki_dir, "700")]
-    for name in host_files(ctx, me):
-        secret = name.endswith(".key")
+    items = []
+    for name in credential.file_names:
+        secret = not name.endswith(".crt")
         items.append(_ops.local(f"{'key' if secret else 'certificate'} {name}",
                                 str(ctx.pki.path(name)), f"{pki_dir}/{name}",
                                 "600" if secret else "644"))
-    for role, configs in KUBECONFIGS.items():
-        if not me.has(role):
-            continue
-        server = "https://127.0.0.1:6443" if role == "masters" else ctx.cluster.apiserver_url
-        for file, (cert, user) in configs.items():
-            items.append(_ops.template(
-                f"kubeconfig {file}", "kubeconfig/kubeconfig.j2",
-                f"{ctx.data['kube_config_dir']}/{file}.kubeconfig", "600",
-                server=server, kube_user=user.format(name=me.name),
-                cert=cert.format(name=me.name), pki_dir=pki_dir,
-                ca_data="", cert_data="", key_data=""))
-    _ops.sync(items, ctx.replaced.setdefault(me.name, set()))
+    kubeconfig = credential.kubeconfig
+    if kubeconfig is not None:
+        server = (f"https://127.0.0.1:{APISERVER_PORT}" if kubeconfig.local_apiserver
+                  else ctx.cluster.apiserver_url)
+        items.append(_ops.template(
+            f"kubeconfig {kubeconfig.file}", "kubeconfig/kubeconfig.j2",
+            f"{ctx.data['kube_config_dir']}/{kubeconfig.file}.kubeconfig", "600",
+            server=server, kube_user=kubeconfig.user, cert=credential.name, pki_dir=pki_dir,
+            ca_data="", cert_data="", key_data=""))
+    return items
+
+
+def deploy(ctx: DeployContext) -> None:
+    """Upload this host's certificates, keys and component kubeconfigs; a replaced one marks
+    the services that read it (from the certificate table) for restart in their phase."""
+    me = ctx.cluster.host(host.name)
+    readers: dict[_ops.Item, tuple[str, ...]] = {}
+    for credential in certificates.of_host(ctx.cluster, me):
+        for item in _items(ctx, credential):
+            readers[item] = credential.readers
+    synced = _ops.sync([_ops.directory(str(ctx.data["pki_dir"]), "700"), *readers])
+    for item in synced.replaced:
+        ctx.need_restart(me.name, readers[item])

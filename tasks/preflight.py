@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 from pyinfra import host
+from pyinfra.api.host import Host as PyinfraHost
+from pyinfra.context import ctx_host, ctx_state
 
 from kubesmith.context import DeployContext
 from kubesmith.model import Host
+from kubesmith.services import FLANNEL_VXLAN_PORT, SERVICES
 from tasks import _ops
 
-# Ports each role needs, and the services of ours that may already hold them.
-PORTS = {
-    "etcd": {"tcp/2379": "etcd", "tcp/2380": "etcd"},
-    "masters": {"tcp/6443": "kube-apiserver", "tcp/10257": "kube-controller-manager",
-                "tcp/10259": "kube-scheduler"},
-    "nodes": {"tcp/10250": "kubelet", "tcp/10256": "kube-proxy"},
-    "pod_hosts": {"udp/8472": "flanneld"},
-}
 MIN_FREE_KIB = 2 * 1024 * 1024
 SUPPORTED_ARCH = ("x86_64",)
 PROBE = (
@@ -46,15 +43,14 @@ def facts(ctx: DeployContext) -> dict[str, list[str]]:
     return found
 
 
-def problems(ctx: DeployContext, me: Host, found: dict[str, list[str]]) -> list[str]:
-    """What is wrong on this host for its roles (empty when it can be deployed)."""
-    first = {k: v[0] for k, v in found.items()}
+def _system(first: dict[str, str], allow_swap: bool) -> list[str]:
+    """Architecture, OS, swap, disk and kernel features."""
     issues = []
     if first.get("arch") not in SUPPORTED_ARCH:
         issues.append(f"architecture {first.get('arch')} unsupported (need {SUPPORTED_ARCH})")
     if not first.get("os", "").startswith(("debian-", "ubuntu-")):
         issues.append(f"OS {first.get('os')} unsupported (Debian or Ubuntu)")
-    if first.get("swap", "0") != "0" and not ctx.data.get("allow_swap"):
+    if first.get("swap", "0") != "0" and not allow_swap:
         issues.append("swap is on: swapoff -a (or set allow_swap = True in group_data)")
     if int(first.get("free_kib") or 0) < MIN_FREE_KIB:
         issues.append(f"only {int(first.get('free_kib') or 0) // 1024} MiB free on /: need 2 GiB")
@@ -62,19 +58,30 @@ def problems(ctx: DeployContext, me: Host, found: dict[str, list[str]]) -> list[
                       ("vxlan", "vxlan links")):
         if first.get(key) != "yes":
             issues.append(f"{what} not available")
-    listening = found.get("listen", [])
-    for role, ports in PORTS.items():
-        if me not in getattr(ctx.cluster, role):
+    return issues
+
+
+def _foreign_holders(listening: list[str], port: str, owner: str) -> list[str]:
+    """Processes other than the owning service that listen on a proto/port."""
+    proto, number = port.split("/")
+    holders = [line.split(" ", 1)[1] if " " in line else "?" for line in listening
+               if line.startswith(proto) and line.split(" ")[0].endswith(f":{number}")]
+    # A vxlan port held by no process is the kernel's socket of flannel.1.
+    return [h for h in holders if f'"{owner}"' not in h and owner[:15] not in h
+            and not (port == f"udp/{FLANNEL_VXLAN_PORT}" and h == "?")]
+
+
+def problems(ctx: DeployContext, me: Host, found: dict[str, list[str]]) -> list[str]:
+    """What is wrong on this host for its roles (empty when it can be deployed)."""
+    first = {k: v[0] for k, v in found.items()}
+    issues = _system(first, bool(ctx.data.get("allow_swap")))
+    for service in SERVICES.values():
+        if me not in getattr(ctx.cluster, service.role):
             continue
-        for port, owner in ports.items():
-            proto, number = port.split("/")
-            holders = [line.split(" ", 1)[1] if " " in line else "?" for line in listening
-                       if line.startswith(proto) and line.split(" ")[0].endswith(f":{number}")]
-            # A vxlan port held by no process is the kernel's socket of flannel.1.
-            foreign = [h for h in holders if f'"{owner}"' not in h and owner[:15] not in h
-                       and not (port == "udp/8472" and h == "?")]
+        for port in service.ports:
+            foreign = _foreign_holders(found.get("listen", []), port, service.name)
             if foreign:
-                issues.append(f"port {port} is held by {foreign[0]} (needed by {owner})")
+                issues.append(f"port {port} is held by {foreign[0]} (needed by {service.name})")
     return issues
 
 
@@ -107,3 +114,25 @@ def unjoined_members(has_data: dict[str, bool]) -> list[str]:
     names = " ".join(empty)
     return [f"{', '.join(empty)}: no etcd data while the others run a cluster; join with "
             f"`python deploy.py add-etcd {names}`"]
+
+
+def check(ctx: DeployContext, connected: list[PyinfraHost], whole_cluster: bool) -> list[str]:
+    """Every problem of these connected hosts, each line naming its host (read-only)."""
+    issues: list[str] = []
+    etcd_data: dict[str, bool] = {}
+    offsets: dict[str, float] = {}
+    hostnames: dict[str, str] = {}
+    for remote in connected:
+        before = time.time()
+        with ctx_host.use(remote), ctx_state.use(remote.state):
+            found = facts(ctx)
+        offsets[remote.name] = float(found.get("clock", ["0"])[0]) - (before + time.time()) / 2
+        hostnames[remote.name] = found.get("hostname", [remote.name])[0]
+        me = ctx.cluster.host(remote.name)
+        issues += [f"{remote.name}: {p}" for p in problems(ctx, me, found)]
+        if me.has("etcd"):
+            etcd_data[remote.name] = found.get("etcd_data", [""])[0] == "yes"
+    issues += clock_skew(offsets) + duplicate_hostnames(hostnames)
+    if whole_cluster:
+        issues += unjoined_members(etcd_data)
+    return issues

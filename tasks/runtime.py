@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import server
 
+from kubesmith import paths
 from kubesmith.binaries.images import image_ref
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext
-from tasks import _ops
+from tasks import _ops, artifacts
 
-IMAGE_DIR = "/var/lib/kubesmith/images"
+# Images every node must have without a registry: component -> (image name, version key).
 IMAGES = {
     "pause-image": ("pause", "pause_version"),
     "busybox-image": ("busybox", "busybox_version"),
@@ -32,35 +35,44 @@ class ContainerdImages(FactBase):
         return {line.strip() for line in output if line.strip()}
 
 
+def image_tarballs(ctx: DeployContext) -> dict[str, _ops.Item]:
+    """The preloaded images' tarballs on the host: {image ref: item}."""
+    found = {}
+    for component, (image, key) in IMAGES.items():
+        ref = image_ref(image, str(ctx.data[key]))
+        found[ref] = artifacts.artifact(ctx, component, f"{image}.tar",
+                                        f"{paths.IMAGE_DIR}/{image}.tar", "644", f"image {ref}")
+    return found
+
+
 def deploy(ctx: DeployContext) -> None:
     """Install and start containerd, then import the preloaded images it must never pull."""
-    bin_dir, cni_bin = str(ctx.data["bin_dir"]), str(ctx.data["cni_bin_dir"])
+    cni_bin = str(ctx.data["cni_bin_dir"])
     values = ctx.values(ctx.cluster.host(host.name))
-    images = {image_ref(image, str(ctx.data[key])): (component, image)
-              for component, (image, key) in IMAGES.items()}
-    ops = _ops.sync([
-        *_ops.binaries(ctx, "containerd", COMPONENTS["containerd"].files, bin_dir),
-        *_ops.binaries(ctx, "runc", ("runc",), bin_dir),
-        *_ops.binaries(ctx, "crictl", ("crictl",), bin_dir),
+    binaries = artifacts.service_binaries(ctx, "containerd")
+    config = _ops.template("containerd config", "runtime/containerd-config.toml.j2",
+                           f"{paths.CONTAINERD_CONF_DIR}/config.toml",
+                           pause_image=image_ref("pause", str(ctx.data["pause_version"])),
+                           **values)
+    unit = _ops.template("containerd unit", "runtime/containerd.service.j2",
+                         paths.unit("containerd"), **values)
+    images = image_tarballs(ctx)
+    synced = _ops.sync([
+        *binaries.values(),
         _ops.directory(cni_bin),
-        *_ops.binaries(ctx, "cni-plugins", COMPONENTS["cni-plugins"].files, cni_bin),
-        *_ops.binaries(ctx, "flannel-cni", ("flannel",), cni_bin),
-        _ops.directory("/etc/containerd"),
-        _ops.template("containerd config", "runtime/containerd-config.toml.j2",
-                      "/etc/containerd/config.toml",
-                      pause_image=image_ref("pause", str(ctx.data["pause_version"])), **values),
-        _ops.template("crictl config", "runtime/crictl.yaml.j2", "/etc/crictl.yaml"),
-        _ops.template("containerd unit", "runtime/containerd.service.j2",
-                      "/etc/systemd/system/containerd.service", **values),
-        _ops.directory(IMAGE_DIR),
-        *(_ops.local(f"image {ref}", ctx.binary(component, f"{image}.tar"),
-                     f"{IMAGE_DIR}/{image}.tar") for ref, (component, image) in images.items()),
+        *artifacts.files(ctx, "cni-plugins", COMPONENTS["cni-plugins"].files, cni_bin),
+        *artifacts.files(ctx, "flannel-cni", ("flannel",), cni_bin),
+        _ops.directory(paths.CONTAINERD_CONF_DIR),
+        config,
+        _ops.template("crictl config", "runtime/crictl.yaml.j2", paths.CRICTL_CONF),
+        unit,
+        _ops.directory(paths.IMAGE_DIR),
+        *images.values(),
     ])
-    inputs = [ops["containerd config"], ops["install runc"],
-              *(ops[f"install {b}"] for b in COMPONENTS["containerd"].files)]
-    _ops.services([_ops.Service("containerd", ops["containerd unit"], inputs)])
+    runtime = [binaries[f] for f in (*COMPONENTS["containerd"].files, "runc")]
+    _ops.services(ctx, synced, [_ops.Service("containerd", unit, [config, *runtime])])
     present = host.get_fact(ContainerdImages)
-    for ref, (_component, image) in images.items():
-        if ops[f"image {ref}"] or ref not in present:
+    for ref, tarball in images.items():
+        if synced.changed(tarball) or ref not in present:
             server.shell(name=f"import {ref}",
-                         commands=[f"ctr -n k8s.io images import {IMAGE_DIR}/{image}.tar"])
+                         commands=[f"ctr -n k8s.io images import {shlex.quote(tarball.dest)}"])

@@ -8,10 +8,12 @@ import platform
 import shutil
 from pathlib import Path
 
+from kubesmith.errors import UserError
+
 MANIFEST = "SHA256SUMS"
 
 
-class ChecksumMismatch(Exception):
+class ChecksumMismatch(UserError):
     """A file's sha256 differs from the one it must have."""
 
     def __init__(self, path: Path | str, expected: str, actual: str) -> None:
@@ -21,7 +23,7 @@ class ChecksumMismatch(Exception):
         self.path, self.expected, self.actual = str(path), expected, actual
 
 
-class CacheIncomplete(Exception):
+class CacheIncomplete(UserError):
     """A cache directory lacks a file or its manifest."""
 
 

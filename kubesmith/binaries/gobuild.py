@@ -12,9 +12,10 @@ import tempfile
 from pathlib import Path
 
 from kubesmith.binaries.recipes import Component, GoRecipe
+from kubesmith.errors import UserError
 
 
-class BuildError(Exception):
+class BuildError(UserError):
     """A go command failed while building a component."""
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from kubesmith.binaries import cache, gobuild, images, upstream
 from kubesmith.binaries.recipes import COMPONENTS, Component
+from kubesmith.errors import UserError
 
 SOURCES = ("build", "mirror", "download")
 
 
-class SourceError(Exception):
+class SourceError(UserError):
     """A source could not provide a component."""
 
 

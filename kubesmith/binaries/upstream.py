@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kubesmith.binaries import cache
 from kubesmith.binaries.recipes import COMPONENTS, K8S_BINARIES
+from kubesmith.errors import UserError
 
 GH = "https://github.com"
 
@@ -33,7 +34,7 @@ class Artifact:
 PINNED: dict[tuple[str, str, str, str], str] = {}
 
 
-class NotPinned(Exception):
+class NotPinned(UserError):
     """No pinned sha256 for an artifact: it is never fetched unchecked."""
 
 

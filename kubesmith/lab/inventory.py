@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 
+from kubesmith.errors import UserError
 from kubesmith.lab.state import LabPaths, load
 
 HostEntry = tuple[str, dict[str, object]]
 
 
-class NoLab(Exception):
+class NoLab(UserError):
     """No lab is recorded on this machine."""
 
 

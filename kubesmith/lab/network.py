@@ -6,8 +6,10 @@ import ipaddress
 import json
 import subprocess
 
+from kubesmith.errors import UserError
 
-class SubnetInUse(Exception):
+
+class SubnetInUse(UserError):
     """The lab subnet overlaps a route this machine already has."""
 
 

@@ -91,7 +91,7 @@ def test_create_only_items_are_left_alone_once_present(monkeypatch) -> None:
     monkeypatch.setattr(files, "put", lambda **kw: put.append(kw["dest"]))
     have = {"/etc/x.env": ("644", "a" * 64)}
     monkeypatch.setattr(_ops, "host", SimpleNamespace(get_fact=lambda *_a, **_k: have))
-    assert _ops.sync([item]) == {"boot": None} and put == []
+    assert _ops.sync([item]).ops == {item: None} and put == []
     have["/etc/x.env"] = ("-", "-")
     _ops.sync([item])
     assert put == ["/etc/x.env"]

@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kubesmith import pki as pki_mod
+from kubesmith.certificates import cert_specs
 from kubesmith.model import Cluster, Host
-from kubesmith.pki import PKI, CertSpec, cert_specs
+from kubesmith.pki import PKI, CertSpec
 
 
 def _cluster(lab2_master: bool = False) -> Cluster:

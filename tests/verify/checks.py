@@ -7,7 +7,7 @@ import functools
 
 from cryptography import x509
 
-from kubesmith import deployer
+from kubesmith import kubectl as control_kubectl
 from kubesmith.binaries import cache
 from kubesmith.context import DeployContext
 from tasks import etcd
@@ -22,7 +22,7 @@ def etcdctl(ctx: DeployContext, args: str, on: str | None = None):  # noqa: ANN2
 
 
 # The deploy's own kubectl helper, with room for `kubectl wait --timeout=30s` (both scaled).
-kubectl = functools.partial(deployer.kubectl, timeout=timeout(90))
+kubectl = functools.partial(control_kubectl.kubectl, timeout=timeout(90))
 
 
 def certificate(host_name: str, path: str) -> x509.Certificate:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from kubesmith import settings
-from kubesmith.context import DeployContext, state_dir
-from kubesmith.inventory import host_data, load_groups, to_cluster
+from kubesmith import context, settings
+from kubesmith.context import DeployContext
+from kubesmith.inventory import host_data
 from kubesmith.model import Host
 
 # Hosts under software emulation (QEMU without KVM) answer several times slower: every timeout of
@@ -38,9 +38,8 @@ def _inventory() -> Path:
                                settings.PROJECT / "inventories" / "lab.py"))
 
 
-_GROUPS = load_groups(_inventory())
-CTX = DeployContext(to_cluster(_GROUPS, settings.group_data()), settings.group_data(),
-                    state_dir(_inventory()))
+CTX = context.load(_inventory(), warn=lambda _warning: None)
+_GROUPS = CTX.groups
 
 
 def _ssh_config() -> Path:

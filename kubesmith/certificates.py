@@ -1,0 +1,136 @@
+"""The certificate table: every PKI file, the hosts it goes to, the kubeconfig that embeds it by
+reference, and the services that must restart when it changes. Tasks, verify and reset read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kubesmith.model import Cluster, Host
+from kubesmith.pki import CertSpec
+
+
+@dataclass(frozen=True)
+class Kubeconfig:
+    """A component kubeconfig naming a credential's files: <kube_config_dir>/<file>.kubeconfig."""
+
+    file: str
+    user: str
+    # Masters talk to their own apiserver; other hosts use the cluster's apiserver URL.
+    local_apiserver: bool
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One PKI file set (<name>.crt/.key, or a CA/key file) and who uses it."""
+
+    name: str
+    hosts: tuple[Host, ...]
+    readers: tuple[str, ...]
+    spec: CertSpec | None = None
+    files: tuple[str, ...] = ("crt", "key")
+    kubeconfig: Kubeconfig | None = None
+
+    @property
+    def file_names(self) -> tuple[str, ...]:
+        """The file names in the PKI directory."""
+        return tuple(f"{self.name}.{ext}" for ext in self.files)
+
+
+def _etcd_member(host: Host) -> list[Credential]:
+    """The serving and peer certificates of one etcd member."""
+    sans = {"dns_names": (host.name, "localhost"), "ip_addresses": (host.address, "127.0.0.1")}
+    return [
+        Credential(f"etcd-{kind}-{host.name}", (host,), ("etcd",),
+                   CertSpec(f"etcd-{kind}-{host.name}", "etcd-ca", host.name, server=True,
+                            client=True, **sans))
+        for kind in ("server", "peer")
+    ]
+
+
+def _apiserver(cluster: Cluster) -> CertSpec:
+    """The apiserver's serving certificate, valid for every name clients may use."""
+    dns = (
+        *(h.name for h in cluster.masters),
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        f"kubernetes.default.svc.{cluster.cluster_domain}",
+        "localhost",
+    )
+    ips = (*(h.address for h in cluster.masters), cluster.service_vip, "127.0.0.1")
+    return CertSpec("kube-apiserver", "kubernetes-ca", "kube-apiserver",
+                    dns_names=dns, ip_addresses=ips, server=True)
+
+
+def _client(name: str, ca: str, common_name: str, *organizations: str) -> CertSpec:
+    """A client-only certificate."""
+    return CertSpec(name, ca, common_name, organizations=organizations, client=True)
+
+
+def _kubelet(host: Host) -> Credential:
+    """A node's kubelet certificate: client of the apiserver and server for it."""
+    spec = CertSpec(f"kubelet-{host.name}", "kubernetes-ca", f"system:node:{host.name}",
+                    organizations=("system:nodes",), dns_names=(host.name,),
+                    ip_addresses=(host.address,), server=True, client=True)
+    return Credential(spec.name, (host,), ("kubelet",), spec,
+                      kubeconfig=Kubeconfig("kubelet", f"system:node:{host.name}", False))
+
+
+def _component(cluster: Cluster, name: str, user: str, *organizations: str) -> Credential:
+    """A component's client certificate with its kubeconfig (masters' or nodes' components)."""
+    on_masters = name != "kube-proxy"
+    hosts = cluster.masters if on_masters else cluster.nodes
+    readers = (name,) if name != "admin" else ()
+    return Credential(name, hosts, readers, _client(name, "kubernetes-ca", user, *organizations),
+                      kubeconfig=Kubeconfig(name, user, on_masters))
+
+
+def table(cluster: Cluster) -> list[Credential]:
+    """Every PKI file of the cluster: CAs and keys first, then leaf certificates."""
+    masters, etcd, pods = cluster.masters, cluster.etcd, cluster.pod_hosts
+    clients = tuple(dict.fromkeys((*masters, *etcd)))
+    return [
+        Credential("kubernetes-ca", cluster.hosts, ("kube-apiserver", "kube-controller-manager",
+                                                    "kubelet", "kube-proxy"), files=("crt",)),
+        Credential("kubernetes-ca", masters, ("kube-controller-manager",), files=("key",)),
+        Credential("etcd-ca", cluster.hosts, ("etcd", "kube-apiserver", "flanneld"),
+                   files=("crt",)),
+        Credential("sa", masters, ("kube-apiserver", "kube-controller-manager"),
+                   files=("key", "pub")),
+        *(c for h in etcd for c in _etcd_member(h)),
+        Credential("apiserver-etcd-client", masters, ("kube-apiserver",),
+                   _client("apiserver-etcd-client", "etcd-ca", "kube-apiserver-etcd-client")),
+        Credential("flannel-etcd-client", pods, ("flanneld",),
+                   _client("flannel-etcd-client", "etcd-ca", "flannel")),
+        Credential("etcd-healthcheck-client", clients, (),
+                   _client("etcd-healthcheck-client", "etcd-ca", "etcd-healthcheck-client")),
+        Credential("kube-apiserver", masters, ("kube-apiserver",), _apiserver(cluster)),
+        Credential("apiserver-kubelet-client", masters, ("kube-apiserver",),
+                   _client("apiserver-kubelet-client", "kubernetes-ca",
+                           "kube-apiserver-kubelet-client")),
+        *(_kubelet(h) for h in cluster.nodes),
+        _component(cluster, "kube-controller-manager", "system:kube-controller-manager"),
+        _component(cluster, "kube-scheduler", "system:kube-scheduler"),
+        _component(cluster, "kube-proxy", "system:kube-proxy", "system:node-proxier"),
+        _component(cluster, "admin", "admin", "system:masters"),
+    ]
+
+
+def cert_specs(cluster: Cluster) -> list[CertSpec]:
+    """Every leaf certificate the cluster needs (what the PKI issues)."""
+    return [c.spec for c in table(cluster) if c.spec is not None]
+
+
+def of_host(cluster: Cluster, host: Host) -> list[Credential]:
+    """The table's entries whose files go to this host."""
+    return [c for c in table(cluster) if host in c.hosts]
+
+
+def readers(cluster: Cluster, host: Host, file_name: str) -> tuple[str, ...]:
+    """The services on this host that read a PKI or kubeconfig file (by its file name)."""
+    for credential in of_host(cluster, host):
+        kubeconfig = credential.kubeconfig
+        if file_name in credential.file_names or (
+                kubeconfig and file_name == f"{kubeconfig.file}.kubeconfig"):
+            return credential.readers
+    return ()

@@ -1,0 +1,49 @@
+"""The deploy context under pyinfra's CLI (`pyinfra INVENTORY deploy.py`): the same validation,
+local preparation and preflight as `deploy.py up`, built once per pyinfra run."""
+
+from __future__ import annotations
+
+from pyinfra import inventory
+
+from kubesmith import context as context_mod
+from kubesmith import settings
+from kubesmith.context import DeployContext
+from kubesmith.inventory import Groups
+from kubesmith.model import ROLES
+from kubesmith.runner import DeployError, Runner
+from kubesmith.workflows import steps
+from tasks import preflight
+
+_CONTEXTS: dict[int, DeployContext] = {}
+
+
+def _groups() -> Groups:
+    """The role groups with each host's own and its group's data (not the global settings)."""
+    return {
+        role: [(h.name, {**inventory.get_group_data(role), **inventory.get_host_data(h.name)})
+               for h in inventory.get_group(role, [])]
+        for role in ROLES
+    }
+
+
+def _inventory_name() -> str:
+    """The inventory file's name: pyinfra's CLI adds a group of that name holding every host."""
+    everyone = {h.name for h in inventory}
+    for name, members in inventory.groups.items():
+        if name not in (*ROLES, "all") and {h.name for h in members} == everyone:
+            return name
+    return "inventory"
+
+
+def context() -> DeployContext:
+    """Validate, make the local PKI, check the hosts: once per pyinfra run, then reused."""
+    if id(inventory) not in _CONTEXTS:
+        data = {**settings.group_data(), **inventory.get_data()}
+        ctx = context_mod.build(_groups(), data, _inventory_name())
+        runner = Runner(ctx)
+        steps.prepare_local(runner)
+        issues = preflight.check(ctx, list(inventory.get_active_hosts()), whole_cluster=True)
+        if issues:
+            raise DeployError("preflight failed, nothing was changed:\n  " + "\n  ".join(issues))
+        _CONTEXTS[id(inventory)] = ctx
+    return _CONTEXTS[id(inventory)]

@@ -1,0 +1,219 @@
+"""The phase runner: connect these hosts, run this phase's tasks, check readiness, report,
+disconnect. Every call names its hosts; the runner keeps no mode between calls."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from pyinfra.api import Config, State
+from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.deploy import add_deploy
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.host import Host as PyinfraHost
+from pyinfra.api.operations import run_ops
+from pyinfra.api.state import BaseStateCallback
+from pyinfra.context import ctx_inventory
+
+from kubesmith import inventory
+from kubesmith.context import DeployContext
+from kubesmith.errors import UserError
+from kubesmith.model import Cluster, Host
+
+Out = Callable[[str], None]
+
+
+class DeployError(UserError):
+    """A phase failed: the message names phase, host and step and shows service logs."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Tasks run on some hosts, then a per-host readiness check before the next phase."""
+
+    name: str
+    hosts: Callable[[Cluster], tuple[Host, ...]]
+    tasks: tuple[Callable[[DeployContext], None], ...]
+    services: tuple[str, ...] = ()
+    ready: Callable[[DeployContext, PyinfraHost], None] | None = None
+
+    def on(self, cluster: Cluster, names: Sequence[str] | None = None) -> tuple[Host, ...]:
+        """The phase's hosts, limited to the named ones when names are given."""
+        return tuple(h for h in self.hosts(cluster) if names is None or h.name in names)
+
+
+@dataclass
+class Report:
+    """What a workflow did: changed ops per phase and host, and wall time per phase."""
+
+    changed: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_changes(self) -> int:
+        """Changed operations over every phase and host."""
+        return sum(len(ops) for hosts in self.changed.values() for ops in hosts.values())
+
+    def add(self, phase: str, host: str, op: str) -> None:
+        """Record one changed (or, dry, pending) operation."""
+        self.changed.setdefault(phase, {}).setdefault(host, []).append(op)
+
+    def count(self, phase: str, host: str) -> int:
+        """Operations recorded so far for a host in a phase."""
+        return len(self.changed.get(phase, {}).get(host, []))
+
+
+def _op_name(state: State, op_hash: str) -> str:
+    return ", ".join(sorted(state.get_op_meta(op_hash).names))
+
+
+class _Failures(BaseStateCallback):
+    """Prints failures per host as they happen and remembers the failing step."""
+
+    def __init__(self, phase: str, out: Out) -> None:
+        self.phase, self.out = phase, out
+        self.failed: dict[str, str] = {}
+
+    def operation_host_error(self, state: State, host: PyinfraHost, op_hash: str,
+                             retry_count: int = 0, max_retries: int = 0) -> None:
+        name = _op_name(state, op_hash)
+        self.failed[host.name] = name
+        self.out(f"  [{self.phase}] {host.name}: FAILED {name}")
+
+
+def run_on(host: PyinfraHost, command: str) -> tuple[bool, str]:
+    """Run a read-only command on a connected host (not an operation: never a change)."""
+    ok, output = host.run_shell_command(command)
+    return ok, "\n".join(output.stdout_lines + output.stderr_lines)
+
+
+def retry(host: PyinfraHost, command: str, what: str, timeout: float) -> str:
+    """Re-run a check until it succeeds; raise DeployError naming the host after timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.25
+    while True:
+        ok, output = run_on(host, command)
+        if ok:
+            return output
+        if time.monotonic() > deadline:
+            raise DeployError(f"{host.name}: {what} not reached within {timeout:.0f} s: "
+                              f"{output.strip()[-500:]}")
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def journal(host: PyinfraHost, services: Sequence[str]) -> str:
+    """The last journal lines of some services on a host, for an error message."""
+    parts = []
+    for service in services:
+        _ok, text = run_on(host, f"journalctl -u {service} -n 15 --no-pager -o cat")
+        parts.append(f"--- journal of {service} on {host.name} ---\n{text}")
+    return "\n".join(parts)
+
+
+class Runner:
+    """Runs phases and host commands of one workflow against a context, reporting as it goes."""
+
+    def __init__(self, ctx: DeployContext, out: Out = print) -> None:
+        self.ctx, self.out = ctx, out
+        self.report = Report()
+        logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
+
+    def _state(self, what: str, hosts: Sequence[Host]) -> tuple[State, _Failures]:
+        """A State connected to exactly these hosts; raise naming any unreachable one."""
+        names = [h.name for h in hosts]
+        pyinfra_inventory = inventory.to_pyinfra(self.ctx.groups, self.ctx.data, only=names)
+        # Tasks create ops only for pending changes (decided from facts), so ops need no
+        # change check at prepare time: that would cost facts for every op.
+        state = State(pyinfra_inventory, Config(CONNECT_TIMEOUT=10, FAIL_PERCENT=None),
+                      check_for_changes=False)
+        state.cwd = str(inventory.settings.PROJECT)
+        failures = _Failures(what, self.out)
+        state.add_callback_handler(failures)
+        with contextlib.suppress(PyinfraError):  # all hosts failed: reported below, by name
+            connect_all(state)
+        unreachable = sorted(set(names) - {h.name for h in state.activated_hosts})
+        if unreachable:
+            disconnect_all(state)
+            raise DeployError(f"{what}: cannot connect to {', '.join(unreachable)} "
+                              "(check the address, SSH key and known_hosts in the inventory)")
+        return state, failures
+
+    @contextlib.contextmanager
+    def connect(self, what: str, hosts: Sequence[Host]) -> Iterator[list[PyinfraHost]]:
+        """Connected pyinfra hosts for commands outside a phase, disconnected afterwards."""
+        state, _failures = self._state(what, hosts)
+        try:
+            yield list(state.inventory.get_active_hosts())
+        finally:
+            disconnect_all(state)
+
+    def run(self, phase: Phase, hosts: Sequence[Host], dry: bool = False) -> None:
+        """Prepare and run one phase on these hosts, then wait for its readiness check."""
+        if not hosts:
+            return
+        start = time.monotonic()
+        earlier = {h.name: self.report.count(phase.name, h.name) for h in hosts}
+        self.out(f"[{phase.name}] {', '.join(h.name for h in hosts)}")
+        state, failures = self._state(f"phase {phase.name}", hosts)
+        try:
+            with ctx_inventory.use(state.inventory):
+                for task in phase.tasks:
+                    add_deploy(state, task, self.ctx)
+            if dry:
+                self._record(phase, state, pending=True)
+            else:
+                self._execute(phase, state, failures)
+        finally:
+            disconnect_all(state)
+            elapsed = time.monotonic() - start
+            self.report.seconds[phase.name] = self.report.seconds.get(phase.name, 0.0) + elapsed
+        summary = ", ".join(f"{h.name} {self.report.count(phase.name, h.name) - earlier[h.name]} "
+                            "changed" for h in hosts)
+        self.out(f"[{phase.name}] ok in {elapsed:.1f} s: {summary}")
+
+    def _execute(self, phase: Phase, state: State, failures: _Failures) -> None:
+        """Run the prepared ops, name every failing host and step, then check readiness."""
+        with contextlib.suppress(PyinfraError):  # every host failed: reported below, by name
+            run_ops(state)
+        self._record(phase, state, pending=False)
+        active = list(state.inventory.get_active_hosts())
+        failed = failures.failed or {h.name: "connection" for h in state.failed_hosts}
+        if failed:
+            details = "\n".join(f"phase {phase.name}: host {name}: step '{step}' failed"
+                                for name, step in failed.items())
+            logs = "\n".join(journal(h, phase.services) for h in active
+                             if h.name in failed and phase.services)
+            raise DeployError(details + ("\n" + logs if logs else ""))
+        if phase.ready:
+            try:
+                for host in active:
+                    phase.ready(self.ctx, host)
+            except DeployError as error:
+                logs = "\n".join(journal(h, phase.services) for h in active)
+                raise DeployError(f"phase {phase.name}: {error}\n{logs}") from error
+
+    def _record(self, phase: Phase, state: State, pending: bool) -> None:
+        """Print and record the ops that changed something (dry: every prepared op), per host."""
+        for host in state.inventory.get_active_hosts():
+            for op_hash in state.get_op_order():
+                op_data = state.ops[host].get(op_hash)
+                if op_data is None:
+                    continue
+                meta = op_data.operation_meta
+                if pending or (meta.is_complete() and meta.did_change()):
+                    name = _op_name(state, op_hash)
+                    self.report.add(phase.name, host.name, name)
+                    self.out(f"  [{phase.name}] {host.name}: {'would change: ' if pending else ''}"
+                             f"{name}")
+
+    def finish(self, start: float, what: str, dry: bool = False) -> Report:
+        """Print the closing line of a workflow and return its report."""
+        self.report.seconds["total"] = time.monotonic() - start
+        verb = "would change" if dry else "changed"
+        self.out(f"done in {self.report.seconds['total']:.1f} s: {self.report.total_changes} "
+                 f"operations {verb}; {what}")
+        return self.report

@@ -1,0 +1,55 @@
+"""The services kubesmith runs: the hosts that run each, the ports it holds and its binaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kubesmith.binaries.recipes import COMPONENTS
+
+APISERVER_PORT = 6443
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+FLANNEL_VXLAN_PORT = 8472
+
+
+@dataclass(frozen=True)
+class Service:
+    """One systemd service: the Cluster role running it, its ports, its binaries by component."""
+
+    name: str
+    role: str
+    ports: tuple[str, ...]
+    binaries: tuple[tuple[str, tuple[str, ...]], ...]
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every binary file name this service installs."""
+        return tuple(f for _component, files in self.binaries for f in files)
+
+
+SERVICES = {s.name: s for s in (
+    Service("etcd", "etcd", (f"tcp/{ETCD_CLIENT_PORT}", f"tcp/{ETCD_PEER_PORT}"),
+            (("etcd", ("etcd", "etcdctl", "etcdutl")),)),
+    Service("kube-apiserver", "masters", (f"tcp/{APISERVER_PORT}",),
+            (("kubernetes", ("kube-apiserver", "kubectl")),)),
+    Service("kube-controller-manager", "masters", ("tcp/10257",),
+            (("kubernetes", ("kube-controller-manager",)),)),
+    Service("kube-scheduler", "masters", ("tcp/10259",), (("kubernetes", ("kube-scheduler",)),)),
+    Service("flanneld", "pod_hosts", (f"udp/{FLANNEL_VXLAN_PORT}",),
+            (("flannel", ("flanneld",)),)),
+    Service("containerd", "nodes", (),
+            (("containerd", COMPONENTS["containerd"].files), ("runc", ("runc",)),
+             ("crictl", ("crictl",)))),
+    Service("kubelet", "nodes", ("tcp/10250",), (("kubernetes", ("kubelet", "kubectl")),)),
+    Service("kube-proxy", "nodes", ("tcp/10256",), (("kubernetes", ("kube-proxy",)),)),
+)}
+
+
+def of_role(role: str) -> tuple[Service, ...]:
+    """The services that hosts of a role run, in start order."""
+    return tuple(s for s in SERVICES.values() if s.role == role)
+
+
+def binary_files() -> tuple[str, ...]:
+    """Every binary any service installs into bin_dir (what reset removes)."""
+    return tuple(dict.fromkeys(f for s in SERVICES.values() for f in s.files))

@@ -1,0 +1,54 @@
+"""Steps several workflows share: local preparation, preflight, rolling convergence, host names."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kubesmith.binaries import sources
+from kubesmith.binaries.recipes import COMPONENTS
+from kubesmith.model import Host
+from kubesmith.runner import DeployError, Runner
+from tasks import pki, preflight
+from tasks.phases import PHASES
+
+
+def prepare_local(runner: Runner) -> None:
+    """Verify the binary cache and make the PKI on the control machine."""
+    ctx = runner.ctx
+    for name, component in COMPONENTS.items():
+        if component.deployed:
+            sources.ensure(name, ctx.versions)
+    ctx.state.mkdir(parents=True, exist_ok=True)
+    made = pki.prepare(ctx)
+    runner.out(f"[pki] {len(made)} made or renewed" if made else "[pki] up to date")
+
+
+def check_hosts(runner: Runner, hosts: Sequence[Host], whole_cluster: bool) -> None:
+    """Read-only preflight on these hosts; raise naming each problem, before any change."""
+    with runner.connect("preflight", hosts) as connected:
+        issues = preflight.check(runner.ctx, connected, whole_cluster)
+    if issues:
+        raise DeployError("preflight failed, nothing was changed:\n  " + "\n  ".join(issues)
+                          + "\n(fix the hosts, or pass --skip-preflight)")
+    runner.out(f"[preflight] ok: {', '.join(h.name for h in hosts)}")
+
+
+def roll(runner: Runner, hosts: Sequence[Host]) -> None:
+    """Converge hosts one at a time: each phase's readiness is checked before the next host,
+    so services that must restart (new member lists, new SANs) restart one host at a time."""
+    for one in hosts:
+        for phase in PHASES:
+            runner.run(phase, phase.on(runner.ctx.cluster, [one.name]))
+
+
+def named(runner: Runner, names: Sequence[str], role: str) -> tuple[Host, ...]:
+    """The named hosts, each checked to be in the role's inventory group."""
+    found = []
+    for name in names:
+        if name not in {h.name for h in runner.ctx.cluster.hosts}:
+            raise DeployError(f"{name} is not in the inventory: add it to `{role}`")
+        me = runner.ctx.cluster.host(name)
+        if not me.has(role):
+            raise DeployError(f"{name} is not in the inventory's `{role}` group")
+        found.append(me)
+    return tuple(found)

@@ -1,0 +1,26 @@
+"""`deploy.py up`: bootstrap or converge the whole cluster, phase after phase."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from kubesmith.runner import Report, Runner
+from kubesmith.workflows import steps
+from tasks.phases import PHASES
+
+
+def run(runner: Runner, dry: bool = False, skip_preflight: bool = False,
+        names: Sequence[str] | None = None) -> Report:
+    """Every phase in order on every host (or only the named ones); stops at the first failure."""
+    start = time.monotonic()
+    cluster = runner.ctx.cluster
+    steps.prepare_local(runner)
+    if not skip_preflight:
+        checked = time.monotonic()
+        targets = tuple(h for h in cluster.hosts if names is None or h.name in names)
+        steps.check_hosts(runner, targets, whole_cluster=names is None)
+        runner.report.seconds["preflight"] = time.monotonic() - checked
+    for phase in PHASES:
+        runner.run(phase, phase.on(cluster, names), dry)
+    return runner.finish(start, f"kubeconfig: {runner.ctx.state / 'admin.kubeconfig'}", dry)

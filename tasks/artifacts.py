@@ -1,0 +1,31 @@
+"""The one transfer step for cached artifacts (binaries, image tarballs): a faster distribution
+changes this module only. Sums come from the verified cache manifest, never re-hashed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kubesmith.binaries import cache
+from kubesmith.context import DeployContext
+from kubesmith.services import SERVICES
+from tasks._ops import Item, local
+
+
+def artifact(ctx: DeployContext, component: str, file: str, dest: str, mode: str = "755",
+             name: str | None = None) -> Item:
+    """One cached file of a component, installed at dest."""
+    path = Path(ctx.binary(component, file))
+    digest = cache.read_manifest(path.parent)[file]
+    return local(name or f"install {file}", str(path), dest, mode, digest)
+
+
+def files(ctx: DeployContext, component: str, names: tuple[str, ...], dest_dir: str) -> list[Item]:
+    """Several cached files of a component into one directory."""
+    return [artifact(ctx, component, n, f"{dest_dir}/{n}") for n in names]
+
+
+def service_binaries(ctx: DeployContext, service: str) -> dict[str, Item]:
+    """A service's binaries (from the service table) into bin_dir: {file: item}."""
+    bin_dir = str(ctx.data["bin_dir"])
+    return {f: artifact(ctx, component, f, f"{bin_dir}/{f}")
+            for component, names in SERVICES[service].binaries for f in names}

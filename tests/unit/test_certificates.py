@@ -1,0 +1,44 @@
+"""The certificate table: which host gets which file, and who restarts when it changes."""
+
+from __future__ import annotations
+
+from kubesmith import certificates
+from kubesmith.model import Cluster, Host
+
+M = Host("m1", "10.0.0.1", frozenset({"etcd", "masters"}))
+N = Host("n1", "10.0.0.2", frozenset({"nodes"}))
+CLUSTER = Cluster((M, N))
+
+
+def _files(host: Host) -> set[str]:
+    return {f for c in certificates.of_host(CLUSTER, host) for f in c.file_names}
+
+
+def test_nodes_get_no_ca_key_and_no_apiserver_credentials() -> None:
+    files = _files(N)
+    assert {"kubernetes-ca.crt", "etcd-ca.crt", "kubelet-n1.crt", "kubelet-n1.key",
+            "kube-proxy.crt", "flannel-etcd-client.key"} <= files
+    assert not files & {"kubernetes-ca.key", "sa.key", "kube-apiserver.key", "admin.key",
+                        "etcd-server-m1.key"}
+
+
+def test_masters_get_signing_keys_and_their_member_certs() -> None:
+    files = _files(M)
+    assert {"kubernetes-ca.key", "sa.key", "sa.pub", "kube-apiserver.crt", "admin.key",
+            "etcd-server-m1.crt", "etcd-peer-m1.key", "etcd-healthcheck-client.crt"} <= files
+    assert "kubelet-n1.crt" not in files
+
+
+def test_readers_follow_the_table() -> None:
+    assert certificates.readers(CLUSTER, M, "kube-apiserver.crt") == ("kube-apiserver",)
+    assert certificates.readers(CLUSTER, M, "etcd-peer-m1.key") == ("etcd",)
+    assert certificates.readers(CLUSTER, M, "kubernetes-ca.key") == ("kube-controller-manager",)
+    assert "kubelet" in certificates.readers(CLUSTER, N, "kubernetes-ca.crt")
+    assert certificates.readers(CLUSTER, N, "kubelet.kubeconfig") == ("kubelet",)
+    assert certificates.readers(CLUSTER, M, "admin.crt") == ()
+
+
+def test_every_leaf_has_one_entry_and_a_spec() -> None:
+    names = [c.name for c in certificates.table(CLUSTER) if c.spec is not None]
+    assert len(names) == len(set(names))
+    assert names == [s.name for s in certificates.cert_specs(CLUSTER)]
