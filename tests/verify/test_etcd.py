@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kubesmith.model import Host
+from kubesmith.services import ETCD_CLIENT_PORT, ETCD_PEER_PORT
 from tasks import etcd
 from tests.verify.checks import assert_cert_ok, etcdctl
 from tests.verify.conftest import remote, timeout
@@ -14,15 +15,17 @@ def test_etcd_service(etcd_host: Host) -> None:
     assert service.is_enabled, "etcd is not enabled"
 
 
-def test_etcd_ports_serve_tls_only(etcd_host: Host) -> None:
+def test_etcd_ports_serve_tls_only(ctx, etcd_host: Host) -> None:
     host = remote(etcd_host.name)
-    for port in (2379, 2380):
+    for port in (ETCD_CLIENT_PORT, ETCD_PEER_PORT):
         assert host.socket(f"tcp://{etcd_host.address}:{port}").is_listening, f"{port} closed"
         plain = host.run(f"curl -s --max-time {timeout(3)} http://{etcd_host.address}:{port}/health")
         assert '"health"' not in plain.stdout, f"port {port} answers plain HTTP"
-    no_cert = host.run(f"curl -s --max-time {timeout(3)} --cacert /etc/kubernetes/pki/etcd-ca.crt "
-                       f"https://{etcd_host.address}:2379/health")
-    assert '"health"' not in no_cert.stdout, "port 2379 answers a client without certificate"
+    ca = f"{ctx.data['pki_dir']}/etcd-ca.crt"
+    no_cert = host.run(f"curl -s --max-time {timeout(3)} --cacert {ca} "
+                       f"https://{etcd_host.address}:{ETCD_CLIENT_PORT}/health")
+    assert '"health"' not in no_cert.stdout, \
+        f"port {ETCD_CLIENT_PORT} answers a client without certificate"
 
 
 def test_etcd_members_match_inventory(ctx, etcd_host: Host) -> None:
@@ -34,7 +37,7 @@ def test_etcd_members_match_inventory(ctx, etcd_host: Host) -> None:
 
 def test_etcd_endpoint_healthy(ctx, etcd_host: Host) -> None:
     health = remote(ctx.cluster.etcd[0].name).run(
-        etcd.etcdctl(ctx, "endpoint health", f"https://{etcd_host.address}:2379"))
+        etcd.etcdctl(ctx, "endpoint health", f"https://{etcd_host.address}:{ETCD_CLIENT_PORT}"))
     assert health.rc == 0, f"{etcd_host.name}: {health.stdout}{health.stderr}".strip()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
+from kubesmith import paths
 from kubesmith.model import Host
 from tasks import flannel
 from tests.verify.checks import etcdctl
@@ -34,8 +35,8 @@ def test_vxlan_device(ctx, pod_host: Host) -> None:
 
 
 def test_subnet_env_matches_etcd_lease(ctx, pod_host: Host) -> None:
-    env = remote(pod_host.name).file("/run/flannel/subnet.env")
-    assert env.exists, "/run/flannel/subnet.env missing"
+    env = remote(pod_host.name).file(paths.FLANNEL_SUBNET_ENV)
+    assert env.exists, f"{paths.FLANNEL_SUBNET_ENV} missing"
     values = dict(line.split("=", 1) for line in env.content_string.split())
     subnet = str(ipaddress.ip_interface(values["FLANNEL_SUBNET"]).network)
     leases = _leases(ctx)

@@ -6,11 +6,13 @@ import ssl
 
 from cryptography import x509
 
+from kubesmith import certificates, services
 from kubesmith.model import Host
+from kubesmith.services import APISERVER_PORT
 from tests.verify.checks import assert_cert_ok, certificate, sans
 from tests.verify.conftest import remote, timeout
 
-DAEMONS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+DAEMONS = tuple(s.name for s in services.of_role("masters"))
 REQUIRED_FLAGS = ("--authorization-mode=Node,RBAC", "--anonymous-auth=false",
                   "--encryption-provider-config=", "--enable-admission-plugins=NodeRestriction")
 
@@ -28,7 +30,7 @@ def test_apiserver_livez_readyz(ctx, master_host: Host) -> None:
     for path in ("livez", "readyz"):
         result = remote(master_host.name).run(
             f"curl -sf --max-time {timeout(5)} --cacert {pki}/kubernetes-ca.crt "
-            f"--cert {pki}/admin.crt --key {pki}/admin.key https://{master_host.address}:6443/{path}")
+            f"--cert {pki}/admin.crt --key {pki}/admin.key https://{master_host.address}:{APISERVER_PORT}/{path}")
         assert result.rc == 0 and result.stdout.strip() == "ok", f"/{path}: {result.stdout}"
 
 
@@ -53,18 +55,17 @@ def test_apiserver_uses_every_etcd_member(ctx, master_host: Host) -> None:
 
 
 def _required_sans(ctx) -> set[str]:
-    domain = ctx.data["cluster_domain"]
-    return {*(m.address for m in ctx.cluster.masters), ctx.cluster.service_vip, "127.0.0.1",
-            "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-            f"kubernetes.default.svc.{domain}"}
+    """The SANs the certificate table asks of the apiserver's serving certificate."""
+    spec = next(s for s in certificates.cert_specs(ctx.cluster) if s.name == "kube-apiserver")
+    return {*spec.dns_names, *spec.ip_addresses}
 
 
 def test_apiserver_cert_sans(ctx, master_host: Host) -> None:
     path = f"{ctx.data['pki_dir']}/kube-apiserver.crt"
     missing = _required_sans(ctx) - sans(certificate(master_host.name, path))
     assert not missing, f"kube-apiserver.crt lacks SANs: {', '.join(sorted(missing))}"
-    served = x509.load_pem_x509_certificate(
-        ssl.get_server_certificate((master_host.address, 6443), timeout=timeout(5)).encode())
+    pem = ssl.get_server_certificate((master_host.address, APISERVER_PORT), timeout=timeout(5))
+    served = x509.load_pem_x509_certificate(pem.encode())
     missing = _required_sans(ctx) - sans(served)
     assert not missing, f"served certificate lacks SANs: {', '.join(sorted(missing))}"
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from kubesmith import services
 from kubesmith.binaries.images import image_ref
 from kubesmith.model import Host
 from tests.verify.checks import kubectl
@@ -55,7 +56,8 @@ def probes() -> Iterator[dict[str, str]]:
 
 def test_node_daemons(node_host: Host) -> None:
     host = remote(node_host.name)
-    down = [d for d in ("containerd", "kubelet", "kube-proxy") if not host.service(d).is_running]
+    daemons = [s.name for s in services.of_role("nodes")]
+    down = [d for d in daemons if not host.service(d).is_running]
     assert not down, f"not running: {', '.join(down)}"
 
 
