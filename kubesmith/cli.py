@@ -25,9 +25,15 @@ def _lab(args: argparse.Namespace) -> int:
     if args.action == "image":
         tree = rootfs.ensure_extracted(rootfs.ensure_tarball())
         print(f"lab: root filesystem ready at {tree}")
-    elif args.action in ("up", "status"):
+    elif args.action in ("up", "status", "stop", "start"):
         if args.action == "up":
             lab.up(args.hosts, args.subnet)
+        elif not args.name and args.action != "status":
+            raise lab.LabError(f"lab {args.action} needs a host name, e.g. lab {args.action} lab-2")
+        elif args.action == "stop":
+            lab.stop(args.name, kill=args.kill)
+        elif args.action == "start":
+            lab.start(args.name)
         rows = lab.status()
         if not rows:
             print("lab: no hosts")
@@ -219,7 +225,10 @@ def _workflow_commands(sub: Any) -> None:
 def _local_commands(sub: Any) -> None:
     """lab, vagrant and binaries: the control machine only."""
     p_lab = sub.add_parser("lab", help="local systemd-nspawn lab hosts")
-    p_lab.add_argument("action", choices=("image", "up", "status", "down"))
+    p_lab.add_argument("action", choices=("image", "up", "status", "down", "stop", "start"))
+    p_lab.add_argument("name", nargs="?", help="stop/start: the lab host, e.g. lab-2")
+    p_lab.add_argument("--kill", action="store_true",
+                       help="stop: SIGKILL the whole host (a crash) instead of a clean shutdown")
     p_lab.add_argument("--hosts", type=int, default=3, help="number of hosts (default 3)")
     p_lab.add_argument("--subnet", default=None, help=f"lab subnet (default {DEFAULT_SUBNET})")
     p_lab.set_defaults(func=_lab)

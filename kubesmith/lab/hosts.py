@@ -1,4 +1,4 @@
-"""Lab lifecycle: boot, report and tear down systemd-nspawn hosts."""
+"""Lab lifecycle: boot, report and tear down systemd-nspawn hosts; stop and start one host."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from kubesmith.lab.state import (
 )
 
 SSH_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0  # a clean shutdown of one host (a cluster's units take longer)
 Log = Callable[[str], None]
 
 
@@ -51,20 +52,36 @@ def host_name(index: int) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
-    """Whether the process runs (a zombie child of ours is reaped and counts as gone)."""
+    """Whether the process runs: a zombie counts as gone (and is reaped if it is our child).
+
+    Zombies matter here: this machine's PID 1 does not reap the orphans it inherits, so an
+    nspawn launched by an earlier `deploy.py lab` process stays a zombie after it exits.
+    """
     if pid <= 0:
         return False
     with contextlib.suppress(ChildProcessError):
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _host_running(host: LabHost) -> bool:
+    """Whether the host's own systemd-nspawn runs (not a zombie, not a reused pid)."""
+    if not _pid_alive(host.pid):
+        return False
+    try:
+        argv = Path(f"/proc/{host.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return argv[0].endswith(b"systemd-nspawn") and host.merged.encode() in argv
 
 
 def _write(root: Path, path: str, content: str, mode: int = 0o644) -> None:
+    """Write a file into a host's root filesystem with that mode."""
     dest = root / path.lstrip("/")
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(content)
@@ -142,6 +159,7 @@ def _ssh_ready(paths: LabPaths, host: LabHost, deadline: float) -> str | None:
 
 
 def _console_tail(paths: LabPaths, name: str, lines: int = 15) -> str:
+    """The last lines of a host's console log (why it did not come up)."""
     log = paths.host_dir(name) / "console.log"
     if not log.exists():
         return "(no console log)"
@@ -162,12 +180,9 @@ def _write_client_files(paths: LabPaths, state: LabState, host_keys: dict[str, s
     paths.ssh_config.write_text("\n".join(blocks))
 
 
-def up(count: int, subnet: str | None = None, paths: LabPaths | None = None,
-       log: Log = print, bridge: str | None = None) -> LabState:
-    """Boot the lab with `count` hosts (starting only those not running yet)."""
-    preflight()
-    paths = paths or LabPaths()
-    state = load(paths) or LabState()
+def _configure(state: LabState, count: int, subnet: str | None,
+               bridge: str | None) -> LabState:
+    """Settle the lab's subnet, bridge and gateway, refusing a change or a clash early."""
     if subnet and state.hosts and subnet != state.subnet:
         raise LabError(f"a lab on {state.subnet} exists: run `lab down` before changing subnet")
     state.subnet = subnet or state.subnet
@@ -181,70 +196,245 @@ def up(count: int, subnet: str | None = None, paths: LabPaths | None = None,
         except network.SubnetInUse as error:
             raise LabError(str(error)) from error
     state.gateway = str(net.network_address + 1)
-    t0 = time.monotonic()
+    return state
+
+
+def _provide_machine_side(paths: LabPaths, state: LabState) -> str:
+    """Root filesystem, client key and bridge on this machine; return the client public key."""
     state.rootfs = str(rootfs.ensure_extracted(rootfs.ensure_tarball()))
     client_pub = sshkeys.ensure(paths.ssh_key, "kubesmith-lab")
     network.ensure_bridge(state.bridge, state.gateway, state.prefix_len)
+    return client_pub
+
+
+def _add_hosts(state: LabState, count: int) -> None:
+    """Record hosts lab-1 .. lab-count not recorded yet, each with its fixed address."""
+    net = ipaddress.ip_network(state.subnet)
+    known = {h.name for h in state.hosts}
     for index in range(1, count + 1):
-        name = host_name(index)
-        if name not in {h.name for h in state.hosts}:
+        if host_name(index) not in known:
             address = net.network_address + FIRST_HOST_OCTET + index - 1
-            state.hosts.append(LabHost(name, str(address)))
-    hosts_file = "127.0.0.1 localhost\n" + "".join(
-        f"{h.address} {h.name}\n" for h in state.hosts)
+            state.hosts.append(LabHost(host_name(index), str(address)))
+
+
+def _hosts_file(state: LabState) -> str:
+    """The /etc/hosts every lab host gets: localhost and every lab host by name."""
+    return "127.0.0.1 localhost\n" + "".join(f"{h.address} {h.name}\n" for h in state.hosts)
+
+
+def _prepare_all(paths: LabPaths, state: LabState, client_pub: str) -> list[LabHost]:
+    """Prepare every host's disk and the client's ssh files; return the hosts not running."""
+    hosts_file = _hosts_file(state)
     host_keys = {}
-    starting = []
     for host in state.hosts:
         host_keys[host.name] = _prepare_host(paths, state, host, client_pub, hosts_file)
-        if not _pid_alive(host.pid):
-            starting.append(host)
     _write_client_files(paths, state, host_keys)
     save(paths, state)
-    for host in starting:
-        _launch(paths, state, host)
-        save(paths, state)
-        log(f"lab: started {host.name} ({host.address}), pid {host.pid}")
+    return [host for host in state.hosts if not _pid_alive(host.pid)]
+
+
+def _boot(paths: LabPaths, state: LabState, host: LabHost, log: Log) -> None:
+    """Launch one prepared host and record its pid at once (so `down` finds it)."""
+    _launch(paths, state, host)
+    save(paths, state)
+    log(f"lab: started {host.name} ({host.address}), pid {host.pid}")
+
+
+def _wait_ssh(paths: LabPaths, hosts: list[LabHost]) -> None:
+    """Wait until every host answers ssh; raise LabError with each failure's console tail."""
     deadline = time.monotonic() + SSH_TIMEOUT
-    with ThreadPoolExecutor(max_workers=max(1, len(state.hosts))) as pool:
-        reasons = dict(zip(
-            [h.name for h in state.hosts],
-            pool.map(lambda h: _ssh_ready(paths, h, deadline), state.hosts), strict=True))
+    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+        reasons = dict(zip([h.name for h in hosts],
+                           pool.map(lambda h: _ssh_ready(paths, h, deadline), hosts),
+                           strict=True))
     failed = {name: why for name, why in reasons.items() if why}
     if failed:
-        details = "\n".join(
+        raise LabError("\n".join(
             f"lab host {name}: {why}; console log tail:\n{_console_tail(paths, name)}"
-            for name, why in failed.items())
-        raise LabError(details)
+            for name, why in failed.items()))
+
+
+def up(count: int, subnet: str | None = None, paths: LabPaths | None = None,
+       log: Log = print, bridge: str | None = None) -> LabState:
+    """Boot the lab with `count` hosts (starting every recorded host not running yet)."""
+    preflight()
+    paths = paths or LabPaths()
+    state = _configure(load(paths) or LabState(), count, subnet, bridge)
+    t0 = time.monotonic()
+    client_pub = _provide_machine_side(paths, state)
+    _add_hosts(state, count)
+    for host in _prepare_all(paths, state, client_pub):
+        _boot(paths, state, host, log)
+    _wait_ssh(paths, state.hosts)
     log(f"lab: {len(state.hosts)} hosts ssh-ready in {time.monotonic() - t0:.1f} s")
     return state
 
 
-def _kill_cgroup_members(paths: list[str]) -> None:
+def _cgroup_pids(paths: list[str]) -> list[int]:
+    """PIDs in the given cgroups and their descendants (every hierarchy)."""
+    pids = set()
     for path in paths:
         for procs in Path(path).glob("**/cgroup.procs"):
-            for pid in procs.read_text().split():
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                pids.update(int(pid) for pid in procs.read_text().split())
+    return sorted(pids)
 
 
-def _stop_host(host: LabHost) -> None:
-    if _pid_alive(host.pid):
-        os.kill(host.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while _pid_alive(host.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    _kill_cgroup_members(host.cgroups)
-    for _ in range(50):
-        if not any((Path(p) / "cgroup.procs").exists() and
-                   (Path(p) / "cgroup.procs").read_text().strip() for p in host.cgroups):
-            break
+def _kill_cgroup_members(paths: list[str]) -> None:
+    """SIGKILL every process in the given cgroups (one pass)."""
+    for pid in _cgroup_pids(paths):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _wait_cgroups_empty(paths: list[str], seconds: float = 5.0, kill: bool = False,
+                        child: int = 0) -> None:
+    """Wait until no process is left in the cgroups; with kill, SIGKILL them on every pass.
+
+    `child` (nspawn, when we launched it) is reaped on the way: a zombie may still be listed.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        _pid_alive(child)
+        if not _cgroup_pids(paths):
+            return
+        if kill:
+            _kill_cgroup_members(paths)
         time.sleep(0.1)
 
 
+def _stop_host(host: LabHost, timeout: float = 15.0) -> bool:
+    """Shut the host down (SIGTERM to nspawn), killing what is left after the timeout.
+
+    Returns whether it shut down in time (False: it had to be killed or was not running).
+    """
+    clean = False
+    if _pid_alive(host.pid):
+        os.kill(host.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _pid_alive(host.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        clean = not _pid_alive(host.pid)
+    _kill_cgroup_members(host.cgroups)
+    _wait_cgroups_empty(host.cgroups)
+    return clean
+
+
+def _kill_host(host: LabHost) -> None:
+    """Power cut: SIGKILL every process of the host (nspawn and all inside) until none is left."""
+    _wait_cgroups_empty(host.cgroups, seconds=10.0, kill=True, child=host.pid)
+
+
+def mounts_under(directory: Path, mounts: list[str]) -> list[str]:
+    """The mount points at or below the directory, deepest first (lab-1 does not hold lab-10)."""
+    prefix = str(directory).rstrip("/") + "/"
+    inside = [m for m in mounts if m == prefix[:-1] or m.startswith(prefix)]
+    return sorted(inside, key=lambda m: m.count("/"), reverse=True)
+
+
 def _unmount_under(directory: Path) -> None:
+    """Lazily unmount everything mounted at or below the directory."""
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
-    for mount in sorted((m for m in mounts if m.startswith(str(directory))), reverse=True):
+    for mount in mounts_under(directory, mounts):
         subprocess.run(["umount", "-l", mount], check=False)
+
+
+def _host_veth(host: LabHost) -> str | None:
+    """The bridge-side veth of a running host: the peer of host0 in its container, or None."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if stat.read_text().rsplit(")", 1)[1].split()[1] != str(host.pid):
+                continue
+            peer = Path(stat.parent, "root/sys/class/net/host0/iflink").read_text().strip()
+            for link in Path("/sys/class/net").iterdir():
+                if (link / "ifindex").read_text().strip() == peer:
+                    return link.name
+    return None
+
+
+def _veth_gone(name: str, seconds: float = 5.0) -> bool:
+    """Wait for a stopped host's veth to go with its network namespace; else delete it."""
+    deadline = time.monotonic() + seconds
+    while Path("/sys/class/net", name).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if Path("/sys/class/net", name).exists():
+        subprocess.run(["ip", "link", "delete", name], capture_output=True, check=False)
+    return not Path("/sys/class/net", name).exists()
+
+
+def _recorded(paths: LabPaths) -> LabState:
+    """The recorded lab, or LabError saying to boot one."""
+    state = load(paths)
+    if state is None or not state.hosts:
+        raise LabError(f"no lab recorded in {paths.root}: run `python deploy.py lab up` first")
+    return state
+
+
+def find_host(state: LabState, name: str) -> LabHost:
+    """The recorded host of that name, or LabError listing the known names."""
+    try:
+        return state.host(name)
+    except KeyError:
+        known = ", ".join(h.name for h in state.hosts) or "none"
+        raise LabError(f"no lab host named {name!r}; known: {known}") from None
+
+
+def _release(paths: LabPaths, host: LabHost) -> list[str]:
+    """Unmount a halted host's overlay and remove its cgroups, keeping its disk and keys.
+
+    Returns the cgroups that could not be removed (kept in the state for `down`).
+    """
+    _unmount_under(paths.host_dir(host.name) / "merged")
+    left = cgroups.remove(host.cgroups)
+    host.pid = 0
+    host.cgroups = host.cgroups if left else []
+    return left
+
+
+def stop(name: str, kill: bool = False, paths: LabPaths | None = None,
+         log: Log = print) -> None:
+    """Stop one host: clean shutdown, or with kill a crash; its disk, address and keys stay."""
+    paths = paths or LabPaths()
+    state = _recorded(paths)
+    host = find_host(state, name)
+    preflight()
+    running = _host_running(host)
+    veth = _host_veth(host) if running else None
+    if kill or not running:  # not running: only what a host that died on its own left
+        _kill_host(host)
+        how = "killed (crash)"
+    elif _stop_host(host, timeout=STOP_TIMEOUT):
+        how = "shut down"
+    else:
+        how = f"killed: no clean shutdown within {STOP_TIMEOUT:.0f} s"
+    left = _release(paths, host)
+    save(paths, state)
+    if veth and not _veth_gone(veth):
+        left.append(f"link {veth}")
+    if left:
+        raise LabError(f"lab host {name} stopped but could not remove: {', '.join(left)}")
+    log(f"lab: {name} {how}" if running else f"lab: {name} is already stopped")
+
+
+def start(name: str, paths: LabPaths | None = None, log: Log = print) -> LabHost:
+    """Boot a stopped host again with its disk, address and host keys; wait until ssh answers."""
+    paths = paths or LabPaths()
+    state = _recorded(paths)
+    host = find_host(state, name)
+    preflight()
+    if _host_running(host):
+        log(f"lab: {name} is already running (pid {host.pid})")
+        return host
+    if not Path(state.rootfs, "etc").is_dir():
+        raise LabError(f"the lab's root filesystem {state.rootfs} is gone: run `lab down`, "
+                       "then `lab up`")
+    network.ensure_bridge(state.bridge, state.gateway, state.prefix_len)
+    _kill_host(host)  # anything a host that died on its own left in its cgroups
+    client_pub = sshkeys.ensure(paths.ssh_key, "kubesmith-lab")
+    _prepare_host(paths, state, host, client_pub, _hosts_file(state))
+    _boot(paths, state, host, log)
+    _wait_ssh(paths, [host])
+    return host
 
 
 def _lab_processes(paths: LabPaths) -> list[int]:

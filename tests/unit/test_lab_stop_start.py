@@ -1,0 +1,105 @@
+"""Lab stop/start without booting hosts: names, no-ops, mount matching, `up`'s host plan, CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kubesmith import cli
+from kubesmith.lab import hosts as lab
+from kubesmith.lab.state import LabHost, LabPaths, LabState, load, save
+
+
+def _recorded(tmp_path: Path, pid: int = 0) -> LabPaths:
+    paths = LabPaths(tmp_path)
+    hosts = [LabHost("lab-1", "10.240.0.11", pid=pid), LabHost("lab-2", "10.240.0.12")]
+    save(paths, LabState(gateway="10.240.0.1", hosts=hosts))
+    return paths
+
+
+@pytest.mark.parametrize("action", [lab.stop, lab.start])
+def test_unknown_host_lists_the_known(tmp_path: Path, action) -> None:
+    with pytest.raises(lab.LabError, match=r"no lab host named 'lab-9'; known: lab-1, lab-2$"):
+        action("lab-9", paths=_recorded(tmp_path))
+
+
+@pytest.mark.parametrize("action", [lab.stop, lab.start])
+def test_no_lab_recorded(tmp_path: Path, action) -> None:
+    with pytest.raises(lab.LabError, match="no lab recorded .*lab up"):
+        action("lab-1", paths=LabPaths(tmp_path))
+
+
+def test_stopping_a_stopped_host_says_so_and_changes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lab, "preflight", lambda: None)
+    paths = _recorded(tmp_path)
+    said: list[str] = []
+    lab.stop("lab-2", kill=True, paths=paths, log=said.append)
+    assert said == ["lab: lab-2 is already stopped"]
+    state = load(paths)
+    assert state is not None and state.host("lab-2") == LabHost("lab-2", "10.240.0.12")
+
+
+def test_starting_a_running_host_is_a_no_op(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lab, "preflight", lambda: None)
+    monkeypatch.setattr(lab, "_host_running", lambda host: host.name == "lab-1")
+    said: list[str] = []
+    host = lab.start("lab-1", paths=_recorded(tmp_path, pid=4242), log=said.append)
+    assert host.pid == 4242
+    assert said == ["lab: lab-1 is already running (pid 4242)"]
+
+
+def test_a_reused_or_foreign_pid_is_not_the_host() -> None:
+    """Our own pid runs, but it is not that host's systemd-nspawn."""
+    assert lab._pid_alive(os.getpid())
+    assert not lab._host_running(LabHost("lab-1", "10.240.0.11", pid=os.getpid(), merged="/x"))
+    assert not lab._host_running(LabHost("lab-1", "10.240.0.11", pid=0))
+
+
+def test_exited_child_counts_as_gone() -> None:
+    child = subprocess.Popen(["true"])
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # a zombie now, not reaped
+    assert not lab._pid_alive(child.pid)
+
+
+def test_mounts_under_matches_whole_path_components_deepest_first() -> None:
+    mounts = ["/lab/hosts/lab-1/merged", "/lab/hosts/lab-10/merged", "/lab/hosts/lab-1",
+              "/lab/hosts/lab-1/merged/proc", "/other"]
+    assert lab.mounts_under(Path("/lab/hosts/lab-1"), mounts) == [
+        "/lab/hosts/lab-1/merged/proc", "/lab/hosts/lab-1/merged", "/lab/hosts/lab-1"]
+    assert lab.mounts_under(Path("/lab/hosts/lab-1/merged"), mounts) == [
+        "/lab/hosts/lab-1/merged/proc", "/lab/hosts/lab-1/merged"]
+
+
+def test_up_plans_new_hosts_after_the_recorded_ones() -> None:
+    state = LabState(subnet="10.243.0.0/24", hosts=[LabHost("lab-1", "10.243.0.11", pid=7)])
+    lab._add_hosts(state, 3)
+    assert [(h.name, h.address, h.pid) for h in state.hosts] == [
+        ("lab-1", "10.243.0.11", 7), ("lab-2", "10.243.0.12", 0), ("lab-3", "10.243.0.13", 0)]
+    assert lab._hosts_file(state).splitlines() == [
+        "127.0.0.1 localhost", "10.243.0.11 lab-1", "10.243.0.12 lab-2", "10.243.0.13 lab-3"]
+
+
+def test_configure_refuses_a_subnet_change_and_too_many_hosts() -> None:
+    recorded = LabState(subnet="10.243.0.0/24", hosts=[LabHost("lab-1", "10.243.0.11")])
+    with pytest.raises(lab.LabError, match="a lab on 10.243.0.0/24 exists"):
+        lab._configure(recorded, 1, "10.244.0.0/24", None)
+    with pytest.raises(lab.LabError, match="245 hosts do not fit in 10.243.0.0/24"):
+        lab._configure(recorded, 245, None, None)
+
+
+def test_cli_parses_stop_and_start() -> None:
+    args = cli.parser().parse_args(["lab", "stop", "lab-2", "--kill"])
+    assert (args.action, args.name, args.kill) == ("stop", "lab-2", True)
+    args = cli.parser().parse_args(["lab", "start", "lab-2"])
+    assert (args.action, args.name, args.kill) == ("start", "lab-2", False)
+
+
+@pytest.mark.parametrize("action", ["stop", "start"])
+def test_cli_needs_a_host_name(action: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["lab", action]) == 1
+    assert f"lab {action} needs a host name, e.g. lab {action} lab-2" in capsys.readouterr().err
