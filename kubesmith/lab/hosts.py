@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from kubesmith import sshkeys
+from kubesmith.errors import UserError
 from kubesmith.lab import cgroups, network, rootfs
 from kubesmith.lab.state import (
     DEFAULT_BRIDGE,
@@ -32,7 +33,7 @@ STOP_TIMEOUT = 30.0  # a clean shutdown of one host (a cluster's units take long
 Log = Callable[[str], None]
 
 
-class LabError(Exception):
+class LabError(UserError):
     """A lab operation could not be done; the message says why and what to do."""
 
 
