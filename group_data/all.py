@@ -30,6 +30,11 @@ cluster_domain = "cluster.local"
 flannel_vni = 1
 flannel_etcd_prefix = "/coreos.com/network"
 
+# Cluster add-ons `up` applies after the nodes are Ready (kubesmith/addons.py lists them): cluster
+# DNS at cluster_dns, and the metrics API (`kubectl top`, HorizontalPodAutoscalers). One left out
+# is removed from the cluster by the next `up`.
+addons = ["coredns", "metrics-server"]
+
 # Paths on the hosts.
 bin_dir = "/usr/local/bin"
 cni_bin_dir = "/opt/cni/bin"

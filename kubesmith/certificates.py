@@ -62,6 +62,13 @@ def _apiserver(cluster: Cluster) -> CertSpec:
                     dns_names=dns, ip_addresses=ips, server=True)
 
 
+def _metrics_server(cluster: Cluster) -> CertSpec:
+    """metrics-server's serving certificate, for the name the apiserver dials (svc.namespace)."""
+    service = "metrics-server.kube-system.svc"
+    return CertSpec("metrics-server", "kubernetes-ca", service,
+                    dns_names=(service, f"{service}.{cluster.cluster_domain}"), server=True)
+
+
 def _client(name: str, ca: str, common_name: str, *organizations: str) -> CertSpec:
     """A client-only certificate."""
     return CertSpec(name, ca, common_name, organizations=organizations, client=True)
@@ -116,6 +123,9 @@ def table(cluster: Cluster) -> list[Credential]:
         _component(cluster, "kube-scheduler", "system:kube-scheduler"),
         _component(cluster, "kube-proxy", "system:kube-proxy", "system:node-proxier"),
         _component(cluster, "admin", "admin", "system:masters"),
+        # On no host: the add-ons phase puts it in metrics-server's Secret, and the cluster CA
+        # in its APIService's caBundle, so the apiserver verifies the aggregated API it proxies.
+        Credential("metrics-server", (), (), _metrics_server(cluster)),
     ]
 
 
