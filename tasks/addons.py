@@ -8,6 +8,7 @@ so a re-run changes nothing and restarts no add-on pod."""
 from __future__ import annotations
 
 import base64
+import subprocess
 import sys
 
 from pyinfra.operations import python
@@ -72,9 +73,9 @@ def present(ctx: DeployContext) -> set[str]:
     return set(result.stdout.split()) if result.returncode == 0 else set()
 
 
-def _fail(what: str, result: object) -> None:
+def _fail(what: str, result: subprocess.CompletedProcess) -> None:
     """Show kubectl's error (pyinfra keeps a control-side step's exception to itself), raise."""
-    text = (getattr(result, "stderr", "") or getattr(result, "stdout", "")).strip()[-800:]
+    text = (result.stderr or result.stdout).strip()[-800:]
     print(f"  [add-ons] {what}: {text}", file=sys.stderr, flush=True)
     raise DeployError(f"{what}: {text}")
 

@@ -14,7 +14,7 @@ from kubesmith.binaries import cache
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext
 from kubesmith.model import Cluster, Host
-from kubesmith.runner import Phase, Runner
+from kubesmith.runner import DeployError, Phase, Runner
 from tasks import addons as addons_task
 
 LOCAL = Host("@local", "127.0.0.1", frozenset({"etcd", "masters"}))
@@ -121,13 +121,15 @@ def test_check_images_accepts_complete_images(tmp_path: Path) -> None:
 class FakeKubectl:
     """kubectl answers by subcommand; every call is recorded."""
 
-    def __init__(self, diff: int = 0, live: str = "") -> None:
-        self.diff, self.live = diff, live
+    def __init__(self, diff: int = 0, live: str = "", apply_error: str = "") -> None:
+        self.diff, self.live, self.apply_error = diff, live, apply_error
         self.calls: list[tuple[str, ...]] = []
 
     def __call__(self, _ctx: DeployContext, *args: str,
                  **_kw: object) -> subprocess.CompletedProcess:
         self.calls.append(args)
+        if args[0] == "apply" and self.apply_error:
+            return subprocess.CompletedProcess(args, 1, "", self.apply_error)
         code = self.diff if args[0] == "diff" else 0
         return subprocess.CompletedProcess(args, code, self.live if args[0] == "get" else "", "")
 
@@ -177,3 +179,11 @@ def test_dry_run_lists_pending_addons_and_applies_nothing(state: Path,
     runner = _run(state, fake, monkeypatch, dry=True)
     assert runner.report.total_changes == 2
     assert not [c for c in fake.calls if c[0] in ("apply", "delete")]
+
+
+def test_a_failed_apply_names_the_step_and_shows_kubectl_error(
+        state: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    fake = FakeKubectl(diff=1, apply_error="the server could not find the requested resource")
+    with pytest.raises(DeployError, match="step 'apply add-on coredns' failed"):
+        _run(state, fake, monkeypatch)
+    assert "could not find the requested resource" in capsys.readouterr().err
