@@ -120,11 +120,13 @@ class Runner:
     def __init__(self, ctx: DeployContext, out: Out = print) -> None:
         self.ctx, self.out = ctx, out
         self.report = Report()
-        logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
 
     def _state(self, what: str, hosts: Sequence[Host]) -> tuple[State, _Failures]:
         """A State connected to exactly these hosts; raise naming any unreachable one."""
         names = [h.name for h in hosts]
+        # The runner reports for itself; under pyinfra's CLI (which only borrows a Runner for
+        # local preparation) pyinfra's own output stays.
+        logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
         pyinfra_inventory = inventory.to_pyinfra(self.ctx.groups, self.ctx.data, only=names)
         # Tasks create ops only for pending changes (decided from facts), so ops need no
         # change check at prepare time: that would cost facts for every op.

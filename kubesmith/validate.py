@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pyinfra.connectors.ssh import SSHConnector
 
-from kubesmith import settings
+from kubesmith import addons, settings
 from kubesmith.errors import UserError
 from kubesmith.inventory import Groups, host_data, host_names
 from kubesmith.model import ROLES
@@ -26,6 +26,10 @@ SSH_KEYS = tuple(SSHConnector.data_meta)  # only to suggest a spelling: any ssh_
 NETWORK_FIELDS = ("pod_cidr", "service_cidr")
 VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 MAX_VNI = 2**24 - 1
+# A DNS-1123 subdomain, what the kubelet accepts as clusterDomain.
+DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+MAX_DNS_NAME = 253
+MAX_DNS_LABEL = 63
 SUGGEST_CUTOFF = 0.7  # difflib's 0.6 offers `masters` for a group named `others`
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -74,6 +78,8 @@ def check(groups: Groups, data: dict[str, object]) -> list[Problem]:
         *_check_hosts_outside_networks(hosts, data),
         *_check_service_ips(data),
         *_check_flannel_vni(data),
+        *_check_cluster_domain(data),
+        *_check_addons(data),
     ]
 
 
@@ -256,3 +262,28 @@ def _check_flannel_vni(data: dict[str, object]) -> Iterator[Problem]:
     vni = data.get("flannel_vni")
     if isinstance(vni, bool) or not isinstance(vni, int) or not 1 <= vni <= MAX_VNI:
         yield _error("flannel_vni", f"{vni!r} is not a VXLAN id: use an int in 1..{MAX_VNI}")
+
+
+def _check_cluster_domain(data: dict[str, object]) -> Iterator[Problem]:
+    """cluster_domain must be a DNS name (lowercase labels of letters, digits and hyphens)."""
+    domain = data.get("cluster_domain")
+    if (not isinstance(domain, str) or len(domain) > MAX_DNS_NAME
+            or not DNS_NAME.fullmatch(domain)
+            or any(len(label) > MAX_DNS_LABEL for label in domain.split("."))):
+        yield _error("cluster_domain", f"{domain!r} is not a DNS name: use lowercase labels of "
+                     "letters, digits and '-' (at most 63 each) joined by dots, e.g. cluster.local")
+
+
+def _check_addons(data: dict[str, object]) -> Iterator[Problem]:
+    """`addons` must be a list of known add-on names, each listed once."""
+    listed = data.get("addons", [])
+    if not isinstance(listed, list | tuple) or not all(isinstance(a, str) for a in listed):
+        yield _error("addons", f"{listed!r} is not a list of add-on names: use e.g. "
+                     f"{list(addons.ADDONS)!r} (or [] for none)")
+        return
+    for name, count in Counter(listed).items():
+        if name not in addons.ADDONS:
+            advice = _fix(name, addons.ADDONS, f"known add-ons: {', '.join(addons.ADDONS)}")
+            yield _error("addons", f"unknown add-on {name!r}: {advice}")
+        elif count > 1:
+            yield _error("addons", f"{name!r} listed {count} times: list each add-on once")

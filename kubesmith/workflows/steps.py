@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kubesmith import addons
 from kubesmith.binaries import sources
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext
@@ -14,9 +15,12 @@ from tasks.phases import PHASES
 
 
 def prepare_local(ctx: DeployContext, out: Out) -> None:
-    """Verify the binary cache and make the PKI on the control machine."""
+    """Verify the binary cache and make the PKI on the control machine. The images of the
+    add-ons turned on must be in the cache already (refused otherwise, before anything is built
+    or touched); other components are built when missing."""
+    addons.check_images(ctx.data)
     for name, component in COMPONENTS.items():
-        if component.deployed:
+        if component.deployed and name not in addons.image_components():
             sources.ensure(name, ctx.versions)
     ctx.state.mkdir(parents=True, exist_ok=True)
     made = pki.prepare(ctx)
