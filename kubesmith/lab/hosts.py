@@ -47,6 +47,22 @@ def preflight() -> None:
                            "iproute2 openssh-client")
 
 
+# Kernel limits every lab host shares with this machine (one user namespace): each host's systemd,
+# kubelet and containerd take inotify instances from root's 128 by default, so a few hosts with a
+# cluster exhaust it ("inotify_init: too many open files", hosts failing to boot).
+SHARED_LIMITS = {"/proc/sys/fs/inotify/max_user_instances": 1024,
+                 "/proc/sys/fs/inotify/max_user_watches": 524288}
+
+
+def raise_shared_limits(log: Log) -> None:
+    """Raise the shared kernel limits lab hosts need when they are lower (never lowers them)."""
+    for path, wanted in SHARED_LIMITS.items():
+        current = int(Path(path).read_text())
+        if current < wanted:
+            Path(path).write_text(f"{wanted}\n")
+            log(f"lab: {Path(path).name} raised from {current} to {wanted} for the lab hosts")
+
+
 def host_name(index: int) -> str:
     """The name of the lab host with that 1-based index."""
     return f"lab-{index}"
@@ -259,6 +275,7 @@ def up(count: int, subnet: str | None = None, paths: LabPaths | None = None,
        log: Log = print, bridge: str | None = None) -> LabState:
     """Boot the lab with `count` hosts (starting every recorded host not running yet)."""
     preflight()
+    raise_shared_limits(log)
     paths = paths or LabPaths()
     state = _configure(load(paths) or LabState(), count, subnet, bridge)
     t0 = time.monotonic()
@@ -423,6 +440,7 @@ def start(name: str, paths: LabPaths | None = None, log: Log = print) -> LabHost
     state = _recorded(paths)
     host = find_host(state, name)
     preflight()
+    raise_shared_limits(log)
     if _host_running(host):
         log(f"lab: {name} is already running (pid {host.pid})")
         return host

@@ -103,3 +103,14 @@ def test_cli_parses_stop_and_start() -> None:
 def test_cli_needs_a_host_name(action: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["lab", action]) == 1
     assert f"lab {action} needs a host name, e.g. lab {action} lab-2" in capsys.readouterr().err
+
+
+def test_shared_kernel_limits_are_raised_never_lowered(tmp_path, monkeypatch) -> None:
+    low, high = tmp_path / "low", tmp_path / "high"
+    low.write_text("128\n")
+    high.write_text("9999\n")
+    monkeypatch.setattr(lab, "SHARED_LIMITS", {str(low): 1024, str(high): 1024})
+    said: list[str] = []
+    lab.raise_shared_limits(said.append)
+    assert low.read_text() == "1024\n" and high.read_text() == "9999\n"
+    assert said == ["lab: low raised from 128 to 1024 for the lab hosts"]
