@@ -3,6 +3,8 @@ local preparation and preflight as `deploy.py up`, built once per pyinfra run.""
 
 from __future__ import annotations
 
+import threading
+
 from pyinfra import inventory
 
 from kubesmith import context as context_mod
@@ -10,11 +12,13 @@ from kubesmith import settings
 from kubesmith.context import DeployContext
 from kubesmith.inventory import Groups
 from kubesmith.model import ROLES
-from kubesmith.runner import DeployError, Runner
+from kubesmith.runner import DeployError
 from kubesmith.workflows import steps
 from tasks import preflight
 
 _CONTEXTS: dict[int, DeployContext] = {}
+# pyinfra's CLI prepares hosts concurrently (greenlets under its monkey-patching): one at a time.
+_LOCK = threading.Lock()
 
 
 def _groups() -> Groups:
@@ -37,11 +41,16 @@ def _inventory_name() -> str:
 
 def context() -> DeployContext:
     """Validate, make the local PKI, check the hosts: once per pyinfra run, then reused."""
+    with _LOCK:
+        return _context()
+
+
+def _context() -> DeployContext:
+    """The cached context, made on first use."""
     if id(inventory) not in _CONTEXTS:
         data = {**settings.group_data(), **inventory.get_data()}
         ctx = context_mod.build(_groups(), data, _inventory_name())
-        runner = Runner(ctx)
-        steps.prepare_local(runner)
+        steps.prepare_local(ctx, print)
         issues = preflight.check(ctx, list(inventory.get_active_hosts()), whole_cluster=True)
         if issues:
             raise DeployError("preflight failed, nothing was changed:\n  " + "\n  ".join(issues))

@@ -10,7 +10,6 @@ from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.operations import python
 
 from kubesmith import addons as addon_table
-from kubesmith import paths
 from kubesmith.context import DeployContext
 from kubesmith.kubectl import kubectl
 from kubesmith.model import Cluster, Host
@@ -39,8 +38,9 @@ def apiserver_ready(ctx: DeployContext, master: PyinfraHost) -> None:
 
 
 def flannel_ready(ctx: DeployContext, pod_host: PyinfraHost) -> None:
-    """flanneld holds a subnet lease on this host."""
-    retry(pod_host, f"test -s {paths.FLANNEL_SUBNET_ENV}", "flannel subnet lease", 60)
+    """flanneld started (through systemd's restarts if need be) and holds a subnet lease here."""
+    retry(pod_host, flannel.ready_command(), "flanneld running with a subnet lease",
+          flannel.READY_TIMEOUT)
 
 
 def _until(ctx: DeployContext, what: str, args: tuple[str, ...], timeout: float) -> None:

@@ -7,24 +7,24 @@ from collections.abc import Sequence
 from kubesmith import addons
 from kubesmith.binaries import sources
 from kubesmith.binaries.recipes import COMPONENTS
+from kubesmith.context import DeployContext
 from kubesmith.model import Host
-from kubesmith.runner import DeployError, Runner
+from kubesmith.runner import DeployError, Out, Runner
 from tasks import pki, preflight
 from tasks.phases import PHASES
 
 
-def prepare_local(runner: Runner) -> None:
+def prepare_local(ctx: DeployContext, out: Out) -> None:
     """Verify the binary cache and make the PKI on the control machine. The images of the
     add-ons turned on must be in the cache already (refused otherwise, before anything is built
     or touched); other components are built when missing."""
-    ctx = runner.ctx
     addons.check_images(ctx.data)
     for name, component in COMPONENTS.items():
         if component.deployed and name not in addons.image_components():
             sources.ensure(name, ctx.versions)
     ctx.state.mkdir(parents=True, exist_ok=True)
     made = pki.prepare(ctx)
-    runner.out(f"[pki] {len(made)} made or renewed" if made else "[pki] up to date")
+    out(f"[pki] {len(made)} made or renewed" if made else "[pki] up to date")
 
 
 def check_hosts(runner: Runner, hosts: Sequence[Host], whole_cluster: bool) -> None:
