@@ -231,7 +231,11 @@ def test_verify_names_each_fault_and_up_repairs_them(cluster) -> None:
     bad_cert = _apiserver_cert_without_vip(cluster)
     subprocess.run([*cluster.lab.ssh_args("lab-1"),
                     "cat > /etc/kubernetes/pki/kube-apiserver.crt"], input=bad_cert, check=True)
-    failing = cluster.deploy("verify")
+    # Only the checks of these faults, done well within the 50 s before lab-2 (kubelet stopped)
+    # turns NotReady: that takes its CoreDNS replica out of the endpoints, and kube-proxy's
+    # resync would rewrite the flushed KUBE-SERVICES before its check ran.
+    failing = cluster.deploy("verify", "-k", "node_daemons or kube_proxy_chains or "
+                             "private_keys_0600 or apiserver_cert_sans")
     assert failing.returncode != 0
     rows = _rows(failing.stdout)
     for expected in (("lab-2", "node_daemons"), ("lab-2", "kube_proxy_chains"),

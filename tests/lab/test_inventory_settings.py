@@ -80,5 +80,12 @@ def test_a_stopped_node_comes_back_and_the_cluster_heals(cluster: Deployed, how:
         time.sleep(2)
     assert _services_active(cluster, "lab-2") == dict.fromkeys(NODE_SERVICES, "active")
     assert _ready(cluster, "lab-2"), "lab-2 not Ready within 180 s of lab start"
+    # The add-ons ran on lab-2 (the only node): healed means serving again, too.
+    cluster.kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns",
+                    "--timeout=120s")
+    cluster.kubectl("-n", "kube-system", "rollout", "status", "deployment/metrics-server",
+                    "--timeout=120s")
+    cluster.kubectl("wait", "--for=condition=Available", "apiservice/v1beta1.metrics.k8s.io",
+                    "--timeout=120s")
     verify = cluster.deploy("verify", "-i", str(cluster.inventory))
     assert verify.returncode == 0, verify.stdout[-3000:]

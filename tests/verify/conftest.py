@@ -96,7 +96,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 # One namespace per run: the previous run's may still be terminating.
 PROBE_NAMESPACE = f"kubesmith-verify-{uuid.uuid4().hex[:8]}"
-# A web server per node, and a Service in front of them (a name for the DNS checks).
+# A web server per node. No Service: one would make kube-proxy resync its rules during verify
+# and hide a flushed KUBE-SERVICES chain from its check.
 PROBE = """apiVersion: v1
 kind: Pod
 metadata:
@@ -113,17 +114,6 @@ spec:
     command: ["sh", "-c", "mkdir -p /www && echo {node} > /www/index.html &&
               exec httpd -f -p 8080 -h /www"]
 """
-PROBE_SERVICE = """apiVersion: v1
-kind: Service
-metadata:
-  name: kubesmith-probe
-  namespace: {ns}
-spec:
-  selector: {{app: kubesmith-probe}}
-  ports:
-  - port: 80
-    targetPort: 8080
-"""
 
 
 def _kubectl(*args: str, stdin: str | None = None):  # noqa: ANN202 (CompletedProcess)
@@ -132,8 +122,8 @@ def _kubectl(*args: str, stdin: str | None = None):  # noqa: ANN202 (CompletedPr
 
 @pytest.fixture(scope="session")
 def probes() -> Iterator[dict[str, str]]:
-    """A short-lived pod per node and a Service over them: node name -> pod IP (removed
-    afterwards). Checks that use it run in one xdist group, so it is made once."""
+    """A short-lived pod per node: node name -> pod IP (removed afterwards). Checks that use it
+    run in one xdist group, so it is made once."""
     image = image_ref("busybox", str(CTX.data["busybox_version"]))
     created = _kubectl("create", "namespace", PROBE_NAMESPACE)
     assert created.returncode == 0, created.stderr
@@ -142,8 +132,7 @@ def probes() -> Iterator[dict[str, str]]:
              f"--timeout={timeout(30)}s")
     manifests = [PROBE.format(node=n.name, ns=PROBE_NAMESPACE, image=image)
                  for n in CTX.cluster.nodes]
-    applied = _kubectl("apply", "-f", "-", stdin="---\n".join(
-        [*manifests, PROBE_SERVICE.format(ns=PROBE_NAMESPACE)]))
+    applied = _kubectl("apply", "-f", "-", stdin="---\n".join(manifests))
     assert applied.returncode == 0, applied.stderr
     _kubectl("-n", PROBE_NAMESPACE, "wait", "--for=condition=Ready", "pod",
              "-l", "app=kubesmith-probe", f"--timeout={timeout(30)}s")

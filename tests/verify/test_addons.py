@@ -38,7 +38,7 @@ def test_coredns_replicas_ready_on_distinct_nodes(ctx) -> None:
 
 
 def _lookup(ctx, pod: str, name: str) -> str:
-    """busybox nslookup in a probe pod (it applies the search list to dotless names only)."""
+    """busybox nslookup in a probe pod (full names: it applies no search list to dotted ones)."""
     return kubectl(ctx, "-n", PROBE_NAMESPACE, "exec", pod, "--", "timeout", str(timeout(5)),
                    "nslookup", name).stdout
 
@@ -47,10 +47,9 @@ def _lookup(ctx, pod: str, name: str) -> str:
 def test_cluster_dns_resolves_from_every_node(ctx, node_host: Host,
                                               probes: dict[str, str]) -> None:
     assert node_host.name in probes, f"probe pod on {node_host.name} not running"
-    service_ip = kubectl(ctx, "-n", PROBE_NAMESPACE, "get", "service", "kubesmith-probe", "-o",
-                         "jsonpath={.spec.clusterIP}").stdout
-    wanted = {f"kubernetes.default.svc.{ctx.data['cluster_domain']}": ctx.cluster.service_vip,
-              "kubesmith-probe": service_ip}
+    domain = ctx.data["cluster_domain"]
+    wanted = {f"kubernetes.default.svc.{domain}": ctx.cluster.service_vip,
+              f"kube-dns.kube-system.svc.{domain}": ctx.data["cluster_dns"]}
     failed = [f"{name} (want {ip})" for name, ip in wanted.items()
               if f"Address: {ip}" not in _lookup(ctx, f"probe-{node_host.name}", name)]
     assert not failed, (f"from a pod on {node_host.name}, {ctx.data['cluster_dns']} does not "
