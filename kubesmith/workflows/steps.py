@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kubesmith.binaries import sources
+from kubesmith.binaries import cache, sources
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.model import Host
 from kubesmith.runner import DeployError, Runner
@@ -12,12 +12,25 @@ from tasks import pki, preflight
 from tasks.phases import PHASES
 
 
-def prepare_local(runner: Runner) -> None:
-    """Verify the binary cache and make the PKI on the control machine."""
+def prepare_local(runner: Runner, dry: bool = False) -> None:
+    """Verify the binary cache and make the PKI on the control machine; dry, only say what
+    would be built or generated (nothing is written locally)."""
     ctx = runner.ctx
     for name, component in COMPONENTS.items():
-        if component.deployed:
+        if not component.deployed:
+            continue
+        if not dry:
             sources.ensure(name, ctx.versions)
+            continue
+        version = ctx.versions[component.version_key]
+        directory = cache.component_dir(cache.default_root(), name, version, cache.host_arch())
+        if not cache.is_complete(directory, component.files):
+            runner.out(f"[binaries] would build {name} {version} into {directory}")
+    if dry:
+        planned = pki.plan(ctx)
+        runner.out(f"[pki] would make or renew {len(planned)}: {', '.join(planned)}"
+                   if planned else "[pki] up to date")
+        return
     ctx.state.mkdir(parents=True, exist_ok=True)
     made = pki.prepare(ctx)
     runner.out(f"[pki] {len(made)} made or renewed" if made else "[pki] up to date")
