@@ -4,6 +4,7 @@ local preparation and preflight as `deploy.py up`, built once per pyinfra run.""
 from __future__ import annotations
 
 import sys
+import threading
 
 from pyinfra import inventory
 
@@ -17,6 +18,7 @@ from kubesmith.workflows import steps
 from tasks import preflight
 
 _CONTEXTS: dict[int, DeployContext] = {}
+_LOCK = threading.Lock()  # gevent-aware: pyinfra's CLI monkey-patches threading
 
 
 def _groups() -> Groups:
@@ -51,6 +53,12 @@ def _unverified_hosts() -> list[str]:
 
 def context() -> DeployContext:
     """Validate, make the local PKI, check the hosts: once per pyinfra run, then reused."""
+    with _LOCK:  # pyinfra loads deploy.py for every host at once (greenlets): compute it once
+        return _context()
+
+
+def _context() -> DeployContext:
+    """The context of this pyinfra run, computed by the first host to ask."""
     if id(inventory) not in _CONTEXTS:
         data = {**settings.group_data(), **inventory.get_data()}
         ctx = context_mod.build(_groups(), data, _inventory_name())
@@ -61,7 +69,7 @@ def context() -> DeployContext:
                 " whose group_data/all.py does), or pass --data "
                 "ssh_strict_host_key_checking=accept-new to trust and pin new keys")
         ctx.dry = "--dry" in sys.argv[1:]  # pyinfra's own flag: prepare only, change nothing
-        runner = Runner(ctx)
+        runner = Runner(ctx, quiet_pyinfra=False)  # pyinfra's CLI prints its own progress
         steps.prepare_local(runner, ctx.dry)
         issues = preflight.check(ctx, list(inventory.get_active_hosts()), whole_cluster=True)
         if issues:

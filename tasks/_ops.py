@@ -8,7 +8,7 @@ import hashlib
 import io
 import os
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -145,16 +145,21 @@ def sync(items: Sequence[Item]) -> Synced:
             continue
         if not item.directory and (have or ("", ""))[1] != want[1]:
             replaced.append(item)
-        if item.directory:
-            ops[item] = files.directory(name=item.name, path=item.dest, mode=item.mode,
-                                        present=True)
-        else:
-            src = item.src if item.src else io.StringIO(item.content)
-            if item.secret or (item.src and not os.path.exists(item.src)):
-                ops[item] = upload(name=item.name, src=src, dest=item.dest, mode=item.mode)
-            else:
-                ops[item] = files.put(name=item.name, src=src, dest=item.dest, mode=item.mode)
+        # One call site for every kind of op: pyinfra's CLI orders ops by their call lines.
+        operation, arguments = _operation(item)
+        ops[item] = operation(name=item.name, **arguments)
     return Synced(ops, replaced)
+
+
+def _operation(item: Item) -> tuple[Callable[..., Op], dict[str, object]]:
+    """The op writing an item: a directory; a secret (or, dry, a file not made yet) uploaded
+    without printing it; any other file by files.put (whose --diff shows the change)."""
+    if item.directory:
+        return files.directory, {"path": item.dest, "mode": item.mode, "present": True}
+    src = item.src if item.src else io.StringIO(item.content)
+    if item.secret or (item.src and not os.path.exists(item.src)):
+        return upload, {"src": src, "dest": item.dest, "mode": item.mode}
+    return files.put, {"src": src, "dest": item.dest, "mode": item.mode}
 
 
 @operation(is_idempotent=False)
