@@ -12,6 +12,15 @@ crictl_version = "v1.34.0"
 pause_version = "3.10.1"
 busybox_version = "1.35.0"
 kube_bench_version = "v0.12.0"  # CIS benchmark runner (deploy.py cis); newest the proxy serves
+# Cluster add-on images (built from Go modules, preloaded like pause).
+# CoreDNS: newest served patch of the 1.14 line, which kubeadm's master branch pins since (1.14.4,
+# kubernetes/kubeadm#3322); its client-go v0.35 is one minor from the v1.34 apiserver. Not kubeadm
+# 1.34's v1.12.1: it lacks the CVE fixes of 1.12.2-1.13.1 (DoQ, x/net). Not v1.15.0: client-go
+# v0.37, three minors ahead of the apiserver.
+coredns_version = "v1.14.7"
+# metrics-server: newest 0.8.x (no 0.8.1 is served); 0.8.x supports Kubernetes 1.31+, i.e. every
+# version the proxy serves (1.33-1.36), while 0.9.0 supports only 1.34+.
+metrics_server_version = "v0.8.0"
 
 # Networks.
 pod_cidr = "10.200.0.0/16"
@@ -20,6 +29,11 @@ cluster_dns = "10.32.0.10"
 cluster_domain = "cluster.local"
 flannel_vni = 1
 flannel_etcd_prefix = "/coreos.com/network"
+
+# Cluster add-ons `up` applies after the nodes are Ready (kubesmith/addons.py lists them): cluster
+# DNS at cluster_dns, and the metrics API (`kubectl top`, HorizontalPodAutoscalers). One left out
+# is removed from the cluster by the next `up`.
+addons = ["coredns", "metrics-server"]
 
 # Paths on the hosts.
 bin_dir = "/usr/local/bin"

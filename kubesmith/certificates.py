@@ -62,6 +62,13 @@ def _apiserver(cluster: Cluster) -> CertSpec:
                     dns_names=dns, ip_addresses=ips, server=True)
 
 
+def _metrics_server(cluster: Cluster) -> CertSpec:
+    """metrics-server's serving certificate, for the name the apiserver dials (svc.namespace)."""
+    service = "metrics-server.kube-system.svc"
+    return CertSpec("metrics-server", "kubernetes-ca", service,
+                    dns_names=(service, f"{service}.{cluster.cluster_domain}"), server=True)
+
+
 def _client(name: str, ca: str, common_name: str, *organizations: str) -> CertSpec:
     """A client-only certificate."""
     return CertSpec(name, ca, common_name, organizations=organizations, client=True)
@@ -95,6 +102,7 @@ def table(cluster: Cluster) -> list[Credential]:
         Credential("kubernetes-ca", masters, ("kube-controller-manager",), files=("key",)),
         Credential("etcd-ca", cluster.hosts, ("etcd", "kube-apiserver", "flanneld"),
                    files=("crt",)),
+        Credential("front-proxy-ca", masters, ("kube-apiserver",), files=("crt",)),
         Credential("sa", masters, ("kube-apiserver", "kube-controller-manager"),
                    files=("key", "pub")),
         *(c for h in etcd for c in _etcd_member(h)),
@@ -108,11 +116,16 @@ def table(cluster: Cluster) -> list[Credential]:
         Credential("apiserver-kubelet-client", masters, ("kube-apiserver",),
                    _client("apiserver-kubelet-client", "kubernetes-ca",
                            "kube-apiserver-kubelet-client")),
+        Credential("front-proxy-client", masters, ("kube-apiserver",),
+                   _client("front-proxy-client", "front-proxy-ca", "front-proxy-client")),
         *(_kubelet(h) for h in cluster.nodes),
         _component(cluster, "kube-controller-manager", "system:kube-controller-manager"),
         _component(cluster, "kube-scheduler", "system:kube-scheduler"),
         _component(cluster, "kube-proxy", "system:kube-proxy", "system:node-proxier"),
         _component(cluster, "admin", "admin", "system:masters"),
+        # On no host: the add-ons phase puts it in metrics-server's Secret, and the cluster CA
+        # in its APIService's caBundle, so the apiserver verifies the aggregated API it proxies.
+        Credential("metrics-server", (), (), _metrics_server(cluster)),
     ]
 
 

@@ -13,6 +13,8 @@ CONTAINERD_DIR = "/var/lib/containerd"
 CRICTL_CONF = "/etc/crictl.yaml"
 FLANNEL_RUN_DIR = "/run/flannel"
 FLANNEL_SUBNET_ENV = f"{FLANNEL_RUN_DIR}/subnet.env"
+# A host's resolvers, then systemd-resolved's upstream list (when /etc/resolv.conf is its stub).
+RESOLV_CONFS = ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf")
 
 
 def unit(service: str) -> str:

@@ -20,7 +20,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kubesmith.errors import UserError
 
-CAS = {"kubernetes-ca": "kubernetes", "etcd-ca": "etcd-ca"}
+# CA file name -> common name. front-proxy-ca signs only the apiserver's client certificate for
+# aggregated APIs (kubeadm's split): extension apiservers trust it for request headers alone.
+CAS = {"kubernetes-ca": "kubernetes", "etcd-ca": "etcd-ca", "front-proxy-ca": "front-proxy-ca"}
 CA_DAYS = 3650
 LEAF_DAYS = 365
 RENEW_WITHIN = timedelta(days=30)

@@ -13,12 +13,13 @@ from kubesmith import settings
 from kubesmith.context import DeployContext
 from kubesmith.inventory import Groups
 from kubesmith.model import ROLES
-from kubesmith.runner import DeployError, Runner
+from kubesmith.runner import DeployError
 from kubesmith.workflows import steps
 from tasks import preflight
 
 _CONTEXTS: dict[int, DeployContext] = {}
-_LOCK = threading.Lock()  # gevent-aware: pyinfra's CLI monkey-patches threading
+# pyinfra's CLI prepares hosts concurrently (greenlets under its monkey-patching): one at a time.
+_LOCK = threading.Lock()
 
 
 def _groups() -> Groups:
@@ -53,12 +54,12 @@ def _unverified_hosts() -> list[str]:
 
 def context() -> DeployContext:
     """Validate, make the local PKI, check the hosts: once per pyinfra run, then reused."""
-    with _LOCK:  # pyinfra loads deploy.py for every host at once (greenlets): compute it once
+    with _LOCK:
         return _context()
 
 
 def _context() -> DeployContext:
-    """The context of this pyinfra run, computed by the first host to ask."""
+    """The cached context, made on first use."""
     if id(inventory) not in _CONTEXTS:
         data = {**settings.group_data(), **inventory.get_data()}
         ctx = context_mod.build(_groups(), data, _inventory_name())
@@ -69,8 +70,7 @@ def _context() -> DeployContext:
                 " whose group_data/all.py does), or pass --data "
                 "ssh_strict_host_key_checking=accept-new to trust and pin new keys")
         ctx.dry = "--dry" in sys.argv[1:]  # pyinfra's own flag: prepare only, change nothing
-        runner = Runner(ctx, quiet_pyinfra=False)  # pyinfra's CLI prints its own progress
-        steps.prepare_local(runner, ctx.dry)
+        steps.prepare_local(ctx, print, ctx.dry)
         issues = preflight.check(ctx, list(inventory.get_active_hosts()), whole_cluster=True)
         if issues:
             raise DeployError("preflight failed, nothing was changed:\n  " + "\n  ".join(issues))

@@ -146,19 +146,20 @@ class Runner:
     """Runs phases and host commands of one workflow against a context, reporting as it goes."""
 
     def __init__(self, ctx: DeployContext, out: Out = print,
-                 trust_new_host_keys: bool = False, quiet_pyinfra: bool = True) -> None:
+                 trust_new_host_keys: bool = False) -> None:
         self.ctx, self.out = ctx, out
         self.report = Report()
         # Unknown host keys are refused (group data: ssh_strict_host_key_checking = "yes") unless
         # the user asked to trust and pin them for this run.
         self.ssh_override = ({"ssh_strict_host_key_checking": "accept-new"}
                              if trust_new_host_keys else {})
-        if quiet_pyinfra:  # the runner reports for it (not under pyinfra's own CLI)
-            logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
 
     def _state(self, what: str, hosts: Sequence[Host]) -> tuple[State, _Failures]:
         """A State connected to exactly these hosts; raise naming any unreachable one."""
         names = [h.name for h in hosts]
+        # The runner reports for itself; under pyinfra's CLI (which only borrows a Runner for
+        # local preparation) pyinfra's own output stays.
+        logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
         pyinfra_inventory = inventory.to_pyinfra(self.ctx.groups, self.ctx.data, only=names,
                                                  override=self.ssh_override)
         # Tasks create ops only for pending changes (decided from facts), so ops need no

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from pyinfra.connectors.ssh import SSHConnector
 
-from kubesmith import rules, settings
+from kubesmith import addons, rules, settings
 from kubesmith.errors import UserError
 from kubesmith.inventory import Groups, host_data, host_names
 from kubesmith.model import ROLES
@@ -24,6 +25,10 @@ HOST_KEYS = ("address", "iface", "_sudo", "_sudo_user", "_use_sudo_password", "_
 SSH_KEYS = tuple(SSHConnector.data_meta)  # the ssh_* keys pyinfra's SSH connector reads
 NETWORK_FIELDS = ("pod_cidr", "service_cidr")
 MAX_VNI = 2**24 - 1
+# A DNS-1123 subdomain, what the kubelet accepts as clusterDomain.
+DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+MAX_DNS_NAME = 253
+MAX_DNS_LABEL = 63
 SUGGEST_CUTOFF = 0.7  # difflib's 0.6 offers `masters` for a group named `others`
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -73,6 +78,8 @@ def check(groups: Groups, data: dict[str, object]) -> list[Problem]:
         *_check_hosts_outside_networks(hosts, data),
         *_check_service_ips(data),
         *_check_flannel_vni(data),
+        *_check_cluster_domain(data),
+        *_check_addons(data),
         *_check_hostile(groups, hosts, data),
     ]
     # A setting of the wrong type gets that one line, not every rule's complaint about it.
@@ -278,13 +285,40 @@ def _check_flannel_vni(data: dict[str, object]) -> Iterator[Problem]:
         yield _error("flannel_vni", f"{vni!r} is not a VXLAN id: use an int in 1..{MAX_VNI}")
 
 
+def _check_cluster_domain(data: dict[str, object]) -> Iterator[Problem]:
+    """cluster_domain must be a DNS name (lowercase labels of letters, digits and hyphens)."""
+    domain = data.get("cluster_domain")
+    if (not isinstance(domain, str) or len(domain) > MAX_DNS_NAME
+            or not DNS_NAME.fullmatch(domain)
+            or any(len(label) > MAX_DNS_LABEL for label in domain.split("."))):
+        yield _error("cluster_domain", f"{domain!r} is not a DNS name: use lowercase labels of "
+                     "letters, digits and '-' (at most 63 each) joined by dots, e.g. cluster.local")
+
+
+def _check_addons(data: dict[str, object]) -> Iterator[Problem]:
+    """`addons` must be a list of known add-on names, each listed once."""
+    listed = data.get("addons", [])
+    if not isinstance(listed, list | tuple) or not all(isinstance(a, str) for a in listed):
+        yield _error("addons", f"{listed!r} is not a list of add-on names: use e.g. "
+                     f"{list(addons.ADDONS)!r} (or [] for none)")
+        return
+    for name, count in Counter(listed).items():
+        if name not in addons.ADDONS:
+            advice = _fix(name, addons.ADDONS, f"known add-ons: {', '.join(addons.ADDONS)}")
+            yield _error("addons", f"unknown add-on {name!r}: {advice}")
+        elif count > 1:
+            yield _error("addons", f"{name!r} listed {count} times: list each add-on once")
+
+
 # Hostile and malformed values (issue 14): every value that reaches a shell, a unit file, a
 # certificate or an SSH config has a strict rule; see README "Security".
 
 TRUST_FLAG = "--trust-new-host-keys"
 SECRET_KEYS = ("ssh_password", "ssh_key_password", "_use_sudo_password")
-OWN_TYPE_CHECK = ("flannel_vni",)  # settings whose own rule already names a wrong type
-CHECKED_ELSEWHERE = ("cluster_dns", "flannel_vni")  # and *_version, *_cidr
+# Settings whose own rule already names a wrong type, and those checked above (and *_version,
+# *_cidr): the rules below leave them alone.
+OWN_TYPE_CHECK = ("flannel_vni", "cluster_domain", "addons")
+CHECKED_ELSEWHERE = ("cluster_dns", "flannel_vni", "cluster_domain", "addons")
 SHOWN = 60
 Rule = Callable[[object], str | None]
 
@@ -430,8 +464,6 @@ def _setting_rule(key: str) -> Rule | None:
         return rules.directory
     if key.startswith("leader_elect_"):
         return rules.duration
-    if key == "cluster_domain":
-        return lambda v: (why := rules.dns_name(v)) and f"is not a DNS name: {why}"
     if key == "flannel_etcd_prefix":
         return rules.etcd_prefix
     if key == "ssh_strict_host_key_checking":

@@ -17,7 +17,7 @@ from jinja2.runtime import Context
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.api.operation import OperationMeta
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files, server, systemd
 
 from kubesmith import rules
 from kubesmith.binaries import cache
@@ -200,6 +200,10 @@ class Service:
     inputs: Sequence[Item] = ()
     # Another reason to restart a running service (e.g. flanneld lost its vxlan device).
     restart: bool = False
+    # False: queue the start or restart (`systemctl --no-block`) instead of failing the deploy
+    # when systemd's first start job fails; the phase's readiness check waits for the service
+    # (systemd's Restart= retries it). For daemons whose start waits on other hosts.
+    wait: bool = True
 
 
 def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> None:
@@ -215,11 +219,31 @@ def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> N
         certificates = ctx.take_restart(host.name, svc.name)
         changed = synced.changed(svc.unit, *svc.inputs) or svc.restart or certificates
         if active == "active" and changed:
-            systemd.service(name=f"restart {svc.name} (inputs changed)",
-                            service=f"{svc.name}.service", restarted=True)
+            _restart(svc)
         if active != "active" or enabled != "enabled":
-            systemd.service(name=f"{svc.name} running and enabled", service=f"{svc.name}.service",
-                            running=True, enabled=True)
+            _start(svc)
+
+
+def _restart(svc: Service) -> None:
+    """Restart a service: wait for its start job, or (wait=False) only queue it."""
+    unit = f"{svc.name}.service"
+    if svc.wait:
+        systemd.service(name=f"restart {svc.name} (inputs changed)", service=unit,
+                        restarted=True)
+    else:
+        server.shell(name=f"restart {svc.name} (inputs changed)",
+                     commands=[f"systemctl restart --no-block {unit}"])
+
+
+def _start(svc: Service) -> None:
+    """Enable and start a service: wait for its start job, or (wait=False) only queue it."""
+    unit = f"{svc.name}.service"
+    if svc.wait:
+        systemd.service(name=f"{svc.name} running and enabled", service=unit, running=True,
+                        enabled=True)
+    else:
+        server.shell(name=f"{svc.name} running and enabled",
+                     commands=[f"systemctl enable {unit}", f"systemctl start --no-block {unit}"])
 
 
 class ShellOutput(FactBase):

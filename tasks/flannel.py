@@ -13,6 +13,22 @@ from kubesmith import paths, rules
 from kubesmith.context import DeployContext
 from tasks import _ops, artifacts, etcd
 
+# flanneld (Type=notify) is started only once it has read its config and written its lease in
+# etcd: an etcd that cannot answer within systemd's start timeout (90 s), or answers with an
+# error, fails that start job and systemd restarts flanneld 5 s later (Restart=on-failure). So
+# the deploy does not wait for the start job but for this long: two start timeouts.
+READY_TIMEOUT = 180
+
+
+def ready_command() -> str:
+    """Shell check: flanneld started (no start job pending) with a lease; else its state and log."""
+    unit = "flanneld.service"
+    return (f"state=$(systemctl is-active {unit}); job=$(systemctl show -p Job --value {unit}); "
+            f'[ "$state" = active ] && [ -z "$job" ] && [ -s {paths.FLANNEL_SUBNET_ENV} ] '
+            "&& exit 0; "
+            f'echo "flanneld $state${{job:+, start job $job pending}}; last log lines:"; '
+            f"journalctl -u {unit} -n 2 --no-pager -o cat | cut -c1-200; exit 1")
+
 
 def leases(listing: str, prefix: str) -> dict[str, str]:
     """Lease keys -> the public IP holding them, from `etcdctl get --prefix <prefix>/subnets/`.
@@ -84,5 +100,6 @@ def deploy(ctx: DeployContext) -> None:
     synced = _ops.sync(items)
     # A running flanneld whose vxlan device was deleted does not recreate it: restart it.
     device_gone = not host.get_fact(_ops.ShellOutput, probe="ip -o link show flannel.1")
+    # Not waiting for the start job: the network phase's readiness check (ready_command) waits.
     _ops.services(ctx, synced, [_ops.Service("flanneld", unit, [binaries["flanneld"]],
-                                             restart=device_gone)])
+                                             restart=device_gone, wait=False)])

@@ -9,12 +9,13 @@ from pyinfra import host
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.operations import python
 
-from kubesmith import paths
+from kubesmith import addons as addon_table
 from kubesmith.context import DeployContext
 from kubesmith.kubectl import kubectl
 from kubesmith.model import Cluster, Host
 from kubesmith.runner import DeployError, Phase, retry
 from tasks import (
+    addons,
     common,
     controlplane,
     etcd,
@@ -37,22 +38,40 @@ def apiserver_ready(ctx: DeployContext, master: PyinfraHost) -> None:
 
 
 def flannel_ready(ctx: DeployContext, pod_host: PyinfraHost) -> None:
-    """flanneld holds a subnet lease on this host."""
-    retry(pod_host, f"test -s {paths.FLANNEL_SUBNET_ENV}", "flannel subnet lease", 60)
+    """flanneld started (through systemd's restarts if need be) and holds a subnet lease here."""
+    retry(pod_host, flannel.ready_command(), "flanneld running with a subnet lease",
+          flannel.READY_TIMEOUT)
+
+
+def _until(ctx: DeployContext, what: str, args: tuple[str, ...], timeout: float) -> None:
+    """Repeat a short kubectl wait (`wait` fails at once for an object not made yet) until it
+    succeeds; raise DeployError with kubectl's last words after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = kubectl(ctx, *args, "--timeout=5s")
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise DeployError(f"{what} not reached within {timeout:.0f} s: "
+                              f"{(result.stderr or result.stdout).strip()[-300:]}")
+        time.sleep(1)
 
 
 def node_ready(ctx: DeployContext, node_host: PyinfraHost) -> None:
     """This node registered and Ready, as the operator's kubectl sees it."""
-    deadline = time.monotonic() + 180
-    while True:
-        result = kubectl(ctx, "wait", "--for=condition=Ready", f"node/{node_host.name}",
-                         "--timeout=5s")
-        if result.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise DeployError(f"node {node_host.name} not Ready within 180 s: "
-                              f"{(result.stderr or result.stdout).strip()[-300:]}")
-        time.sleep(1)
+    _until(ctx, f"node {node_host.name} Ready",
+           ("wait", "--for=condition=Ready", f"node/{node_host.name}"), 180)
+
+
+def addons_ready(ctx: DeployContext, _master: PyinfraHost) -> None:
+    """Every add-on turned on is ready: its Deployments rolled out (every replica), its other
+    objects (APIServices) Available."""
+    for addon in addon_table.enabled(ctx.data):
+        for name in addon.ready:
+            wait = (("rollout", "status") if name.startswith("deployment/")
+                    else ("wait", "--for=condition=Available"))
+            _until(ctx, f"add-on {addon.name}: {name} ready",
+                   (*wait, "-n", "kube-system", name), 180)
 
 
 def cluster_config(ctx: DeployContext) -> None:
@@ -76,7 +95,10 @@ NETWORK = Phase("network", lambda c: c.pod_hosts, (flannel.deploy,), ("flanneld"
                 flannel_ready)
 NODES = Phase("nodes", lambda c: c.nodes, (runtime.deploy, node.deploy),
               ("containerd", "kubelet", "kube-proxy"), node_ready)
-PHASES = (HOSTS, ETCD, CONTROL_PLANE, CLUSTER_CONFIG, NETWORK, NODES)
+# Applied from the control machine once the nodes are Ready; the first master only places the
+# phase (its ops run locally, with the operator's kubeconfig).
+ADD_ONS = Phase("add-ons", lambda c: c.masters[:1], (addons.deploy,), (), addons_ready)
+PHASES = (HOSTS, ETCD, CONTROL_PLANE, CLUSTER_CONFIG, NETWORK, NODES, ADD_ONS)
 
 # A new member's first start: no all-members health check yet (it is a learner until promoted).
 ETCD_JOIN = Phase("etcd join", lambda c: c.etcd, (etcd.deploy,), ("etcd",))
@@ -122,3 +144,6 @@ def pyinfra_cli(ctx: DeployContext) -> None:
         runtime.deploy(ctx)
         node.deploy(ctx)
     _barrier(ctx, NODES)
+    if _in(ctx, ADD_ONS):
+        addons.deploy(ctx)
+    _barrier(ctx, ADD_ONS)

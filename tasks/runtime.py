@@ -8,16 +8,19 @@ from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import server
 
-from kubesmith import paths
+from kubesmith import addons, paths
 from kubesmith.binaries.images import image_ref
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext
 from tasks import _ops, artifacts
 
 # Images every node must have without a registry: component -> (image name, version key).
+# Those of add-ons turned off in group data are left out.
 IMAGES = {
     "pause-image": ("pause", "pause_version"),
     "busybox-image": ("busybox", "busybox_version"),
+    "coredns": ("coredns", "coredns_version"),
+    "metrics-server": ("metrics-server", "metrics_server_version"),
 }
 
 
@@ -38,7 +41,10 @@ class ContainerdImages(FactBase):
 def image_tarballs(ctx: DeployContext) -> dict[str, _ops.Item]:
     """The preloaded images' tarballs on the host: {image ref: item}."""
     found = {}
+    unused = addons.unused_images(ctx.data)
     for component, (image, key) in IMAGES.items():
+        if component in unused:
+            continue
         ref = image_ref(image, str(ctx.data[key]))
         found[ref] = artifacts.artifact(ctx, component, f"{image}.tar",
                                         f"{paths.IMAGE_DIR}/{image}.tar", "644", f"image {ref}")

@@ -16,6 +16,16 @@ from kubesmith.binaries.recipes import COMPONENTS
 BUSYBOX = Path("/bin/busybox")
 BUSYBOX_APPLETS = ("sh", "ping", "wget", "nc", "httpd", "sleep", "ip", "cat", "echo", "hostname",
                    "ls", "nslookup", "timeout", "true")
+# Images of one Go binary (built from the component of the same image name): config, and empty
+# directories with their modes. No CA bundle: CoreDNS forwards plain DNS, and metrics-server
+# trusts the cluster CA it is given. CoreDNS runs as root by default (it binds :53 and carries no
+# file capability); metrics-server runs as nobody, as upstream's image does, and writes its
+# self-signed serving certificate to /tmp (--cert-dir=/tmp).
+GO_IMAGES: dict[str, tuple[dict, dict[str, int]]] = {
+    "coredns": ({"Entrypoint": ["/coredns"], "ExposedPorts": {"53/tcp": {}, "53/udp": {}}}, {}),
+    "metrics-server": ({"Entrypoint": ["/metrics-server"], "User": "65534:65534"},
+                       {"tmp": 0o1777}),
+}
 
 
 def image_ref(image: str, version: str) -> str:
@@ -33,13 +43,16 @@ def _tarinfo(name: str, size: int = 0, mode: int = 0o755, kind: bytes = tarfile.
     return info
 
 
-def _layer(files: dict[str, bytes], links: dict[str, str]) -> bytes:
-    """A reproducible layer tar: regular files (mode 0755) and symlinks."""
+def _layer(files: dict[str, bytes], links: dict[str, str],
+           dirs: dict[str, int] | None = None) -> bytes:
+    """A reproducible layer tar: directories (given modes, else 0755), files (0755), symlinks."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        dirs = sorted({str(Path(p).parent) for p in [*files, *links]} - {"."})
-        for directory in dirs:
-            tar.addfile(_tarinfo(directory + "/", kind=tarfile.DIRTYPE))
+        modes = {str(Path(p).parent): 0o755 for p in [*files, *links]}
+        modes.pop(".", None)
+        modes.update(dirs or {})
+        for directory, mode in sorted(modes.items()):
+            tar.addfile(_tarinfo(directory + "/", mode=mode, kind=tarfile.DIRTYPE))
         for path, data in sorted(files.items()):
             tar.addfile(_tarinfo(path, len(data)), io.BytesIO(data))
         for path, target in sorted(links.items()):
@@ -48,12 +61,13 @@ def _layer(files: dict[str, bytes], links: dict[str, str]) -> bytes:
 
 
 def docker_archive(ref: str, files: dict[str, bytes], links: dict[str, str],
-                   config: dict, out: Path) -> None:
+                   config: dict, out: Path, dirs: dict[str, int] | None = None,
+                   arch: str = "amd64") -> None:
     """Write a one-layer docker-archive (what `ctr images import` reads)."""
-    layer = _layer(files, links)
+    layer = _layer(files, links, dirs)
     layer_id = hashlib.sha256(layer).hexdigest()
     image_config = {
-        "architecture": "amd64", "os": "linux", "config": config,
+        "architecture": arch, "os": "linux", "config": config,
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_id}"]},
         "created": "1970-01-01T00:00:00Z",
     }
@@ -95,11 +109,26 @@ def build_busybox(version: str, out: Path) -> None:
                    {"Cmd": ["sh"], "Env": ["PATH=/bin"]}, out / "busybox.tar")
 
 
-def build(image: str, version: str, out: Path, versions: dict[str, str]) -> None:
+def build_go_image(image: str, version: str, out: Path, arch: str = "amd64") -> None:
+    """An add-on image: its component's static Go binary at / plus the image's layout."""
+    config, dirs = GO_IMAGES[image]
+    component = next(c for c in COMPONENTS.values() if c.image == image)
+    if component.go is None:
+        raise ValueError(f"{component.name} has no Go recipe for image {image!r}")
+    with tempfile.TemporaryDirectory(prefix=f"kubesmith-image-{image}-") as tmp:
+        gobuild.build(component, version, arch, Path(tmp))
+        files = {name: (Path(tmp) / name).read_bytes() for name in component.go.packages}
+    docker_archive(image_ref(image, version), files, {}, config, out / f"{image}.tar", dirs, arch)
+
+
+def build(image: str, version: str, out: Path, versions: dict[str, str],
+          arch: str = "amd64") -> None:
     """Assemble the named image into out/."""
     if image == "pause":
         build_pause(version, out, versions["kubernetes_version"])
     elif image == "busybox":
         build_busybox(version, out)
+    elif image in GO_IMAGES:
+        build_go_image(image, version, out, arch)
     else:
         raise ValueError(f"unknown image {image!r}")

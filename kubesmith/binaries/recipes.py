@@ -198,5 +198,34 @@ COMPONENTS: dict[str, Component] = {
         ),
         Component("pause-image", "pause_version", ("pause.tar",), image="pause"),
         Component("busybox-image", "busybox_version", ("busybox.tar",), image="busybox"),
+        # Cluster add-on images: one static Go binary each, packed like pause (images.py).
+        Component(
+            "coredns",
+            "coredns_version",
+            ("coredns.tar",),
+            GoRecipe(
+                modules=("github.com/coredns/coredns",),
+                packages={"coredns": "github.com/coredns/coredns"},
+                # What upstream's Makefile stamps; the version itself is a constant in coremain.
+                ldflags=("-X github.com/coredns/coredns/coremain.GitCommit={short_commit}",),
+            ),
+            image="coredns",
+        ),
+        Component(
+            "metrics-server",
+            "metrics_server_version",
+            ("metrics-server.tar",),
+            GoRecipe(
+                modules=("sigs.k8s.io/metrics-server",),
+                packages={"metrics-server": "sigs.k8s.io/metrics-server/cmd/metrics-server"},
+                # Upstream's Makefile stamps client-go's version package only (--version reads it).
+                ldflags=(
+                    "-X k8s.io/client-go/pkg/version.gitVersion={version}",
+                    "-X k8s.io/client-go/pkg/version.gitCommit={commit}",
+                    "-X k8s.io/client-go/pkg/version.buildDate={date}",
+                ),
+            ),
+            image="metrics-server",
+        ),
     )
 }

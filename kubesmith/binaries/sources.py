@@ -28,7 +28,7 @@ def from_build(component: Component, version: str, arch: str, out: Path,
                versions: dict[str, str]) -> None:
     """Source (c): build from Go modules (images are assembled locally)."""
     if component.image:
-        images.build(component.image, version, out, versions)
+        images.build(component.image, version, out, versions, arch)
     else:
         gobuild.build(component, version, arch, out)
 

@@ -59,6 +59,6 @@ def run(runner: Runner, names: Sequence[str]) -> Report:
             peer.forget_leases(leaving)
     if any(h.has("etcd") or h.has("masters") for h in leaving):
         ctx.cluster = ctx.cluster.without(set(names))
-        steps.prepare_local(runner)
+        steps.prepare_local(runner.ctx, runner.out)
         steps.roll(runner, ctx.cluster.hosts)
     return runner.finish(start, f"removed: {', '.join(names)}")

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kubesmith import addons
 from kubesmith.binaries import cache, sources
 from kubesmith.binaries.recipes import COMPONENTS
+from kubesmith.context import DeployContext
 from kubesmith.model import Host
-from kubesmith.runner import DeployError, Runner
+from kubesmith.runner import DeployError, Out, Runner
 from tasks import pki, preflight
 from tasks.phases import PHASES
 
 
-def prepare_local(runner: Runner, dry: bool = False) -> None:
-    """Verify the binary cache and make the PKI on the control machine; dry, only say what
-    would be built or generated (nothing is written locally)."""
-    ctx = runner.ctx
+def prepare_local(ctx: DeployContext, out: Out, dry: bool = False) -> None:
+    """Verify the binary cache and make the PKI on the control machine. The images of the
+    add-ons turned on must be in the cache already (refused otherwise, before anything is built
+    or touched); other components are built when missing. Dry, only say what would be built or
+    generated: nothing is written locally."""
+    addons.check_images(ctx.data)
     for name, component in COMPONENTS.items():
-        if not component.deployed:
+        if not component.deployed or name in addons.image_components():
             continue
         if not dry:
             sources.ensure(name, ctx.versions)
@@ -25,15 +29,15 @@ def prepare_local(runner: Runner, dry: bool = False) -> None:
         version = ctx.versions[component.version_key]
         directory = cache.component_dir(cache.default_root(), name, version, cache.host_arch())
         if not cache.is_complete(directory, component.files):
-            runner.out(f"[binaries] would build {name} {version} into {directory}")
+            out(f"[binaries] would build {name} {version} into {directory}")
     if dry:
         planned = pki.plan(ctx)
-        runner.out(f"[pki] would make or renew {len(planned)}: {', '.join(planned)}"
+        out(f"[pki] would make or renew {len(planned)}: {', '.join(planned)}"
                    if planned else "[pki] up to date")
         return
     ctx.state.mkdir(parents=True, exist_ok=True)
     made = pki.prepare(ctx)
-    runner.out(f"[pki] {len(made)} made or renewed" if made else "[pki] up to date")
+    out(f"[pki] {len(made)} made or renewed" if made else "[pki] up to date")
 
 
 def check_hosts(runner: Runner, hosts: Sequence[Host], whole_cluster: bool) -> None:

@@ -16,7 +16,7 @@ def run(runner: Runner, dry: bool = False, skip_preflight: bool = False,
     start = time.monotonic()
     cluster = runner.ctx.cluster
     runner.ctx.dry = dry
-    steps.prepare_local(runner, dry)
+    steps.prepare_local(runner.ctx, runner.out, dry)
     if not skip_preflight:
         checked = time.monotonic()
         targets = tuple(h for h in cluster.hosts if names is None or h.name in names)

@@ -42,7 +42,7 @@ def _http_get(cluster, pod: str, address: str, port: int) -> str:
 
 
 def test_first_up_reports_every_phase(cluster) -> None:
-    for phase in ("[hosts]", "[etcd]", "[control plane]", "[network]", "[nodes]"):
+    for phase in ("[hosts]", "[etcd]", "[control plane]", "[network]", "[nodes]", "[add-ons]"):
         assert f"{phase} ok in" in cluster.first_up
     assert "BEGIN" not in cluster.first_up and "PRIVATE KEY" not in cluster.first_up
 

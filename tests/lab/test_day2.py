@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubesmith import settings
+from kubesmith import addons, settings
 from kubesmith.lab import hosts as lab
 from tests.lab.conftest import TEST_BRIDGE, TEST_SUBNET
 
@@ -34,6 +34,9 @@ def test_add_node_touches_only_the_new_host(cluster) -> None:
     cluster.kubectl("wait", "--for=condition=Ready", "node/lab-4", "--timeout=60s")
     version = settings.versions()["kubernetes_version"]
     assert version in cluster.kubectl("get", "node", "lab-4", "--no-headers")
+    images = cluster.ssh("lab-4", "ctr -n k8s.io images ls -q").stdout.split()
+    data = settings.group_data()
+    assert {a.image_ref(data) for a in addons.enabled(data)} <= set(images), images
 
 
 def test_pods_schedule_on_the_new_node(cluster) -> None:
@@ -73,6 +76,8 @@ def test_reset_leaves_nothing(cluster) -> None:
     existing = cluster.ssh("lab-4", " ; ".join(f"test -e {p} && echo {p}"
                                                for p in KUBESMITH_PATHS)).stdout.split()
     assert not existing, f"left behind: {existing}"
+    # The runtime's state, preloaded (add-on) images included, is gone; the lab's mount stays.
+    assert cluster.ssh("lab-4", "ls -A /var/lib/containerd").stdout.split() == []
     rules = cluster.ssh("lab-4", "iptables-save; ip6tables-save").stdout
     assert not [line for line in rules.splitlines()
                 if any(tag in line for tag in ("KUBE-", "FLANNEL", "CNI-"))]

@@ -21,7 +21,8 @@ def _etcd_servers(cluster) -> str:
 
 
 def test_pyinfra_cli_ran_every_phase_barrier(cluster) -> None:
-    for phase in ("hosts", "etcd", "control plane", "cluster config", "network", "nodes"):
+    for phase in ("hosts", "etcd", "control plane", "cluster config", "network", "nodes",
+                  "add-ons"):
         assert f"{phase}: ready" in cluster.first_up
     assert "PRIVATE KEY" not in cluster.first_up
 

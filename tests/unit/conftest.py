@@ -3,23 +3,28 @@ every shell command (fact probes included) they would send, without pyinfra or S
 
 from __future__ import annotations
 
+import importlib
 import io
+import pkgutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from pyinfra.context import ctx_host
 
+import tasks
 from kubesmith.context import DeployContext
 from kubesmith.errors import UserError
-from tasks import _ops, common, controlplane, etcd, flannel, reset, runtime
+from tasks import _ops, addons
 from tasks.phases import ETCD_JOIN, PHASES, RESET
 
 # One probe answer that takes every "change needed" branch: no etcd user, data dir owned by
 # root, kernel modules missing, flannel config absent.
 PROBE_ANSWER = "none root:root br_netfilter overlay"
-TASK_MODULES = (common, controlplane, etcd, flannel, reset, runtime)
+OPERATION_MODULES = ("files", "server", "systemd", "python")
 
 
 @dataclass
@@ -71,14 +76,20 @@ class FakeHost:
 @pytest.fixture
 def run_tasks(monkeypatch: pytest.MonkeyPatch) -> Callable[[DeployContext], Recording]:
     """Run every phase's tasks (and reset's) on each of its hosts; a task refusing its input
-    (UnsafeValue, or a ValueError such as an address a certificate cannot hold) is recorded."""
+    (UnsafeValue, a ValueError such as an address a certificate cannot hold, a missing
+    file) is recorded."""
     def run(ctx: DeployContext) -> Recording:
         recording = Recording()
-        monkeypatch.setattr(_ops, "files", _Module("files", recording))
-        monkeypatch.setattr(_ops, "systemd", _Module("systemd", recording))
+        for module in _task_modules():
+            for name in OPERATION_MODULES:
+                found = getattr(module, name, None)
+                if isinstance(found, _Module) or (isinstance(found, ModuleType)
+                                                  and found.__name__.startswith("pyinfra.")):
+                    monkeypatch.setattr(module, name, _Module(name, recording))
         monkeypatch.setattr(_ops, "upload", lambda **kw: recording.op("upload", kw))
-        for module in TASK_MODULES:
-            monkeypatch.setattr(module, "server", _Module("server", recording))
+        # The add-ons phase asks the cluster with the control machine's kubectl: "it differs".
+        monkeypatch.setattr(addons, "kubectl", lambda *_a, **_k: subprocess.CompletedProcess(
+            [], 1, "", "no cluster here"))
         for phase in (*PHASES, ETCD_JOIN, RESET):
             for me in phase.hosts(ctx.cluster):
                 for task in phase.tasks:
@@ -87,11 +98,17 @@ def run_tasks(monkeypatch: pytest.MonkeyPatch) -> Callable[[DeployContext], Reco
                     with ctx_host.use(FakeHost(me.name, recording)):
                         try:
                             task(ctx)
-                        except (ValueError, UserError) as error:
+                        except (ValueError, OSError, UserError) as error:
                             recording.refused[recording.current] = str(error)
         return recording
 
     return run
+
+
+def _task_modules() -> list[ModuleType]:
+    """Every module of the tasks package (each may call pyinfra operations)."""
+    return [importlib.import_module(f"tasks.{info.name}")
+            for info in pkgutil.iter_modules(tasks.__path__)]
 
 
 @pytest.fixture

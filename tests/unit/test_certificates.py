@@ -42,3 +42,12 @@ def test_every_leaf_has_one_entry_and_a_spec() -> None:
     names = [c.name for c in certificates.table(CLUSTER) if c.spec is not None]
     assert len(names) == len(set(names))
     assert names == [s.name for s in certificates.cert_specs(CLUSTER)]
+
+
+def test_front_proxy_credentials_go_to_masters_only() -> None:
+    assert {"front-proxy-ca.crt", "front-proxy-client.crt", "front-proxy-client.key"} <= _files(M)
+    assert "front-proxy-ca.key" not in _files(M)
+    assert not {f for f in _files(N) if f.startswith("front-proxy")}
+    assert certificates.readers(CLUSTER, M, "front-proxy-client.key") == ("kube-apiserver",)
+    spec = next(s for s in certificates.cert_specs(CLUSTER) if s.name == "front-proxy-client")
+    assert spec.ca == "front-proxy-ca" and spec.usages() == {"clientAuth"}

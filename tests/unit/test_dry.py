@@ -9,7 +9,6 @@ import pytest
 
 from kubesmith import inventory, settings
 from kubesmith.context import DeployContext
-from kubesmith.runner import Runner
 from kubesmith.workflows import steps
 
 GROUPS: inventory.Groups = {
@@ -20,14 +19,14 @@ GROUPS: inventory.Groups = {
 
 
 def _ctx(state: Path) -> DeployContext:
-    data = settings.group_data()
+    data = {**settings.group_data(), "addons": []}  # add-on images are required, never built
     return DeployContext(inventory.to_cluster(GROUPS, data), data, state, GROUPS)
 
 
 def test_prepare_local_dry_writes_nothing(tmp_path: Path, empty_cache: Path) -> None:
     state = tmp_path / "state"
     printed: list[str] = []
-    steps.prepare_local(Runner(_ctx(state), out=printed.append), dry=True)
+    steps.prepare_local(_ctx(state), printed.append, dry=True)
     assert not state.exists() and not empty_cache.exists()
     assert any(line.startswith("[binaries] would build kubernetes ") for line in printed)
     planned = next(line for line in printed if line.startswith("[pki] would make or renew"))

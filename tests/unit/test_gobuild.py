@@ -89,3 +89,36 @@ def test_kube_bench_is_an_operator_tool_with_its_cfg() -> None:
     assert not component.deployed
     assert component.go.archives == (("kube-bench-cfg.tar.gz", "cfg"),)
     assert set(component.files) == {"kube-bench", "kube-bench-cfg.tar.gz"}
+
+
+def test_addon_images_are_registered_with_pinned_versions() -> None:
+    from kubesmith import settings
+
+    versions = settings.versions()
+    for name, key in (("coredns", "coredns_version"), ("metrics-server", "metrics_server_version")):
+        component = COMPONENTS[name]
+        assert component.version_key == key and key in versions
+        assert (component.image, component.files) == (name, (f"{name}.tar",))
+        assert component.deployed  # preloaded on the nodes like pause and busybox
+        assert component.go is not None and not component.go.cgo  # static, CGO_ENABLED=0
+        assert list(component.go.packages) == [name]  # the binary the image's entrypoint runs
+
+
+def test_addon_stamps_follow_upstream_makefiles() -> None:
+    values = gobuild.stamp_values("v1.14.7", {
+        "Time": "2026-05-01T10:00:00Z",
+        "Origin": {"Hash": "0123456789abcdef0123456789abcdef01234567"},
+    })
+    coredns = [f.format(**values) for f in COMPONENTS["coredns"].go.ldflags]
+    assert coredns == ["-X github.com/coredns/coredns/coremain.GitCommit=0123456"]
+    values = gobuild.stamp_values("v0.8.0", {"Time": "2025-06-01T00:00:00Z"})
+    metrics = [f.format(**values) for f in COMPONENTS["metrics-server"].go.ldflags]
+    assert "-X k8s.io/client-go/pkg/version.gitVersion=v0.8.0" in metrics
+    assert "-X k8s.io/client-go/pkg/version.buildDate=2025-06-01T00:00:00Z" in metrics
+
+
+def test_addon_wrappers_require_the_module_at_its_version() -> None:
+    upstream = {"Go": "1.25.0", "Require": [{"Path": "k8s.io/client-go", "Version": "v0.35.4"}]}
+    text = gobuild.wrapper_gomod("coredns", COMPONENTS["coredns"].go, "v1.14.7", [upstream])
+    assert "require github.com/coredns/coredns v1.14.7" in text.splitlines()
+    assert "go 1.25.0" in text.splitlines() and "replace" not in text

@@ -20,11 +20,12 @@ import pytest
 from jinja2 import Environment, StrictUndefined
 
 from kubesmith import cis, inventory, membership, runner, settings
+from kubesmith.addons import ADDONS
 from kubesmith.binaries.images import image_ref
 from kubesmith.context import TEMPLATES, DeployContext
 from kubesmith.model import Host
 from kubesmith.validate import check
-from tasks import _ops, controlplane, etcd, reset
+from tasks import _ops, addons, controlplane, etcd, reset
 
 MARK = "PWNED"
 PAYLOADS = (
@@ -219,7 +220,8 @@ def template_values(ctx: DeployContext, me: Host) -> dict[str, object]:
         "initial_cluster": ctx.cluster.etcd_initial_cluster, "initial_cluster_state": "new",
         "benchmark": cis.BENCHMARK, "server": ctx.cluster.apiserver_url,
         "kube_user": f"system:node:{me.name}", "cert": f"kubelet-{me.name}",
-        "ca_data": "", "cert_data": "", "key_data": "",
+        "ca_data": "", "cert_data": "", "key_data": "", "resolv_conf": "/etc/resolv.conf",
+        **addons.values(ctx, ADDONS["coredns"]),
     }
 
 

@@ -57,14 +57,15 @@ def test_spec_names_for_the_cluster() -> None:
     assert names == [
         "etcd-server-lab-1", "etcd-peer-lab-1", "apiserver-etcd-client", "flannel-etcd-client",
         "etcd-healthcheck-client", "kube-apiserver", "apiserver-kubelet-client",
-        "kubelet-lab-2", "kubelet-lab-3", "kube-controller-manager", "kube-scheduler",
-        "kube-proxy", "admin",
+        "front-proxy-client", "kubelet-lab-2", "kubelet-lab-3", "kube-controller-manager",
+        "kube-scheduler", "kube-proxy", "admin", "metrics-server",
     ]
 
 
 def test_first_ensure_makes_everything(made: tuple[PKI, list[CertSpec], list[str]]) -> None:
     pki, specs, names = made
-    assert names == ["kubernetes-ca", "etcd-ca", "sa", "encryption-key", *(s.name for s in specs)]
+    assert names == ["kubernetes-ca", "etcd-ca", "front-proxy-ca", "sa", "encryption-key",
+                     *(s.name for s in specs)]
     for spec in specs:
         assert pki.path(spec.name, "crt").exists() and pki.path(spec.name, "key").exists()
     assert b"PUBLIC KEY" in pki.path("sa", "pub").read_bytes()
@@ -101,7 +102,7 @@ def test_client_cert_has_no_san(made: tuple[PKI, list[CertSpec], list[str]]) -> 
 
 def test_cas(made: tuple[PKI, list[CertSpec], list[str]]) -> None:
     pki, _, _ = made
-    for ca_name, cn in (("kubernetes-ca", "kubernetes"), ("etcd-ca", "etcd-ca")):
+    for ca_name, cn in pki_mod.CAS.items():
         ca = x509.load_pem_x509_certificate(pki.ca_pem(ca_name))
         assert ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == cn
         assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
@@ -112,7 +113,7 @@ def test_cas(made: tuple[PKI, list[CertSpec], list[str]]) -> None:
 def test_file_modes(made: tuple[PKI, list[CertSpec], list[str]]) -> None:
     pki, specs, _ = made
     assert stat.S_IMODE(pki.directory.stat().st_mode) == 0o700
-    names = ("kubernetes-ca", "etcd-ca", "sa", *(s.name for s in specs))
+    names = (*pki_mod.CAS, "sa", *(s.name for s in specs))
     keys = [pki.path(n, "key") for n in names]
     for path in [*keys, pki.path("encryption-key")]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
@@ -131,7 +132,7 @@ def test_keys_are_p256_and_match_certs(made: tuple[PKI, list[CertSpec], list[str
 
 def test_leaves_verify_against_their_ca(made: tuple[PKI, list[CertSpec], list[str]]) -> None:
     pki, specs, _ = made
-    cas = {n: x509.load_pem_x509_certificate(pki.ca_pem(n)) for n in ("kubernetes-ca", "etcd-ca")}
+    cas = {n: x509.load_pem_x509_certificate(pki.ca_pem(n)) for n in pki_mod.CAS}
     for spec in specs:
         _cert(pki, spec.name).verify_directly_issued_by(cas[spec.ca])
     etcd_leaf = _cert(pki, "etcd-server-lab-1")
@@ -230,7 +231,7 @@ def test_nothing_printed_holds_key_material(
 
 def test_spec_rejects_unknown_ca_and_bad_ip() -> None:
     with pytest.raises(ValueError, match="unknown CA"):
-        CertSpec("x", "front-proxy-ca", "x")
+        CertSpec("x", "requestheader-ca", "x")
     with pytest.raises(ValueError):
         CertSpec("x", "etcd-ca", "x", ip_addresses=("10.0.0.300",))
 

@@ -258,3 +258,34 @@ def test_garbage_data_never_raises() -> None:
     assert "error: etcd_version: None is NoneType, not str like the default 'v3.6.16'" in lines
     assert "error: flannel_vni: 'x' is not a VXLAN id: use an int in 1..16777215" in lines
     assert len([line for line in lines if line.startswith("error: pod_cidr:")]) == 1
+
+
+@pytest.mark.parametrize("domain", ["Cluster.Local", "cluster_local", "-k8s.local", "k8s..local",
+                                    "cluster.local.", "", 7, "a" * 64 + ".local"])
+def test_cluster_domain_must_be_a_dns_name(domain: object) -> None:
+    assert any(line.startswith(f"error: cluster_domain: {domain!r} is not a DNS name")
+               for line in _lines(data=_data(cluster_domain=domain)))
+
+
+@pytest.mark.parametrize("domain", ["cluster.local", "k8s", "corp-1.example.com"])
+def test_cluster_domain_dns_names_pass(domain: str) -> None:
+    assert _lines(data=_data(cluster_domain=domain)) == []
+
+
+def test_unknown_addon_is_refused_with_a_suggestion() -> None:
+    lines = _lines(data=_data(addons=["coredns", "metric-server", "kube-dns"]))
+    assert "error: addons: unknown add-on 'metric-server': did you mean metrics-server?" in lines
+    assert ("error: addons: unknown add-on 'kube-dns': known add-ons: coredns, metrics-server"
+            in lines)
+
+
+@pytest.mark.parametrize("listed", ["coredns", ["coredns", 3], None])
+def test_addons_must_be_a_list_of_names(listed: object) -> None:
+    assert any(line.startswith(f"error: addons: {listed!r} is not a list of add-on names")
+               for line in _lines(data=_data(addons=listed)))
+
+
+def test_no_addons_and_a_repeated_one() -> None:
+    assert _lines(data=_data(addons=[])) == []
+    assert "error: addons: 'coredns' listed 2 times: list each add-on once" in _lines(
+        data=_data(addons=["coredns", "coredns"]))

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import functools
 import os
+import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import testinfra
 
 from kubesmith import context, openssh, settings
+from kubesmith import kubectl as control_kubectl
+from kubesmith.binaries.images import image_ref
 from kubesmith.context import DeployContext
 from kubesmith.inventory import host_data
 from kubesmith.model import Host
@@ -78,6 +82,66 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                      if isinstance(v, Host)), "cluster")
         group = "pods" if "probes" in item.fixturenames else host
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+# One namespace per run: the previous run's may still be terminating.
+PROBE_NAMESPACE = f"kubesmith-verify-{uuid.uuid4().hex[:8]}"
+# A web server per node, and a Service in front of them (a name for the DNS checks).
+PROBE = """apiVersion: v1
+kind: Pod
+metadata:
+  name: probe-{node}
+  namespace: {ns}
+  labels: {{app: kubesmith-probe}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: probe
+    image: {image}
+    imagePullPolicy: Never
+    command: ["sh", "-c", "mkdir -p /www && echo {node} > /www/index.html &&
+              exec httpd -f -p 8080 -h /www"]
+"""
+PROBE_SERVICE = """apiVersion: v1
+kind: Service
+metadata:
+  name: kubesmith-probe
+  namespace: {ns}
+spec:
+  selector: {{app: kubesmith-probe}}
+  ports:
+  - port: 80
+    targetPort: 8080
+"""
+
+
+def _kubectl(*args: str, stdin: str | None = None):  # noqa: ANN202 (CompletedProcess)
+    return control_kubectl.kubectl(CTX, *args, stdin=stdin, timeout=timeout(90))
+
+
+@pytest.fixture(scope="session")
+def probes() -> Iterator[dict[str, str]]:
+    """A short-lived pod per node and a Service over them: node name -> pod IP (removed
+    afterwards). Checks that use it run in one xdist group, so it is made once."""
+    image = image_ref("busybox", str(CTX.data["busybox_version"]))
+    created = _kubectl("create", "namespace", PROBE_NAMESPACE)
+    assert created.returncode == 0, created.stderr
+    # Pods are refused until the controller-manager has made the namespace's default account.
+    _kubectl("-n", PROBE_NAMESPACE, "wait", "--for=create", "serviceaccount/default",
+             f"--timeout={timeout(30)}s")
+    manifests = [PROBE.format(node=n.name, ns=PROBE_NAMESPACE, image=image)
+                 for n in CTX.cluster.nodes]
+    applied = _kubectl("apply", "-f", "-", stdin="---\n".join(
+        [*manifests, PROBE_SERVICE.format(ns=PROBE_NAMESPACE)]))
+    assert applied.returncode == 0, applied.stderr
+    _kubectl("-n", PROBE_NAMESPACE, "wait", "--for=condition=Ready", "pod",
+             "-l", "app=kubesmith-probe", f"--timeout={timeout(30)}s")
+    out = _kubectl("-n", PROBE_NAMESPACE, "get", "pods", "-o",
+                   "jsonpath={range .items[*]}{.spec.nodeName} {.status.podIP}{\"\\n\"}{end}")
+    ips = dict(line.split() for line in out.stdout.splitlines() if len(line.split()) == 2)
+    yield ips
+    _kubectl("delete", "namespace", PROBE_NAMESPACE, "--wait=false")
 
 
 @pytest.fixture
