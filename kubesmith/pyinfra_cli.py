@@ -53,6 +53,6 @@ def _context() -> DeployContext:
         steps.prepare_local(ctx, print)
         issues = preflight.check(ctx, list(inventory.get_active_hosts()), whole_cluster=True)
         if issues:
-            raise DeployError("preflight failed, nothing was changed:\n  " + "\n  ".join(issues))
+            raise DeployError(preflight.refusal(issues))
         _CONTEXTS[id(inventory)] = ctx
     return _CONTEXTS[id(inventory)]

@@ -136,3 +136,8 @@ def check(ctx: DeployContext, connected: list[PyinfraHost], whole_cluster: bool)
     if whole_cluster:
         issues += unjoined_members(etcd_data)
     return issues
+
+
+def refusal(issues: list[str], advice: str = "") -> str:
+    """The error message of a failed preflight: every problem, and that nothing was changed."""
+    return "preflight failed, nothing was changed:\n  " + "\n  ".join(issues) + advice

@@ -32,8 +32,7 @@ def check_hosts(runner: Runner, hosts: Sequence[Host], whole_cluster: bool) -> N
     with runner.connect("preflight", hosts) as connected:
         issues = preflight.check(runner.ctx, connected, whole_cluster)
     if issues:
-        raise DeployError("preflight failed, nothing was changed:\n  " + "\n  ".join(issues)
-                          + "\n(fix the hosts, or pass --skip-preflight)")
+        raise DeployError(preflight.refusal(issues, "\n(fix the hosts, or pass --skip-preflight)"))
     runner.out(f"[preflight] ok: {', '.join(h.name for h in hosts)}")
 
 
