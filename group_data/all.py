@@ -50,3 +50,7 @@ etcd_data_dir = "/var/lib/etcd"
 leader_elect_lease_duration = "60s"
 leader_elect_renew_deadline = "40s"
 leader_elect_retry_period = "5s"
+
+# SSH: refuse a host whose key is not in known_hosts (pyinfra's own default, accept-new, would
+# trust and pin whoever answers first). Pin a new host's key once with --trust-new-host-keys.
+ssh_strict_host_key_checking = "yes"

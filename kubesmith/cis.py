@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,11 +88,16 @@ def install(host: PyinfraHost, local: Path, config: str) -> None:
     host.put_file(io.StringIO(config), f"{REMOTE}/cfg/{BENCHMARK}/config.yaml")
 
 
+def bench_command(host_targets: list[str], kubeconfig: str) -> str:
+    """kube-bench on a host, reading the cluster through a kubeconfig, printing JSON."""
+    return (f"cd {REMOTE} && KUBECONFIG={shlex.quote(kubeconfig)} ./kube-bench run --benchmark "
+            f"{BENCHMARK} --targets {shlex.quote(','.join(host_targets))} --config-dir "
+            f"{REMOTE}/cfg --json")
+
+
 def bench(host: PyinfraHost, host_targets: list[str], kubeconfig: str) -> dict:
     """Run kube-bench on the host and return its JSON report."""
-    command = (f"cd {REMOTE} && KUBECONFIG={kubeconfig} ./kube-bench run --benchmark {BENCHMARK}"
-               f" --targets {','.join(host_targets)} --config-dir {REMOTE}/cfg --json")
-    ok, output = host.run_shell_command(command)
+    ok, output = host.run_shell_command(bench_command(host_targets, kubeconfig))
     try:
         return json.loads("\n".join(output.stdout_lines))
     except ValueError:

@@ -52,8 +52,11 @@ def _binaries(args: argparse.Namespace) -> int:
     """Fill and verify the binary cache at the versions the inventory's settings pin."""
     from kubesmith.binaries import cache, sources
     from kubesmith.binaries.recipes import COMPONENTS
+    from kubesmith.validate import check_settings
 
-    versions = settings.versions(settings.group_data(Path(args.inventory)))
+    data = settings.group_data(Path(args.inventory))
+    check_settings(data)  # versions name cache directories and build arguments
+    versions = settings.versions(data)
     names = args.names or list(COMPONENTS)
     root = Path(args.cache) if args.cache else cache.default_root()
     for name in names:
@@ -159,7 +162,9 @@ def _workflow(args: argparse.Namespace) -> int:
     from kubesmith import context
     from kubesmith.runner import Runner
 
-    args.workflow(Runner(context.load(Path(args.inventory))), args)
+    ctx = context.load(Path(args.inventory))
+    args.workflow(Runner(ctx, trust_new_host_keys=getattr(args, "trust_new_host_keys", False)),
+                  args)
     return 0
 
 
@@ -190,12 +195,17 @@ def _cluster_command(sub: Any, name: str, help_: str, workflow: Any = None,
 
 
 def _preflight_flags(command: argparse.ArgumentParser, dry: bool) -> None:
-    """--skip-preflight, and --dry for the workflows that can show pending changes."""
+    """--skip-preflight, --trust-new-host-keys, and --dry for the workflows that can show
+    pending changes."""
     if dry:
         command.add_argument("--dry", action="store_true",
-                             help="show what would change, change nothing")
+                             help="show what would change, change nothing (locally either: no "
+                                  "PKI written, no binaries built)")
     command.add_argument("--skip-preflight", action="store_true",
                          help="do not check the hosts (OS, swap, ports, clocks) first")
+    command.add_argument("--trust-new-host-keys", action="store_true",
+                         help="accept the SSH host key of a host not yet in known_hosts and pin "
+                              "it there (check the key first); without it such a host is refused")
 
 
 def _workflow_commands(sub: Any) -> None:

@@ -38,6 +38,8 @@ class DeployContext:
     restarts: dict[str, set[str]] = field(default_factory=dict)
     # etcd members joining a running cluster: name -> ETCD_INITIAL_CLUSTER for their first start.
     joining: dict[str, str] = field(default_factory=dict)
+    # A dry run: nothing is written locally either, so the PKI and binaries may not exist yet.
+    dry: bool = False
 
     def need_restart(self, host_name: str, services: tuple[str, ...]) -> None:
         """Record that these services on the host read a replaced file."""

@@ -10,6 +10,7 @@ from pyinfra.api import Inventory
 from kubesmith import settings
 from kubesmith.errors import UserError
 from kubesmith.model import ROLES, Cluster, Host
+from kubesmith.rules import printable
 
 HostEntry = tuple[str, dict[str, object]]
 Groups = dict[str, list[HostEntry]]
@@ -20,23 +21,46 @@ class InventoryError(UserError):
 
 
 def load_groups(path: Path) -> Groups:
-    """The groups an inventory file defines (module-level lists of names or (name, data))."""
+    """The groups an inventory file defines: module-level lists of names or (name, data), or
+    pyinfra's (hosts, group data) tuples; anything else in a role group is refused."""
     if not path.exists():
         raise InventoryError(f"inventory {path} not found")
     try:
         values = runpy.run_path(str(path))
-    except Exception as error:  # an inventory is user code: report any failure as its own
-        raise InventoryError(f"inventory {path}: {error}") from error
+    except (Exception, SystemExit) as error:  # an inventory is user code: report it as its own
+        raise InventoryError(printable(f"inventory {path}: {type(error).__name__}: {error}")
+                             ) from error
     groups: Groups = {}
     for name, value in values.items():
         if name.startswith("_") or not isinstance(value, list | tuple):
             continue
-        entries = []
-        for item in value:
-            host, data = (item, {}) if isinstance(item, str) else item
-            entries.append((str(host), dict(data)))
-        groups[name] = entries
+        entries = _entries(path, name, value)
+        if entries is not None:
+            groups[name] = entries
     return groups
+
+
+def _entries(path: Path, group: str, value: list | tuple) -> list[HostEntry] | None:
+    """A group's (name, data) entries; None for a list that is no host group (pyinfra ignores
+    those too); InventoryError naming the group and entry for a malformed one."""
+    hosts, shared = value, {}
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], list) \
+            and isinstance(value[1], dict):
+        hosts, shared = value
+    if group not in ROLES and not all(isinstance(i, str | tuple) for i in hosts):
+        return None
+    entries = []
+    for number, item in enumerate(hosts, 1):
+        if isinstance(item, str):
+            entries.append((item, dict(shared)))
+        elif isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str) \
+                and isinstance(item[1], dict):
+            entries.append((item[0], {**shared, **item[1]}))
+        else:
+            raise InventoryError(printable(
+                f"inventory {path}: `{group}` entry {number} {item!r:.60}: use a host name or "
+                "(name, {data})"))
+    return entries
 
 
 def host_names(groups: Groups) -> list[str]:
@@ -80,8 +104,10 @@ def to_cluster(groups: Groups, data: dict[str, object] | None = None) -> Cluster
 
 
 def to_pyinfra(groups: Groups, data: dict[str, object] | None = None,
-               only: list[str] | None = None) -> Inventory:
-    """A pyinfra Inventory with group_data as global data, optionally limited to some hosts."""
+               only: list[str] | None = None,
+               override: dict[str, object] | None = None) -> Inventory:
+    """A pyinfra Inventory with group_data as global data, optionally limited to some hosts;
+    `override` wins over every host's own data (e.g. accept new host keys for one run)."""
     data = data if data is not None else settings.group_data()
     names = [n for n in host_names(groups) if only is None or n in only]
     per_host = host_data(groups)
@@ -89,4 +115,5 @@ def to_pyinfra(groups: Groups, data: dict[str, object] | None = None,
         group: ([(n, d) for n, d in entries if n in names], {})
         for group, entries in groups.items()
     }
-    return Inventory(([(n, per_host[n]) for n in names], dict(data)), **group_args)
+    return Inventory(([(n, per_host[n]) for n in names], dict(data)),
+                     override_data=dict(override or {}), **group_args)

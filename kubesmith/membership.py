@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 
 from pyinfra.api.host import Host as PyinfraHost
 
+from kubesmith.context import DeployContext
 from kubesmith.model import Host
 from kubesmith.runner import DeployError, Runner, retry, run_on
 from tasks import etcd, flannel
@@ -51,11 +52,7 @@ class Peer:
         if mine is None:
             # etcd refuses a new member until every voting member has been connected for a few
             # seconds ("unhealthy cluster", e.g. just after a promotion): retry, idempotently.
-            listed = etcd.etcdctl(ctx, "member list -w simple")
-            add = etcd.etcdctl(ctx, f"member add {shlex.quote(me.name)} --learner "
-                                    f"--peer-urls={shlex.quote(me.peer_url)}")
-            retry(self.remote, f"{listed} | grep -q {shlex.quote(', ' + me.peer_url + ',')}"
-                               f" || {add}", f"etcd member add {me.name}", 60)
+            retry(self.remote, add_command(ctx, me), f"etcd member add {me.name}", 60)
             mine = self.member(me)
             out(f"[etcd join] {me.name}: added as learner")
         ctx.joining[me.name] = ",".join(
@@ -63,7 +60,7 @@ class Peer:
         for phase in (HOSTS, ETCD_JOIN):
             self.runner.run(phase, (me,))
         if mine is not None and mine.learner:
-            retry(self.remote, etcd.etcdctl(ctx, f"member promote {mine.id}"),
+            retry(self.remote, etcd.etcdctl(ctx, etcd.quoted("member", "promote", mine.id)),
                   f"etcd learner {me.name} in sync (member promote)", 120)
             out(f"[etcd join] {me.name}: promoted to voting member")
 
@@ -71,17 +68,31 @@ class Peer:
         """`etcdctl member remove` of a host, before it is reset."""
         member = self.member(me)
         if member is not None:
-            self.etcdctl(f"member remove {member.id}")
+            self.etcdctl(etcd.quoted("member", "remove", member.id))
             self.runner.out(f"[remove] {me.name}: removed from etcd ({member.id})")
 
     def forget_leases(self, hosts: Sequence[Host]) -> None:
         """Delete the hosts' flannel subnet leases from etcd."""
-        prefix = f"{self.runner.ctx.data['flannel_etcd_prefix']}/subnets/"
-        listing = self.etcdctl(f"get --prefix {shlex.quote(prefix)}")
+        ctx = self.runner.ctx
+        listing = self.etcdctl(leases_args(ctx))
         addresses = {h.address for h in hosts}
-        for key, owner in flannel.leases(listing).items():
+        prefix = str(ctx.data["flannel_etcd_prefix"])
+        for key, owner in flannel.leases(listing, prefix).items():  # validated lease keys only
             if owner in addresses:
-                self.etcdctl(f"del {shlex.quote(key)}")
+                self.etcdctl(etcd.quoted("del", key))
+
+
+def leases_args(ctx: DeployContext) -> str:
+    """etcdctl arguments listing flannel's subnet leases."""
+    return etcd.quoted("get", "--prefix", f"{ctx.data['flannel_etcd_prefix']}/subnets/")
+
+
+def add_command(ctx: DeployContext, me: Host) -> str:
+    """`member add --learner` of a host unless etcd already lists its peer URL (idempotent)."""
+    listed = etcd.etcdctl(ctx, "member list -w simple")
+    add = etcd.etcdctl(ctx, etcd.quoted("member", "add", me.name, "--learner",
+                                        f"--peer-urls={me.peer_url}"))
+    return f"{listed} | grep -qF {shlex.quote(', ' + me.peer_url + ',')} || {add}"
 
 
 @contextlib.contextmanager

@@ -353,6 +353,20 @@ class PKI:
         self.directory.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.directory, 0o700)
 
+    def plan(self, specs: list[CertSpec]) -> list[tuple[str, str]]:
+        """What ensure() would (re)generate and why, reading only: [(name, why)]."""
+        planned = [(ca, why) for ca in CAS if (why := self.ca_reason(ca))]
+        new_cas = {ca for ca, _why in planned}
+        if why := self._sa_reason():
+            planned.append((SA, why))
+        if not self.path(ENCRYPTION_KEY).exists():
+            planned.append((ENCRYPTION_KEY, "missing"))
+        for spec in specs:
+            why = f"new {spec.ca}" if spec.ca in new_cas else self.reason(spec)
+            if why:
+                planned.append((spec.name, why))
+        return planned
+
     def ensure(self, specs: list[CertSpec]) -> list[str]:
         """Make whatever is missing, unusable or out of date; return the names (re)generated."""
         self._prepare()

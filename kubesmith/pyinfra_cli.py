@@ -3,6 +3,7 @@ local preparation and preflight as `deploy.py up`, built once per pyinfra run.""
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from pyinfra import inventory
@@ -39,6 +40,18 @@ def _inventory_name() -> str:
     return "inventory"
 
 
+def _unverified_hosts() -> list[str]:
+    """Hosts pyinfra connected to without strict host key checking, unless the command line
+    asked for it (`--data ssh_strict_host_key_checking=accept-new`, like --trust-new-host-keys).
+
+    The project's group_data/all.py sets "yes" for pyinfra's CLI run from the project directory;
+    elsewhere pyinfra's default (accept-new) applies and is refused here, before any upload."""
+    key = "ssh_strict_host_key_checking"
+    if inventory.get_override_data().get(key) == "accept-new":
+        return []
+    return [h.name for h in inventory if h.data.get(key) != "yes"]
+
+
 def context() -> DeployContext:
     """Validate, make the local PKI, check the hosts: once per pyinfra run, then reused."""
     with _LOCK:
@@ -50,7 +63,14 @@ def _context() -> DeployContext:
     if id(inventory) not in _CONTEXTS:
         data = {**settings.group_data(), **inventory.get_data()}
         ctx = context_mod.build(_groups(), data, _inventory_name())
-        steps.prepare_local(ctx, print)
+        if unverified := _unverified_hosts():
+            raise DeployError(
+                f"{', '.join(unverified)}: host keys were not checked strictly: set "
+                "ssh_strict_host_key_checking = \"yes\" (run pyinfra from the kubesmith directory,"
+                " whose group_data/all.py does), or pass --data "
+                "ssh_strict_host_key_checking=accept-new to trust and pin new keys")
+        ctx.dry = "--dry" in sys.argv[1:]  # pyinfra's own flag: prepare only, change nothing
+        steps.prepare_local(ctx, print, ctx.dry)
         issues = preflight.check(ctx, list(inventory.get_active_hosts()), whole_cluster=True)
         if issues:
             raise DeployError(preflight.refusal(issues))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,12 +17,15 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import BaseStateCallback
+from pyinfra.connectors.sshuserclient.client import get_host_keys
 from pyinfra.context import ctx_inventory
 
 from kubesmith import inventory
 from kubesmith.context import DeployContext
 from kubesmith.errors import UserError
 from kubesmith.model import Cluster, Host
+from kubesmith.rules import printable
+from kubesmith.validate import TRUST_FLAG
 
 Out = Callable[[str], None]
 
@@ -76,12 +80,31 @@ class _Failures(BaseStateCallback):
     def __init__(self, phase: str, out: Out) -> None:
         self.phase, self.out = phase, out
         self.failed: dict[str, str] = {}
+        self.unreachable: dict[str, str] = {}
+
+    def host_connect_error(self, state: State, host: PyinfraHost, error: object) -> None:
+        """Remember why a host could not be connected to (host keys are explained later)."""
+        self.unreachable[host.name] = str(error)
 
     def operation_host_error(self, state: State, host: PyinfraHost, op_hash: str,
                              retry_count: int = 0, max_retries: int = 0) -> None:
         name = _op_name(state, op_hash)
         self.failed[host.name] = name
         self.out(f"  [{self.phase}] {host.name}: FAILED {name}")
+
+
+def connect_problem(name: str, error: str, data: dict[str, object]) -> str:
+    """Why a host could not be reached and what to do, in one line (host keys explained)."""
+    known = data.get("ssh_known_hosts_file") or "~/.ssh/known_hosts"
+    if "No host key for" in error:
+        return (f"{name}: host key unknown (not in {known}): check the host's key, then pin it "
+                f"with {TRUST_FLAG} (or add it to that file)")
+    if "Host key for" in error and "does not match" in error:
+        return (f"{name}: host key CHANGED (differs from the one in {known}): if the host was "
+                f"reinstalled, remove the old key (ssh-keygen -R HOST -f {known}) and pin the "
+                f"new one with {TRUST_FLAG}; otherwise someone may be intercepting")
+    return printable(f"{name}: {error or 'connection failed'} (check the address, SSH key and "
+                     "known_hosts in the inventory)")
 
 
 def run_on(host: PyinfraHost, command: str) -> tuple[bool, str]:
@@ -105,11 +128,16 @@ def retry(host: PyinfraHost, command: str, what: str, timeout: float) -> str:
         delay = min(delay * 2, 1.0)
 
 
+def journal_command(service: str) -> str:
+    """The last journal lines of a service."""
+    return f"journalctl -u {shlex.quote(service)} -n 15 --no-pager -o cat"
+
+
 def journal(host: PyinfraHost, services: Sequence[str]) -> str:
     """The last journal lines of some services on a host, for an error message."""
     parts = []
     for service in services:
-        _ok, text = run_on(host, f"journalctl -u {service} -n 15 --no-pager -o cat")
+        _ok, text = run_on(host, journal_command(service))
         parts.append(f"--- journal of {service} on {host.name} ---\n{text}")
     return "\n".join(parts)
 
@@ -117,9 +145,14 @@ def journal(host: PyinfraHost, services: Sequence[str]) -> str:
 class Runner:
     """Runs phases and host commands of one workflow against a context, reporting as it goes."""
 
-    def __init__(self, ctx: DeployContext, out: Out = print) -> None:
+    def __init__(self, ctx: DeployContext, out: Out = print,
+                 trust_new_host_keys: bool = False) -> None:
         self.ctx, self.out = ctx, out
         self.report = Report()
+        # Unknown host keys are refused (group data: ssh_strict_host_key_checking = "yes") unless
+        # the user asked to trust and pin them for this run.
+        self.ssh_override = ({"ssh_strict_host_key_checking": "accept-new"}
+                             if trust_new_host_keys else {})
 
     def _state(self, what: str, hosts: Sequence[Host]) -> tuple[State, _Failures]:
         """A State connected to exactly these hosts; raise naming any unreachable one."""
@@ -127,7 +160,8 @@ class Runner:
         # The runner reports for itself; under pyinfra's CLI (which only borrows a Runner for
         # local preparation) pyinfra's own output stays.
         logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
-        pyinfra_inventory = inventory.to_pyinfra(self.ctx.groups, self.ctx.data, only=names)
+        pyinfra_inventory = inventory.to_pyinfra(self.ctx.groups, self.ctx.data, only=names,
+                                                 override=self.ssh_override)
         # Tasks create ops only for pending changes (decided from facts), so ops need no
         # change check at prepare time: that would cost facts for every op.
         state = State(pyinfra_inventory, Config(CONNECT_TIMEOUT=10, FAIL_PERCENT=None),
@@ -137,11 +171,18 @@ class Runner:
         state.add_callback_handler(failures)
         with contextlib.suppress(PyinfraError):  # all hosts failed: reported below, by name
             connect_all(state)
+        if self.ssh_override:
+            # pyinfra keeps known_hosts in memory once read: re-read it, so a key pinned by this
+            # connection is known to the next one (and not appended again).
+            get_host_keys.cache.clear()  # type: ignore[attr-defined]
         unreachable = sorted(set(names) - {h.name for h in state.activated_hosts})
         if unreachable:
             disconnect_all(state)
-            raise DeployError(f"{what}: cannot connect to {', '.join(unreachable)} "
-                              "(check the address, SSH key and known_hosts in the inventory)")
+            data = inventory.host_data(self.ctx.groups)
+            raise DeployError("\n".join(
+                f"{what}: cannot connect to " + connect_problem(
+                    name, failures.unreachable.get(name, ""), data.get(name, {}))
+                for name in unreachable))
         return state, failures
 
     @contextlib.contextmanager

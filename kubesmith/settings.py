@@ -5,13 +5,24 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
+from kubesmith.errors import UserError
+from kubesmith.rules import printable
+
 PROJECT = Path(__file__).resolve().parent.parent
 GROUP_DATA = PROJECT / "group_data"
 
 
+class SettingsError(UserError):
+    """A group data file that cannot be loaded."""
+
+
 def _public(path: Path) -> dict[str, object]:
     """The public names a group data file defines."""
-    values = runpy.run_path(str(path))
+    try:
+        values = runpy.run_path(str(path))
+    except (Exception, SystemExit) as error:  # user code: report it as one line
+        raise SettingsError(printable(f"group data {path}: {type(error).__name__}: {error}")
+                            ) from error
     return {k: v for k, v in values.items() if not k.startswith("_") and k != "annotations"}
 
 

@@ -5,9 +5,10 @@ machine list from vagrant/settings.json and the same KUBESMITH_* environment var
 SSH access from `vagrant ssh-config` and gives each host its private static IP as `address`.
 
 Host keys: vagrant's ssh-config turns checking off (StrictHostKeyChecking no, UserKnownHostsFile
-/dev/null). kubesmith pins them instead, trusting on first use: with a known_hosts file, the first
-connection records each machine's key (`accept-new`) and later connections refuse a changed key.
-A machine recreated by `vagrant destroy` + `vagrant up` has a new key: delete that file then.
+/dev/null). kubesmith pins them instead in a known_hosts file of their own, checked strictly like
+any inventory: the first deploy pins each machine's key with `--trust-new-host-keys`, later ones
+refuse a changed key. A machine recreated by `vagrant destroy` + `vagrant up` has a new key:
+delete that file then.
 """
 
 from __future__ import annotations
@@ -108,7 +109,6 @@ def _host_data(
         data["_sudo"] = True
     if known_hosts is not None:
         data["ssh_known_hosts_file"] = str(known_hosts)
-        data["ssh_strict_host_key_checking"] = "accept-new"
     return data
 
 

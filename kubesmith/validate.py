@@ -6,12 +6,12 @@ import difflib
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from pyinfra.connectors.ssh import SSHConnector
 
-from kubesmith import addons, settings
+from kubesmith import addons, rules, settings
 from kubesmith.errors import UserError
 from kubesmith.inventory import Groups, host_data, host_names
 from kubesmith.model import ROLES
@@ -22,9 +22,8 @@ WARNING = "warning"
 # Host data keys besides `ssh_*`: pyinfra's privilege arguments and kubesmith's own.
 HOST_KEYS = ("address", "iface", "_sudo", "_sudo_user", "_use_sudo_password", "_su_user",
              "_doas", "_env")
-SSH_KEYS = tuple(SSHConnector.data_meta)  # only to suggest a spelling: any ssh_* key is allowed
+SSH_KEYS = tuple(SSHConnector.data_meta)  # the ssh_* keys pyinfra's SSH connector reads
 NETWORK_FIELDS = ("pod_cidr", "service_cidr")
-VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 MAX_VNI = 2**24 - 1
 # A DNS-1123 subdomain, what the kubelet accepts as clusterDomain.
 DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -45,7 +44,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.level}: {self.subject}: {self.message}"
+        return rules.printable(f"{self.level}: {self.subject}: {self.message}")
 
 
 class ValidationError(UserError):
@@ -63,7 +62,8 @@ class ValidationError(UserError):
 def check(groups: Groups, data: dict[str, object]) -> list[Problem]:
     """Every problem of the inventory and group data, errors and warnings alike."""
     hosts = host_data(groups)
-    return [
+    typed = list(_check_types(data))
+    found = [
         *_check_groups(groups),
         *_check_etcd_quorum(groups),
         *_check_roles(groups),
@@ -80,7 +80,10 @@ def check(groups: Groups, data: dict[str, object]) -> list[Problem]:
         *_check_flannel_vni(data),
         *_check_cluster_domain(data),
         *_check_addons(data),
+        *_check_hostile(groups, hosts, data),
     ]
+    # A setting of the wrong type gets that one line, not every rule's complaint about it.
+    return typed + [p for p in found if p.subject not in {t.subject for t in typed}]
 
 
 def validate(groups: Groups, data: dict[str, object]) -> list[Problem]:
@@ -166,16 +169,31 @@ def _check_host_keys(hosts: dict[str, dict[str, object]]) -> Iterator[Problem]:
     """Host data keys neither pyinfra nor kubesmith reads (typos)."""
     for name, data in hosts.items():
         for key in map(str, data):
-            if not key.startswith("ssh_") and key not in HOST_KEYS:
-                advice = _fix(key, HOST_KEYS + SSH_KEYS, "remove it")
+            if key not in HOST_KEYS + SSH_KEYS:
+                otherwise = ("pyinfra's SSH connector reads no such key: remove it"
+                             if key.startswith("ssh_") else "remove it")
+                advice = _fix(key, HOST_KEYS + SSH_KEYS, otherwise)
                 yield _error(name, f"unknown host data key {key!r}: {advice}")
 
 
 def _check_addresses(hosts: dict[str, dict[str, object]]) -> Iterator[Problem]:
-    """An explicit `address` must be an IP."""
+    """The cluster address (`address`, else ssh_hostname or the name) must be an IPv4 address
+    the other hosts reach: it goes into certificates, URLs and unit files."""
     for name, data in hosts.items():
-        if "address" in data and _ip(data["address"]) is None:
-            yield _error(name, f"address {data['address']!r} is not an IP: set the host's IP")
+        if "address" in data:
+            value, source = data["address"], ""
+            if _ip(value) is None:
+                yield _error(name, f"address {_shown(value)} is not an IP: set the host's IP")
+                continue
+        else:
+            value = data.get("ssh_hostname") or name
+            source = " (from ssh_hostname)" if data.get("ssh_hostname") else " (the host name)"
+            if _ip(value) is None:
+                yield _error(name, "no IP address: set `address` to the IP the other hosts "
+                                   "reach it at (neither ssh_hostname nor the name is an IP)")
+                continue
+        if why := rules.cluster_address(value):
+            yield _error(name, f"address {_shown(value)}{source} {why}")
 
 
 def _check_shared_addresses(hosts: dict[str, dict[str, object]]) -> Iterator[Problem]:
@@ -201,7 +219,7 @@ def _check_data_keys(data: dict[str, object]) -> Iterator[Problem]:
 def _check_versions(data: dict[str, object]) -> Iterator[Problem]:
     """Every `*_version` must look like v1.2.3 (optionally with -pre or +build)."""
     for key, value in data.items():
-        if str(key).endswith("_version") and not VERSION.fullmatch(str(value)):
+        if str(key).endswith("_version") and not rules.version(value):
             yield _error(str(key), f"{value!r} is not a version: use one like v1.2.3")
 
 
@@ -213,9 +231,12 @@ def _check_cidrs(data: dict[str, object]) -> Iterator[Problem]:
             yield _error(field, "missing: define it in group_data/all.py")
             continue
         try:
-            ipaddress.ip_network(str(data[field]))
+            network = ipaddress.ip_network(str(data[field]))
         except ValueError as error:
             yield _error(field, f"invalid CIDR: {error}")
+            continue
+        if network.version == 6:
+            yield _error(field, f"{network} is IPv6: IPv6 is not supported yet: use IPv4")
 
 
 def _check_overlap(data: dict[str, object]) -> Iterator[Problem]:
@@ -287,3 +308,185 @@ def _check_addons(data: dict[str, object]) -> Iterator[Problem]:
             yield _error("addons", f"unknown add-on {name!r}: {advice}")
         elif count > 1:
             yield _error("addons", f"{name!r} listed {count} times: list each add-on once")
+
+
+# Hostile and malformed values (issue 14): every value that reaches a shell, a unit file, a
+# certificate or an SSH config has a strict rule; see README "Security".
+
+TRUST_FLAG = "--trust-new-host-keys"
+SECRET_KEYS = ("ssh_password", "ssh_key_password", "_use_sudo_password")
+# Settings whose own rule already names a wrong type, and those checked above (and *_version,
+# *_cidr): the rules below leave them alone.
+OWN_TYPE_CHECK = ("flannel_vni", "cluster_domain", "addons")
+CHECKED_ELSEWHERE = ("cluster_dns", "flannel_vni", "cluster_domain", "addons")
+SHOWN = 60
+Rule = Callable[[object], str | None]
+
+
+def _shown(value: object) -> str:
+    """A value for a message: its repr, one line, cut short."""
+    text = repr(value)
+    return text if len(text) <= SHOWN else f"{text[:SHOWN - 1]}…"
+
+
+def _same_type(value: object, default: object) -> bool:
+    """Whether a setting has its default's type (an int is no bool, a float may be an int)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return type(value) is type(default)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
+
+
+def _check_types(data: dict[str, object]) -> Iterator[Problem]:
+    """Each setting has the type of its default in group_data/all.py (no list for a string)."""
+    defaults = settings.group_data()
+    for key, value in data.items():
+        default = defaults.get(str(key))
+        if default is None or key in OWN_TYPE_CHECK or _same_type(value, default):
+            continue
+        yield _error(str(key), f"{_shown(value)} is {rules.kind(value)}, not "
+                               f"{rules.kind(default)} like the default {default!r}")
+
+
+def _check_hostile(groups: Groups, hosts: dict[str, dict[str, object]],
+                   data: dict[str, object]) -> Iterator[Problem]:
+    """Host names, host data values and settings against their strict rules."""
+    yield from _check_host_names(groups)
+    yield from _check_host_values(hosts)
+    yield from _check_settings(data)
+
+
+def _check_host_names(groups: Groups) -> Iterator[Problem]:
+    """Host names become node names, certificate names and file names: DNS-1123 subdomains."""
+    for name in host_names(groups):
+        if why := rules.dns_name(name):
+            yield _error(repr(name), f"host name {why} (a Kubernetes node name: a DNS-1123 "
+                                     "subdomain, FQDNs allowed)")
+
+
+def _boolean(value: object) -> str | None:
+    """True or False."""
+    return None if isinstance(value, bool) else f"is {rules.kind(value)}: use True or False"
+
+
+def _port(value: object) -> str | None:
+    """A TCP port number."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+    return None if ok else "is not a port: use an int in 1..65535"
+
+
+def _count(value: object) -> str | None:
+    """A number of retries."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return None if ok else "is not a count: use an int >= 0"
+
+
+def _delay(value: object) -> str | None:
+    """Seconds to wait."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return None if ok else "is not a delay: use seconds >= 0"
+
+
+def _secret(value: object) -> str | None:
+    """A password (or True): any printable text, never shown in a message."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if not isinstance(value, str):
+        return f"is {rules.kind(value)}, not a string"
+    char = rules.control_char(value)
+    return None if char is None else f"contains the control character {char!r}"
+
+
+def _protocol(value: object) -> str | None:
+    """pyinfra's file transfer protocol."""
+    return None if value in ("sftp", "scp") else "is not a transfer protocol: use sftp or scp"
+
+
+def _strict(value: object) -> str | None:
+    """Host key checking: only "yes" (first use is trusted with the flag, per run)."""
+    if value == "yes":
+        return None
+    return (f"turns strict host key checking off: kubesmith refuses unknown host keys: remove "
+            f"it, and pin a new host's key once with {TRUST_FLAG}")
+
+
+def _environment(value: object) -> str | None:
+    """Environment variables for remote commands (pyinfra quotes their values)."""
+    if not isinstance(value, dict):
+        return f"is {rules.kind(value)}: use a dict of NAME: value"
+    for key, item in value.items():
+        if not isinstance(key, str) or not rules.ENV_NAME.fullmatch(key):
+            return f"has the variable name {_shown(key)}: use A-Z a-z 0-9 _"
+        if why := _secret(item):
+            return f"{key} {why}"
+    return None
+
+
+def _nested(value: object) -> str | None:
+    """Any other value: no control character anywhere in it."""
+    char = rules.nested_control(value)
+    return None if char is None else f"contains the control character {char!r}"
+
+
+HOST_RULES: dict[str, Rule] = {
+    "iface": lambda v: None if v is None else rules.iface(v),
+    "ssh_hostname": rules.ssh_host, "ssh_port": _port, "ssh_user": rules.user,
+    "ssh_password": _secret, "ssh_key": rules.local_path, "ssh_key_password": _secret,
+    "ssh_allow_agent": _boolean, "ssh_look_for_keys": _boolean, "ssh_forward_agent": _boolean,
+    "ssh_config_file": rules.local_path, "ssh_known_hosts_file": rules.local_path,
+    "ssh_strict_host_key_checking": _strict, "ssh_paramiko_connect_kwargs": _nested,
+    "ssh_connect_retries": _count, "ssh_connect_retry_min_delay": _delay,
+    "ssh_connect_retry_max_delay": _delay, "ssh_file_transfer_protocol": _protocol,
+    "_sudo": _boolean, "_sudo_user": rules.user, "_use_sudo_password": _secret,
+    "_su_user": rules.user, "_doas": _boolean, "_env": _environment,
+}
+
+
+def _check_host_values(hosts: dict[str, dict[str, object]]) -> Iterator[Problem]:
+    """Each known host data key's value against its rule (secrets are never shown)."""
+    for name, data in hosts.items():
+        for key, value in data.items():
+            rule = HOST_RULES.get(str(key))
+            if key == "address" or rule is None and key not in SSH_KEYS:
+                continue  # the address has its own check; unknown keys are reported already
+            why = (rule or _nested)(value)
+            if why is not None:
+                shown = "" if key in SECRET_KEYS else f" {_shown(value)}"
+                yield _error(name, f"{key}{shown} {why}")
+
+
+def _setting_rule(key: str) -> Rule | None:
+    """The rule of a setting (None: checked by the network, version and VNI checks)."""
+    if key == "bin_dir":  # installed into, never removed or chmod'ed: /usr/local/bin is fine
+        return lambda v: rules.directory(v, owned_by_kubesmith=False)
+    if key.endswith("_dir"):
+        return rules.directory
+    if key.startswith("leader_elect_"):
+        return rules.duration
+    if key == "flannel_etcd_prefix":
+        return rules.etcd_prefix
+    if key == "ssh_strict_host_key_checking":
+        return _strict
+    if key.endswith(("_version", "_cidr")) or key in CHECKED_ELSEWHERE:
+        return None
+    return rules.plain
+
+
+def _check_settings(data: dict[str, object]) -> Iterator[Problem]:
+    """Every known setting's value against its rule."""
+    known = settings.group_data()
+    for key, value in data.items():
+        rule = _setting_rule(str(key)) if str(key) in known else None
+        if rule is not None and (why := rule(value)):
+            yield _error(str(key), f"{_shown(value)} {why}")
+
+
+def check_settings(data: dict[str, object]) -> None:
+    """Raise ValidationError for any error in settings alone (commands without an inventory)."""
+    typed = list(_check_types(data))
+    bad = {p.subject for p in typed}
+    found = [*_check_data_keys(data), *_check_versions(data), *_check_settings(data)]
+    errors = typed + [p for p in found if p.subject not in bad]
+    if errors:
+        raise ValidationError(errors)

@@ -6,26 +6,55 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+import os
+import shlex
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import IO
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
+from jinja2.runtime import Context
 from pyinfra import host
-from pyinfra.api import FactBase
+from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files, server, systemd
 
+from kubesmith import rules
 from kubesmith.binaries import cache
 from kubesmith.context import TEMPLATES, DeployContext
+from kubesmith.errors import UserError
 
 Op = OperationMeta | None
+# Templates systemd reads (units, an EnvironmentFile): a value there is one literal word.
+SYSTEMD_TEMPLATES = (".service.j2", "etcd/etcd-bootstrap.env.j2")
+
+
+class UnsafeValue(UserError):
+    """A value that would add a line to a rendered file, or a word to a unit's command line."""
+
+
+@pass_context
+def _finalize(context: Context, value: object) -> object:
+    """Refuse a value with a control character (a newline adds a line) in any template, and in
+    a systemd unit one that systemd would split or interpret (a space adds a flag)."""
+    text = str(value)  # StrictUndefined raises here, naming the missing variable
+    name = context.name or "template"
+    if char := rules.control_char(text):
+        raise UnsafeValue(rules.printable(
+            f"{name}: value {text[:60]!r} contains the control character {char!r}: refused"))
+    if name.endswith(SYSTEMD_TEMPLATES) and (why := rules.unit_value(text)):
+        raise UnsafeValue(rules.printable(f"{name}: value {text[:60]!r} {why}: refused"))
+    return value
+
 
 _JINJA = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
-                     keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+                     keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                     finalize=_finalize)
+_JINJA.filters["quote"] = lambda value: shlex.quote(str(value))  # for shell templates
 
 
 def render(template: str, **values: object) -> str:
-    """Render templates/<component>/<file> with strict undefined variables."""
+    """Render templates/<component>/<file> with strict undefined variables and safe values."""
     return _JINJA.get_template(template).render(**values)
 
 
@@ -42,6 +71,8 @@ class Item:
     directory: bool = False
     # Written once: a file the host already has is left as it is (bootstrap-only settings).
     create_only: bool = False
+    # Key material: uploaded without ever printing its content (pyinfra's --diff would).
+    secret: bool = False
 
 
 def directory(path: str, mode: str = "755") -> Item:
@@ -50,16 +81,19 @@ def directory(path: str, mode: str = "755") -> Item:
 
 
 def template(name: str, template_path: str, dest: str, mode: str = "644",
-             create_only: bool = False, **values: object) -> Item:
+             create_only: bool = False, secret: bool = False, **values: object) -> Item:
     """A file rendered from a template (the rendering happens here, on the control machine)."""
     text = render(template_path, **values)
     return Item(name, dest, mode, content=text, sha256=hashlib.sha256(text.encode()).hexdigest(),
-                create_only=create_only)
+                create_only=create_only, secret=secret)
 
 
-def local(name: str, src: str, dest: str, mode: str = "644", sha256: str = "") -> Item:
-    """A file copied from the control machine."""
-    return Item(name, dest, mode, src=src, sha256=sha256 or cache.sha256_file(src))
+def local(name: str, src: str, dest: str, mode: str = "644", sha256: str = "",
+          secret: bool = False) -> Item:
+    """A file copied from the control machine; one that does not exist yet (a dry run on a
+    fresh state: the PKI is not made) has no sum, so it counts as pending."""
+    digest = sha256 or (cache.sha256_file(src) if os.path.exists(src) else "")
+    return Item(name, dest, mode, src=src, sha256=digest, secret=secret)
 
 
 class FileStates(FactBase):
@@ -70,7 +104,7 @@ class FileStates(FactBase):
         return {}
 
     def command(self, paths: list[str]) -> str:
-        quoted = " ".join(f"'{p}'" for p in paths)
+        quoted = " ".join(shlex.quote(p) for p in paths)
         return (
             f'for p in {quoted}; do if [ -d "$p" ]; then echo "$p $(stat -c %a "$p") dir";'
             ' elif [ -f "$p" ]; then'
@@ -111,13 +145,34 @@ def sync(items: Sequence[Item]) -> Synced:
             continue
         if not item.directory and (have or ("", ""))[1] != want[1]:
             replaced.append(item)
-        if item.directory:
-            ops[item] = files.directory(name=item.name, path=item.dest, mode=item.mode,
-                                        present=True)
-        else:
-            src = item.src if item.src else io.StringIO(item.content)
-            ops[item] = files.put(name=item.name, src=src, dest=item.dest, mode=item.mode)
+        # One call site for every kind of op: pyinfra's CLI orders ops by their call lines.
+        operation, arguments = _operation(item)
+        ops[item] = operation(name=item.name, **arguments)
     return Synced(ops, replaced)
+
+
+def _operation(item: Item) -> tuple[Callable[..., Op], dict[str, object]]:
+    """The op writing an item: a directory; a secret (or, dry, a file not made yet) uploaded
+    without printing it; any other file by files.put (whose --diff shows the change)."""
+    if item.directory:
+        return files.directory, {"path": item.dest, "mode": item.mode, "present": True}
+    src = item.src if item.src else io.StringIO(item.content)
+    if item.secret or (item.src and not os.path.exists(item.src)):
+        return upload, {"src": src, "dest": item.dest, "mode": item.mode}
+    return files.put, {"src": src, "dest": item.dest, "mode": item.mode}
+
+
+@operation(is_idempotent=False)
+def upload(src: str | IO[str], dest: str, mode: str) -> Iterator[object]:
+    """Upload a file without printing its content (files.put prints it under --diff), through a
+    temporary file that is 0600 before any byte is written, moved into place atomically.
+
+    sync() decides that the host lacks the file, so this op always uploads."""
+    temp = f"{dest}.kubesmith-upload"
+    yield f"install -m 600 /dev/null {shlex.quote(temp)}"
+    yield FileUploadCommand(src, temp)
+    yield f"chmod {shlex.quote(mode)} {shlex.quote(temp)} && mv -f {shlex.quote(temp)} " \
+          f"{shlex.quote(dest)}"
 
 
 class UnitStates(FactBase):
@@ -128,8 +183,8 @@ class UnitStates(FactBase):
         return {}
 
     def command(self, units: list[str]) -> str:
-        return "; ".join(f"echo {u} $(systemctl is-active {u}) $(systemctl is-enabled {u})"
-                         for u in units)
+        return "; ".join(f"echo {q} $(systemctl is-active {q}) $(systemctl is-enabled {q})"
+                         for q in map(shlex.quote, units))
 
     def process(self, output: list[str]) -> dict[str, tuple[str, str]]:
         return {parts[0]: (parts[1], parts[2] if len(parts) > 2 else "")

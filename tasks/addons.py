@@ -19,6 +19,7 @@ from kubesmith.context import DeployContext
 from kubesmith.kubectl import kubectl
 from kubesmith.runner import DeployError
 from tasks import _ops
+from tasks.pki import DRY_PLACEHOLDER
 
 FIELD_MANAGER = "kubesmith"
 # Fields someone else changed (e.g. `kubectl scale`) are taken back: the template is the truth.
@@ -32,16 +33,20 @@ def _b64(data: bytes) -> str:
 
 
 def values(ctx: DeployContext, addon: Addon) -> dict[str, object]:
-    """Template values of an add-on: group data, its name and image, replicas, certificates."""
+    """Template values of an add-on: group data, its name and image, replicas, certificates
+    (placeholders in a dry run on a fresh state, where the PKI is not made)."""
     pki = ctx.pki
+    fresh = ctx.dry and not pki.path("metrics-server", "key").exists()
+    pem: dict[str, bytes] = {} if fresh else {
+        "ca_bundle": pki.ca_pem("kubernetes-ca"), "tls_crt": pki.cert_pem("metrics-server"),
+        "tls_key": pki.key_pem("metrics-server")}
     return {
         **ctx.data,
         "addon": addon.name,
         "image": addon.image_ref(ctx.data),
         "replicas": min(MAX_DNS_REPLICAS, len(ctx.cluster.nodes)),
-        "ca_bundle": _b64(pki.ca_pem("kubernetes-ca")),
-        "tls_crt": _b64(pki.cert_pem("metrics-server")),
-        "tls_key": _b64(pki.key_pem("metrics-server")),
+        **{k: _b64(pem.get(k, DRY_PLACEHOLDER.encode())) for k in ("ca_bundle", "tls_crt",
+                                                                    "tls_key")},
     }
 
 

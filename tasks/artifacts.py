@@ -15,7 +15,12 @@ def artifact(ctx: DeployContext, component: str, file: str, dest: str, mode: str
              name: str | None = None) -> Item:
     """One cached file of a component, installed at dest."""
     path = Path(ctx.binary(component, file))
-    digest = cache.read_manifest(path.parent)[file]
+    try:
+        digest = cache.read_manifest(path.parent)[file]
+    except (cache.CacheIncomplete, KeyError):
+        if not ctx.dry:  # a dry run does not build: the binary is pending, like its upload
+            raise
+        digest = ""
     return local(name or f"install {file}", str(path), dest, mode, digest)
 
 

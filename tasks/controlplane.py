@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import server
@@ -9,7 +11,7 @@ from pyinfra.operations import server
 from kubesmith import paths, services
 from kubesmith.context import DeployContext
 from kubesmith.services import APISERVER_PORT
-from tasks import _ops, artifacts
+from tasks import _ops, artifacts, pki
 
 SERVICES = tuple(s.name for s in services.of_role("masters"))
 RBAC_BINDING = "kubesmith:kube-apiserver-kubelet-client"
@@ -25,8 +27,8 @@ def deploy(ctx: DeployContext) -> None:
                               **values) for s in SERVICES}
     encryption = _ops.template("secrets encryption config (aescbc)",
                                "controlplane/encryption-config.yaml.j2",
-                               f"{conf}/encryption-config.yaml", "600",
-                               encryption_key=ctx.pki.encryption_key())
+                               f"{conf}/encryption-config.yaml", "600", secret=True,
+                               encryption_key=pki.encryption_key(ctx))
     audit = _ops.template("audit policy", "controlplane/audit-policy.yaml.j2",
                           f"{conf}/audit-policy.yaml", "600")
     scheduler = _ops.template("scheduler configuration", "controlplane/kube-scheduler.yaml.j2",
@@ -47,8 +49,8 @@ class ClusterRoleBindingExists(FactBase):
         return False
 
     def command(self, kubeconfig: str, binding: str) -> str:
-        return (f"kubectl --kubeconfig={kubeconfig} get clusterrolebinding {binding} "
-                "-o name 2>/dev/null || true")
+        return (f"kubectl --kubeconfig={shlex.quote(kubeconfig)} get clusterrolebinding "
+                f"{shlex.quote(binding)} -o name 2>/dev/null || true")
 
     def process(self, output: list[str]) -> bool:
         return any(line.strip() for line in output)
@@ -65,11 +67,17 @@ def bootstrap_rbac(ctx: DeployContext) -> None:
     present = host.get_fact(ClusterRoleBindingExists, kubeconfig=kubeconfig, binding=RBAC_BINDING)
     if synced.changed(manifest) or not present:
         server.shell(name="apply RBAC: apiserver to kubelet",
-                     commands=[f"kubectl --kubeconfig={kubeconfig} apply -f {path}"])
+                     commands=[apply_command(kubeconfig, path)])
+
+
+def apply_command(kubeconfig: str, path: str) -> str:
+    """kubectl apply of a manifest file on a master."""
+    return f"kubectl --kubeconfig={shlex.quote(kubeconfig)} apply -f {shlex.quote(path)}"
 
 
 def readyz_command(ctx: DeployContext) -> str:
     """Ask the local apiserver's /readyz over TLS with the admin certificate."""
-    pki = ctx.data["pki_dir"]
-    return (f"curl -sf --max-time 5 --cacert {pki}/kubernetes-ca.crt --cert {pki}/admin.crt "
-            f"--key {pki}/admin.key https://127.0.0.1:{APISERVER_PORT}/readyz")
+    files = {flag: shlex.quote(f"{ctx.data['pki_dir']}/{name}") for flag, name in (
+        ("cacert", "kubernetes-ca.crt"), ("cert", "admin.crt"), ("key", "admin.key"))}
+    return (f"curl -sf --max-time 5 --cacert {files['cacert']} --cert {files['cert']} "
+            f"--key {files['key']} https://127.0.0.1:{APISERVER_PORT}/readyz")

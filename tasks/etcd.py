@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from pyinfra import host
 from pyinfra.operations import server
 
-from kubesmith import paths
+from kubesmith import paths, rules
 from kubesmith.context import DeployContext
 from kubesmith.services import ETCD_CLIENT_PORT
 from tasks import _ops, artifacts
@@ -45,27 +46,39 @@ def deploy(ctx: DeployContext) -> None:
                                              restart=owned is not None)])
 
 
+def data_dir_commands(data_dir: str) -> dict[str, str]:
+    """The data directory's owner probe, and the commands making the etcd user and its owner."""
+    quoted = shlex.quote(data_dir)
+    return {
+        "probe": f"echo $(id -u etcd 2>/dev/null || echo none) $(stat -c %U:%G {quoted})",
+        "user": f"useradd --system --user-group --home-dir {quoted} --no-create-home "
+                "--shell /usr/sbin/nologin --comment kubesmith-etcd etcd",
+        "chown": f"chown -R etcd:etcd {quoted}",
+    }
+
+
 def _etcd_owns_data_dir(data_dir: str) -> Op:
     """The `etcd` system user, owner of the data directory (created or fixed when needed)."""
-    user, _sep, owner = host.get_fact(
-        _ops.ShellOutput,
-        probe=f"echo $(id -u etcd 2>/dev/null || echo none) $(stat -c %U:%G {data_dir})",
-    ).partition(" ")
+    commands = data_dir_commands(data_dir)
+    user, _sep, owner = host.get_fact(_ops.ShellOutput, probe=commands["probe"]).partition(" ")
     if user == "none":
-        server.shell(name="etcd system user", commands=[
-            f"useradd --system --user-group --home-dir {data_dir} --no-create-home "
-            "--shell /usr/sbin/nologin --comment kubesmith-etcd etcd"])
+        server.shell(name="etcd system user", commands=[commands["user"]])
     if owner == "etcd:etcd":
         return None
-    return server.shell(name="etcd owns its data directory",
-                        commands=[f"chown -R etcd:etcd {data_dir}"])
+    return server.shell(name="etcd owns its data directory", commands=[commands["chown"]])
 
 
 def etcdctl(ctx: DeployContext, args: str, endpoints: str | None = None) -> str:
-    """A shell command running etcdctl over TLS with the host's etcdctl environment."""
-    override = f"ETCDCTL_ENDPOINTS={endpoints} " if endpoints else ""
-    return (f". {ctx.data['kube_config_dir']}/etcdctl.env && {override}etcdctl "
-            f"{ETCDCTL_TIMEOUTS} {args}")
+    """A shell command running etcdctl over TLS with the host's etcdctl environment; `args` must
+    be quoted by the caller (see quoted())."""
+    override = f"ETCDCTL_ENDPOINTS={shlex.quote(endpoints)} " if endpoints else ""
+    env_file = shlex.quote(f"{ctx.data['kube_config_dir']}/etcdctl.env")
+    return f". {env_file} && {override}etcdctl {ETCDCTL_TIMEOUTS} {args}"
+
+
+def quoted(*words: str) -> str:
+    """etcdctl arguments, each quoted for the shell."""
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def health_command(ctx: DeployContext) -> str:
@@ -89,7 +102,9 @@ def members(listing: str) -> list[Member]:
     found = []
     for line in listing.splitlines():
         fields = [f.strip() for f in line.split(",")]
-        if len(fields) == 6 and fields[1] in ("started", "unstarted"):
+        # Member ids go back into commands (member remove/promote): hex only, as etcd prints.
+        if len(fields) == 6 and fields[1] in ("started", "unstarted") \
+                and rules.ETCD_MEMBER_ID.fullmatch(fields[0]):
             found.append(Member(fields[0], fields[1] == "started", fields[2], fields[3],
                                 fields[5] == "true"))
     return found

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import shlex
 
 from pyinfra import host
 from pyinfra.operations import server
 
-from kubesmith import paths
+from kubesmith import paths, rules
 from kubesmith.context import DeployContext
 from tasks import _ops, artifacts, etcd
 
@@ -28,11 +30,40 @@ def ready_command() -> str:
             f"journalctl -u {unit} -n 2 --no-pager -o cat | cut -c1-200; exit 1")
 
 
-def leases(listing: str) -> dict[str, str]:
-    """Lease keys -> the public IP holding them, from `etcdctl get --prefix <prefix>/subnets/`."""
+def leases(listing: str, prefix: str) -> dict[str, str]:
+    """Lease keys -> the public IP holding them, from `etcdctl get --prefix <prefix>/subnets/`.
+
+    Keys come back from etcd, where any host with flannel's client certificate can write: only
+    keys of a lease's exact form under the prefix count (they go into `etcdctl del`)."""
     lines = listing.splitlines()
-    return {key: json.loads(value)["PublicIP"]
-            for key, value in zip(lines[::2], lines[1::2], strict=True)}
+    found: dict[str, str] = {}
+    index = 0
+    while index + 1 < len(lines):
+        key, value = lines[index], lines[index + 1]
+        owner = _public_ip(value) if rules.lease_key(key, prefix) else None
+        if owner is None:
+            index += 1
+            continue
+        found[key] = owner
+        index += 2
+    return found
+
+
+def _public_ip(value: str) -> str | None:
+    """The PublicIP of a lease's JSON value, when it is an IP."""
+    try:
+        owner = json.loads(value).get("PublicIP")
+        ipaddress.ip_address(owner)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return str(owner)
+
+
+def config_commands(ctx: DeployContext, path: str) -> tuple[str, str]:
+    """etcdctl commands reading flannel's network config, and putting the file at path there."""
+    key = f"{ctx.data['flannel_etcd_prefix']}/config"
+    return (etcd.etcdctl(ctx, f"get --print-value-only {etcd.quoted(key)}"),
+            etcd.etcdctl(ctx, f"put {etcd.quoted(key)} < {shlex.quote(path)}"))
 
 
 def network_config(ctx: DeployContext) -> None:
@@ -42,17 +73,15 @@ def network_config(ctx: DeployContext) -> None:
     item = _ops.template("flannel network config", "flannel/net-conf.json.j2", path,
                          **ctx.values(ctx.cluster.host(host.name)))
     _ops.sync([item])
-    key = f"{ctx.data['flannel_etcd_prefix']}/config"
+    get, put = config_commands(ctx, path)
     # Empty when the key is absent or etcd is not reachable yet.
-    current = host.get_fact(_ops.ShellOutput,
-                            probe=etcd.etcdctl(ctx, f"get --print-value-only {key}"))
+    current = host.get_fact(_ops.ShellOutput, probe=get)
     try:
         same = json.loads(current) == json.loads(item.content or "")
     except ValueError:
         same = False
     if not same:
-        server.shell(name="flannel network config into etcd",
-                     commands=[etcd.etcdctl(ctx, f"put {key} < {path}")])
+        server.shell(name="flannel network config into etcd", commands=[put])
 
 
 def deploy(ctx: DeployContext) -> None:

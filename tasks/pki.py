@@ -11,9 +11,12 @@ from pyinfra import host
 
 from kubesmith import certificates
 from kubesmith.context import DeployContext
+from kubesmith.pki import ENCRYPTION_KEY
 from kubesmith.services import APISERVER_PORT
 from kubesmith.sshkeys import write_private
 from tasks import _ops
+
+DRY_PLACEHOLDER = "(generated-by-this-deploy)"
 
 
 def prepare(ctx: DeployContext) -> list[str]:
@@ -38,6 +41,19 @@ def write_operator_kubeconfig(ctx: DeployContext) -> Path:
     return path
 
 
+def plan(ctx: DeployContext) -> list[str]:
+    """What prepare() would make or renew and why, writing nothing (for --dry)."""
+    return [f"{name} ({why})" for name, why in
+            ctx.pki.plan(certificates.cert_specs(ctx.cluster))]
+
+
+def encryption_key(ctx: DeployContext) -> str:
+    """The encryption-at-rest key; in a dry run before the PKI exists, a placeholder."""
+    if ctx.dry and not ctx.pki.path(ENCRYPTION_KEY).exists():
+        return DRY_PLACEHOLDER
+    return ctx.pki.encryption_key()
+
+
 def _items(ctx: DeployContext, credential: certificates.Credential) -> list[_ops.Item]:
     """A credential's files (certificates 0644, keys 0600) and its kubeconfig (0600)."""
     pki_dir = str(ctx.data["pki_dir"])
@@ -46,14 +62,14 @@ def _items(ctx: DeployContext, credential: certificates.Credential) -> list[_ops
         secret = not name.endswith(".crt")
         items.append(_ops.local(f"{'key' if secret else 'certificate'} {name}",
                                 str(ctx.pki.path(name)), f"{pki_dir}/{name}",
-                                "600" if secret else "644"))
+                                "600" if secret else "644", secret=secret))
     kubeconfig = credential.kubeconfig
     if kubeconfig is not None:
         server = (f"https://127.0.0.1:{APISERVER_PORT}" if kubeconfig.local_apiserver
                   else ctx.cluster.apiserver_url)
         items.append(_ops.template(
             f"kubeconfig {kubeconfig.file}", "kubeconfig/kubeconfig.j2",
-            f"{ctx.data['kube_config_dir']}/{kubeconfig.file}.kubeconfig", "600",
+            f"{ctx.data['kube_config_dir']}/{kubeconfig.file}.kubeconfig", "600", secret=True,
             server=server, kube_user=kubeconfig.user, cert=credential.name, pki_dir=pki_dir,
             ca_data="", cert_data="", key_data=""))
     return items

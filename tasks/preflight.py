@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 
 from pyinfra import host
@@ -32,10 +33,15 @@ PROBE = (
 )
 
 
+def etcd_data_probe(ctx: DeployContext) -> str:
+    """Whether the etcd data directory holds a member already."""
+    member = shlex.quote(f"{ctx.data['etcd_data_dir']}/member")
+    return f"echo etcd_data=$(test -d {member} && echo yes); "
+
+
 def facts(ctx: DeployContext) -> dict[str, list[str]]:
     """The probe's key=value lines of this host (listen may repeat)."""
-    etcd_data = f"echo etcd_data=$(test -d {ctx.data['etcd_data_dir']}/member && echo yes); "
-    output = host.get_fact(_ops.ShellOutput, probe=etcd_data + PROBE)
+    output = host.get_fact(_ops.ShellOutput, probe=etcd_data_probe(ctx) + PROBE)
     found: dict[str, list[str]] = {}
     for line in output.splitlines():
         key, _, value = line.partition("=")

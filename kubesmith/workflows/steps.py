@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kubesmith import addons
-from kubesmith.binaries import sources
+from kubesmith.binaries import cache, sources
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext
 from kubesmith.model import Host
@@ -14,14 +14,27 @@ from tasks import pki, preflight
 from tasks.phases import PHASES
 
 
-def prepare_local(ctx: DeployContext, out: Out) -> None:
+def prepare_local(ctx: DeployContext, out: Out, dry: bool = False) -> None:
     """Verify the binary cache and make the PKI on the control machine. The images of the
     add-ons turned on must be in the cache already (refused otherwise, before anything is built
-    or touched); other components are built when missing."""
+    or touched); other components are built when missing. Dry, only say what would be built or
+    generated: nothing is written locally."""
     addons.check_images(ctx.data)
     for name, component in COMPONENTS.items():
-        if component.deployed and name not in addons.image_components():
+        if not component.deployed or name in addons.image_components():
+            continue
+        if not dry:
             sources.ensure(name, ctx.versions)
+            continue
+        version = ctx.versions[component.version_key]
+        directory = cache.component_dir(cache.default_root(), name, version, cache.host_arch())
+        if not cache.is_complete(directory, component.files):
+            out(f"[binaries] would build {name} {version} into {directory}")
+    if dry:
+        planned = pki.plan(ctx)
+        out(f"[pki] would make or renew {len(planned)}: {', '.join(planned)}"
+                   if planned else "[pki] up to date")
+        return
     ctx.state.mkdir(parents=True, exist_ok=True)
     made = pki.prepare(ctx)
     out(f"[pki] {len(made)} made or renewed" if made else "[pki] up to date")

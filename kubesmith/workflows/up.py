@@ -15,7 +15,8 @@ def run(runner: Runner, dry: bool = False, skip_preflight: bool = False,
     """Every phase in order on every host (or only the named ones); stops at the first failure."""
     start = time.monotonic()
     cluster = runner.ctx.cluster
-    steps.prepare_local(runner.ctx, runner.out)
+    runner.ctx.dry = dry
+    steps.prepare_local(runner.ctx, runner.out, dry)
     if not skip_preflight:
         checked = time.monotonic()
         targets = tuple(h for h in cluster.hosts if names is None or h.name in names)

@@ -76,6 +76,14 @@ def lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 PROJECT = Path(__file__).resolve().parents[2]
 
 
+def assert_no_key_material(output: str, state: Path) -> None:
+    """A command printed no private key and not the encryption-at-rest secret."""
+    assert "PRIVATE KEY" not in output
+    secret = state / "pki" / "encryption-key"
+    if secret.exists():
+        assert secret.read_text().strip() not in output
+
+
 class Deployed:
     """A lab with a cluster deployed by `deploy.py up`, and helpers to look at it."""
 
@@ -83,10 +91,13 @@ class Deployed:
         self.lab, self.state, self.env, self.first_up = lab, state, env, first_up
 
     def deploy(self, *args: str) -> subprocess.CompletedProcess:
-        """Run `python deploy.py ARGS` against this lab, as a user would."""
-        return subprocess.run([sys.executable, str(PROJECT / "deploy.py"), *args],
-                              capture_output=True, text=True, env=self.env, cwd=PROJECT,
-                              timeout=900, check=False)
+        """Run `python deploy.py ARGS` against this lab, as a user would; whatever it prints
+        holds no key material."""
+        result = subprocess.run([sys.executable, str(PROJECT / "deploy.py"), *args],
+                                capture_output=True, text=True, env=self.env, cwd=PROJECT,
+                                timeout=900, check=False)
+        assert_no_key_material(result.stdout + result.stderr, self.state)
+        return result
 
     def kubectl(self, *args: str, check: bool = True) -> str:
         """The cached kubectl with the operator's admin kubeconfig written by the deploy."""
@@ -137,14 +148,16 @@ def cluster_factory(lab_factory, tmp_path_factory: pytest.TempPathFactory):
                    KUBESMITH_STATE=str(state), KUBESMITH_LAB_ETCD=str(etcd))
         deployed = Deployed(lab_, state, env, "")
         if via_pyinfra_cli:
+            # --diff prints what files.put uploads: keys must not go that way.
             first = subprocess.run(
-                [str(Path(sys.executable).parent / "pyinfra"), "-y", "inventories/lab.py",
-                 "deploy.py"], capture_output=True, text=True, env=env, cwd=PROJECT,
-                timeout=900, check=False)
+                [str(Path(sys.executable).parent / "pyinfra"), "-y", "--diff",
+                 "inventories/lab.py", "deploy.py"], capture_output=True, text=True, env=env,
+                cwd=PROJECT, timeout=900, check=False)
         else:
             first = deployed.deploy("up")
         assert first.returncode == 0, f"bootstrap failed:\n{first.stdout}\n{first.stderr}"
         deployed.first_up = first.stdout + first.stderr
+        assert_no_key_material(deployed.first_up, state)
         return deployed
 
     return make

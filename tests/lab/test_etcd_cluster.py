@@ -27,6 +27,14 @@ def test_pyinfra_cli_ran_every_phase_barrier(cluster) -> None:
     assert "PRIVATE KEY" not in cluster.first_up
 
 
+def test_pyinfra_diff_shows_no_key_material(cluster) -> None:
+    # The bootstrap ran with --diff: files.put printed the files it created (units, configs)...
+    assert "Will create" in cluster.first_up and "ExecStart=" in cluster.first_up
+    # ...but keys, kubeconfigs and the encryption config went through kubesmith's upload.
+    secret = (cluster.state / "pki" / "encryption-key").read_text().strip()
+    assert secret not in cluster.first_up and "PRIVATE KEY" not in cluster.first_up
+
+
 def test_every_member_healthy_over_tls(cluster) -> None:
     members = cluster.ssh("lab-1", ETCDCTL + "member list -w simple").stdout
     assert sorted(line.split(", ")[2] for line in members.splitlines()) == [
@@ -75,4 +83,5 @@ def test_stopped_member_is_named_and_cluster_keeps_serving(cluster) -> None:
     repaired = cluster.deploy("up")
     assert repaired.returncode == 0, repaired.stderr
     assert "lab-3: etcd running and enabled" in repaired.stdout
-    assert cluster.deploy("verify").returncode == 0
+    verified = cluster.deploy("verify")
+    assert verified.returncode == 0, verified.stdout[-4000:]

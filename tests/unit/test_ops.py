@@ -1,5 +1,7 @@
 """Parsing of the one-command facts tasks decide from, and template rendering."""
 
+import shlex
+
 import pytest
 from jinja2 import UndefinedError
 
@@ -16,8 +18,10 @@ def test_file_states_parse_files_dirs_and_missing() -> None:
 
 
 def test_file_states_command_quotes_every_path() -> None:
-    command = _ops.FileStates().command(["/a b", "/c"])
-    assert "'/a b' '/c'" in command and "sha256sum" in command
+    paths = ["/a b", "/c", "/x'$(reboot)'y", "/n\nl"]
+    command = _ops.FileStates().command(paths)
+    assert f"for p in {' '.join(shlex.quote(p) for p in paths)}; do" in command
+    assert "'/x'\"'\"'$(reboot)'\"'\"'y'" in command and "sha256sum" in command
 
 
 def test_unit_states_parse() -> None:
@@ -58,8 +62,31 @@ def test_flannel_leases_from_etcdctl_listing() -> None:
 
     listing = ('/coreos.com/network/subnets/10.200.7.0-24\n{"PublicIP":"10.240.0.12","BackendType":'
                '"vxlan"}\n/coreos.com/network/subnets/10.200.9.0-24\n{"PublicIP":"10.240.0.13"}')
-    assert flannel.leases(listing) == {"/coreos.com/network/subnets/10.200.7.0-24": "10.240.0.12",
-                                       "/coreos.com/network/subnets/10.200.9.0-24": "10.240.0.13"}
+    assert flannel.leases(listing, "/coreos.com/network") == {
+        "/coreos.com/network/subnets/10.200.7.0-24": "10.240.0.12",
+        "/coreos.com/network/subnets/10.200.9.0-24": "10.240.0.13"}
+
+
+def test_flannel_leases_keep_only_lease_keys_under_the_prefix() -> None:
+    from tasks import flannel
+
+    planted = ["/coreos.com/network/subnets/10.200.7.0-24", '{"PublicIP":"10.240.0.12"}',
+               "/coreos.com/network/subnets/x;reboot", '{"PublicIP":"10.240.0.12"}',
+               "/coreos.com/network/config", '{"PublicIP":"10.240.0.12"}',
+               "/coreos.com/network/subnets/10.200.9.0-24", '{"PublicIP":"$(reboot)"}',
+               "/other/subnets/10.200.8.0-24", '{"PublicIP":"10.240.0.12"}',
+               "/coreos.com/network/subnets/10.200.300.0-24", '{"PublicIP":"10.240.0.12"}',
+               "/coreos.com/network/subnets/10.200.10.0-24", "not json"]
+    assert flannel.leases("\n".join(planted), "/coreos.com/network") == {
+        "/coreos.com/network/subnets/10.200.7.0-24": "10.240.0.12"}
+
+
+def test_etcd_members_with_a_planted_id_are_ignored() -> None:
+    from tasks import etcd
+
+    listing = ("8e9e05c52164694d, started, a, https://10.0.0.1:2380, https://10.0.0.1:2379, false\n"
+               "$(reboot), started, b, https://10.0.0.2:2380, https://10.0.0.2:2379, false\n")
+    assert [m.id for m in etcd.members(listing)] == ["8e9e05c52164694d"]
 
 
 def test_etcd_member_list_parse() -> None:

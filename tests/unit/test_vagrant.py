@@ -114,7 +114,6 @@ def test_groups_host_data(tmp_path: Path) -> None:
         "iface": "eth1",
         "_sudo": True,
         "ssh_known_hosts_file": str(known_hosts),
-        "ssh_strict_host_key_checking": "accept-new",
     }
 
 

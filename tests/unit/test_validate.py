@@ -94,8 +94,18 @@ def test_explicit_address_must_be_an_ip() -> None:
     ]
 
 
-def test_hostname_without_explicit_address_is_fine() -> None:
-    nodes = [("node-1.example", SSH), ("node-2.example", SSH)]
+def test_hostname_without_an_ip_is_refused() -> None:
+    # The cluster address goes into certificates (IP SANs) and URLs: it must be an IP.
+    nodes = [("node-1.example", SSH), ("node-2.example", {**SSH, "address": "192.0.2.22"})]
+    assert _lines(_groups(nodes=nodes)) == [
+        "error: node-1.example: no IP address: set `address` to the IP the other hosts reach it "
+        "at (neither ssh_hostname nor the name is an IP)",
+    ]
+
+
+def test_ssh_hostname_is_the_address_when_it_is_an_ip() -> None:
+    nodes = [("node-1.example", {**SSH, "ssh_hostname": "192.0.2.21"}),
+             _host("node-2", "192.0.2.22")]
     assert _lines(_groups(nodes=nodes)) == []
 
 
@@ -158,10 +168,18 @@ def test_unknown_host_key(key: str, advice: str) -> None:
 
 
 def test_connection_keys_are_allowed() -> None:
-    extra = {"ssh_port": 2222, "ssh_anything": 1, "_sudo_user": "k", "_use_sudo_password": "p",
-             "_su_user": "k", "_doas": False, "_env": {}}
+    extra = {"ssh_port": 2222, "ssh_connect_retries": 2, "_sudo_user": "k",
+             "_use_sudo_password": "p", "_su_user": "k", "_doas": False, "_env": {"A": "b"}}
     nodes = [_host("node-1", "192.0.2.21", **extra), _host("node-2", "192.0.2.22")]
     assert _lines(_groups(nodes=nodes)) == []
+
+
+def test_ssh_keys_pyinfra_does_not_read_are_refused() -> None:
+    nodes = [_host("node-1", "192.0.2.21", ssh_anything=1), _host("node-2", "192.0.2.22")]
+    assert _lines(_groups(nodes=nodes)) == [
+        "error: node-1: unknown host data key 'ssh_anything': pyinfra's SSH connector reads no "
+        "such key: remove it",
+    ]
 
 
 def test_unknown_group_data_key() -> None:
@@ -235,10 +253,11 @@ def test_garbage_data_never_raises() -> None:
     data = {"pod_cidr": None, "service_cidr": 5, "cluster_dns": None, "flannel_vni": "x",
             "etcd_version": None, 3: "x"}
     lines = _lines(_groups(), data)
-    assert "error: pod_cidr: invalid CIDR: 'None' does not appear to be an IPv4 or IPv6 network" \
-        in lines
+    assert "error: pod_cidr: None is NoneType, not str like the default '10.200.0.0/16'" in lines
     assert "error: 3: unknown group data key: remove it or define it in group_data/all.py" in lines
-    assert "error: etcd_version: None is not a version: use one like v1.2.3" in lines
+    assert "error: etcd_version: None is NoneType, not str like the default 'v3.6.16'" in lines
+    assert "error: flannel_vni: 'x' is not a VXLAN id: use an int in 1..16777215" in lines
+    assert len([line for line in lines if line.startswith("error: pod_cidr:")]) == 1
 
 
 @pytest.mark.parametrize("domain", ["Cluster.Local", "cluster_local", "-k8s.local", "k8s..local",

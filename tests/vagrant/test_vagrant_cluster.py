@@ -119,7 +119,8 @@ def test_bootstrap_and_verify_one_vm(vm: VM) -> None:
                                      "rmmod br_netfilter; test ! -e /proc/sys/net/bridge"],
                                     vm.env, 120)
     assert code == 0, f"could not unload br_netfilter on the VM:\n{output}"
-    seconds, output, code = vm.deploy("up", timeout=DEPLOY_TIMEOUT)
+    # A fresh VM: its host key is pinned on this first run (strict checking afterwards).
+    seconds, output, code = vm.deploy("up", "--trust-new-host-keys", timeout=DEPLOY_TIMEOUT)
     vm.times["deploy up"] = seconds
     assert code == 0, f"deploy.py up failed:\n{output}"
 

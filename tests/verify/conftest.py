@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from kubesmith import context, settings
+from kubesmith import context, openssh, settings
 from kubesmith import kubectl as control_kubectl
 from kubesmith.binaries.images import image_ref
 from kubesmith.context import DeployContext
@@ -47,21 +47,11 @@ _GROUPS = CTX.groups
 
 
 def _ssh_config() -> Path:
-    """An OpenSSH config for every inventory host, from its pyinfra ssh_* data."""
-    blocks = []
-    for name, data in host_data(_GROUPS).items():
-        lines = [f"Host {name}", f"  HostName {data.get('ssh_hostname', name)}",
-                 "  BatchMode yes", f"  ConnectTimeout {timeout(5)}", "  LogLevel ERROR"]
-        for key, option in (("ssh_user", "User"), ("ssh_port", "Port"),
-                            ("ssh_key", "IdentityFile"),
-                            ("ssh_known_hosts_file", "UserKnownHostsFile"),
-                            ("ssh_strict_host_key_checking", "StrictHostKeyChecking")):
-            if data.get(key) is not None:
-                lines.append(f"  {option} {data[key]}")
-        blocks.append("\n".join(lines))
+    """An OpenSSH config for every inventory host, from its validated pyinfra ssh_* data (the
+    inventory passed context.load's validation above; openssh.config refuses unsafe words)."""
     path = CTX.state / "verify_ssh_config"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n\n".join(blocks) + "\n")
+    path.write_text(openssh.config(host_data(_GROUPS), timeout(5)))
     return path
 
 

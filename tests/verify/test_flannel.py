@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from kubesmith import paths
+from kubesmith import membership, paths
 from kubesmith.model import Host
 from tasks import flannel
 from tests.verify.checks import etcdctl
@@ -14,11 +14,11 @@ from tests.verify.conftest import remote
 
 def _leases(ctx) -> dict[str, str]:
     """flannel's subnet leases in etcd: subnet CIDR -> public IP of the host holding it."""
-    prefix = f"{ctx.data['flannel_etcd_prefix']}/subnets/"
-    out = etcdctl(ctx, f"get --prefix {prefix}")
+    prefix = str(ctx.data["flannel_etcd_prefix"])
+    out = etcdctl(ctx, membership.leases_args(ctx))
     assert out.rc == 0, out.stderr
-    return {key.removeprefix(prefix).replace("-", "/"): owner
-            for key, owner in flannel.leases(out.stdout).items()}
+    return {key.removeprefix(f"{prefix}/subnets/").replace("-", "/"): owner
+            for key, owner in flannel.leases(out.stdout, prefix).items()}
 
 
 def test_flanneld_running(pod_host: Host) -> None:

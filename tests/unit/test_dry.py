@@ -1,0 +1,72 @@
+"""--dry changes nothing locally: no PKI written, no binaries built, every task still prepares
+(files that would be generated count as pending uploads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kubesmith import inventory, settings
+from kubesmith.context import DeployContext
+from kubesmith.workflows import steps
+
+GROUPS: inventory.Groups = {
+    "etcd": [("m1", {"address": "192.0.2.10", "iface": "eth0"})],
+    "masters": [("m1", {"address": "192.0.2.10", "iface": "eth0"})],
+    "nodes": [("n1", {"address": "192.0.2.21"}), ("n2", {"address": "192.0.2.22"})],
+}
+
+
+def _ctx(state: Path) -> DeployContext:
+    data = {**settings.group_data(), "addons": []}  # add-on images are required, never built
+    return DeployContext(inventory.to_cluster(GROUPS, data), data, state, GROUPS)
+
+
+def test_prepare_local_dry_writes_nothing(tmp_path: Path, empty_cache: Path) -> None:
+    state = tmp_path / "state"
+    printed: list[str] = []
+    steps.prepare_local(_ctx(state), printed.append, dry=True)
+    assert not state.exists() and not empty_cache.exists()
+    assert any(line.startswith("[binaries] would build kubernetes ") for line in printed)
+    planned = next(line for line in printed if line.startswith("[pki] would make or renew"))
+    assert "kubernetes-ca (missing)" in planned and "admin (new kubernetes-ca)" in planned
+    assert "encryption-key (missing)" in planned
+
+
+def test_every_task_prepares_dry_on_a_fresh_state(tmp_path: Path, empty_cache: Path,
+                                                  run_tasks) -> None:
+    ctx = _ctx(tmp_path / "state")
+    ctx.dry = True
+    recording = run_tasks(ctx)
+    assert recording.refused == {}
+    assert not ctx.state.exists() and not empty_cache.exists()
+    uploads = [kw["dest"] for ops in recording.ops.values() for name, kw in ops
+               if name == "upload"]
+    # Keys and binaries that do not exist yet are pending uploads that never read them.
+    assert "/etc/kubernetes/pki/admin.key" in uploads and "/usr/local/bin/etcd" in uploads
+    encryption = next(kw["src"].getvalue() for ops in recording.ops.values() for name, kw in ops
+                      if name == "upload" and kw["dest"].endswith("encryption-config.yaml"))
+    assert "secret: (generated-by-this-deploy)" in encryption
+
+
+def test_a_real_run_still_needs_the_pki(tmp_path: Path, empty_cache: Path, run_tasks) -> None:
+    recording = run_tasks(_ctx(tmp_path / "state"))
+    assert recording.refused, "without --dry a missing cache must stop the tasks"
+
+
+@pytest.mark.parametrize("command", ["up", "add-node"])
+def test_dry_is_passed_through(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubesmith import cli
+    from kubesmith.workflows import up
+
+    seen: list[bool] = []
+    monkeypatch.setattr(up, "run", lambda _r, dry, *_a: seen.append(dry))
+    args = cli.parser().parse_args([command, *(["n1"] if command == "add-node" else []),
+                                    "--dry"])
+    if command == "add-node":
+        from kubesmith.workflows import add_node
+
+        monkeypatch.setattr(add_node.steps, "named", lambda *_a: ())
+    args.workflow(object(), args)
+    assert seen == [True]
