@@ -8,6 +8,17 @@ from dataclasses import dataclass
 from kubesmith.model import Cluster, Host
 from kubesmith.pki import CertSpec
 
+# Every etcd peer certificate carries this CN and etcd accepts no other on its peer port
+# (--peer-cert-allowed-cn): a client certificate of the same CA is refused there.
+ETCD_PEER_CN = "etcd-peer"
+# etcd users are certificate CNs (client-cert auth). Each pod host's flanneld has its own,
+# FLANNEL_USER_PREFIX + host name, with the flannel role; removing the host deletes the user.
+FLANNEL_USER_PREFIX = "flannel-"
+ETCD_ROOT_ROLE = "root"
+FLANNEL_ROLE = "flannel"
+# Files kubesmith once placed on hosts and no longer uses: deleted from the hosts on converge.
+RETIRED = ("flannel-etcd-client.crt", "flannel-etcd-client.key")
+
 
 @dataclass(frozen=True)
 class Kubeconfig:
@@ -29,6 +40,8 @@ class Credential:
     spec: CertSpec | None = None
     files: tuple[str, ...] = ("crt", "key")
     kubeconfig: Kubeconfig | None = None
+    # The etcd role of the certificate's CN (an etcd user of that name), for etcd clients.
+    etcd_role: str | None = None
 
     @property
     def file_names(self) -> tuple[str, ...]:
@@ -37,14 +50,22 @@ class Credential:
 
 
 def _etcd_member(host: Host) -> list[Credential]:
-    """The serving and peer certificates of one etcd member."""
+    """The serving and peer certificates of one etcd member (peers share ETCD_PEER_CN)."""
     sans = {"dns_names": (host.name, "localhost"), "ip_addresses": (host.address, "127.0.0.1")}
     return [
         Credential(f"etcd-{kind}-{host.name}", (host,), ("etcd",),
-                   CertSpec(f"etcd-{kind}-{host.name}", "etcd-ca", host.name, server=True,
+                   CertSpec(f"etcd-{kind}-{host.name}", "etcd-ca", common_name, server=True,
                             client=True, **sans))
-        for kind in ("server", "peer")
+        for kind, common_name in (("server", host.name), ("peer", ETCD_PEER_CN))
     ]
+
+
+def _flannel(host: Host) -> Credential:
+    """A pod host's own etcd credential for flanneld: etcd user flannel-<host>, flannel role."""
+    name = f"flannel-etcd-client-{host.name}"
+    return Credential(name, (host,), ("flanneld",),
+                      _client(name, "etcd-ca", f"{FLANNEL_USER_PREFIX}{host.name}"),
+                      etcd_role=FLANNEL_ROLE)
 
 
 def _apiserver(cluster: Cluster) -> CertSpec:
@@ -107,11 +128,14 @@ def table(cluster: Cluster) -> list[Credential]:
                    files=("key", "pub")),
         *(c for h in etcd for c in _etcd_member(h)),
         Credential("apiserver-etcd-client", masters, ("kube-apiserver",),
-                   _client("apiserver-etcd-client", "etcd-ca", "kube-apiserver-etcd-client")),
-        Credential("flannel-etcd-client", pods, ("flanneld",),
-                   _client("flannel-etcd-client", "etcd-ca", "flannel")),
+                   _client("apiserver-etcd-client", "etcd-ca", "kube-apiserver-etcd-client"),
+                   etcd_role=ETCD_ROOT_ROLE),
+        *(_flannel(h) for h in pods),
+        # kubesmith's own etcdctl (health, membership, flannel's config, users and roles), on
+        # masters and members only.
         Credential("etcd-healthcheck-client", clients, (),
-                   _client("etcd-healthcheck-client", "etcd-ca", "etcd-healthcheck-client")),
+                   _client("etcd-healthcheck-client", "etcd-ca", "etcd-healthcheck-client"),
+                   etcd_role=ETCD_ROOT_ROLE),
         Credential("kube-apiserver", masters, ("kube-apiserver",), _apiserver(cluster)),
         Credential("apiserver-kubelet-client", masters, ("kube-apiserver",),
                    _client("apiserver-kubelet-client", "kubernetes-ca",
@@ -127,6 +151,12 @@ def table(cluster: Cluster) -> list[Credential]:
         # in its APIService's caBundle, so the apiserver verifies the aggregated API it proxies.
         Credential("metrics-server", (), (), _metrics_server(cluster)),
     ]
+
+
+def etcd_users(cluster: Cluster) -> dict[str, str]:
+    """etcd user (certificate CN) -> its role, for every etcd client certificate of the table."""
+    return {c.spec.common_name: c.etcd_role for c in table(cluster)
+            if c.spec is not None and c.etcd_role is not None}
 
 
 def cert_specs(cluster: Cluster) -> list[CertSpec]:

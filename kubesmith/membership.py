@@ -10,9 +10,9 @@ from collections.abc import Iterator, Sequence
 from pyinfra.api.host import Host as PyinfraHost
 
 from kubesmith.context import DeployContext
-from kubesmith.model import Host
+from kubesmith.model import Cluster, Host
 from kubesmith.runner import DeployError, Runner, retry, run_on
-from tasks import etcd, flannel
+from tasks import etcd, etcd_access, flannel
 from tasks.phases import ETCD_JOIN, HOSTS
 
 
@@ -70,6 +70,21 @@ class Peer:
         if member is not None:
             self.etcdctl(etcd.quoted("member", "remove", member.id))
             self.runner.out(f"[remove] {me.name}: removed from etcd ({member.id})")
+
+    def grant_access(self, cluster: Cluster) -> None:
+        """etcd users and roles for this cluster's hosts (a new pod host's user before its
+        flanneld starts; a removed host's user deleted), authentication on."""
+        ctx = self.runner.ctx
+        ok, output = run_on(self.remote, etcd_access.probe(ctx))
+        current = etcd_access.parse(output) if ok else None
+        if current is None:
+            raise DeployError(f"{self.remote.name}: etcd's users and roles unreadable: "
+                              f"{output.strip()[-300:]}")
+        commands = etcd_access.plan(cluster, str(ctx.data["flannel_etcd_prefix"]), current)
+        for args in commands:
+            self.etcdctl(args)
+        if commands:
+            self.runner.out(f"[etcd access] {len(commands)} change(s) to etcd users and roles")
 
     def forget_leases(self, hosts: Sequence[Host]) -> None:
         """Delete the hosts' flannel subnet leases from etcd."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pyinfra import host
 from pyinfra.operations import server
 
-from kubesmith import paths, rules
+from kubesmith import certificates, paths, rules
 from kubesmith.context import DeployContext
 from kubesmith.services import ETCD_CLIENT_PORT
 from tasks import _ops, artifacts
@@ -28,7 +28,7 @@ def deploy(ctx: DeployContext) -> None:
     joining = ctx.joining.get(me.name)
     binaries = artifacts.service_binaries(ctx, "etcd")
     unit = _ops.template("etcd unit", "etcd/etcd.service.j2", paths.unit("etcd"), mode="600",
-                         **ctx.values(me))
+                         etcd_peer_cn=certificates.ETCD_PEER_CN, **ctx.values(me))
     synced = _ops.sync([
         _ops.template("etcd bootstrap membership", "etcd/etcd-bootstrap.env.j2",
                       f"{conf}/etcd-bootstrap.env", create_only=True, **ctx.data,

@@ -19,6 +19,7 @@ from tasks import (
     common,
     controlplane,
     etcd,
+    etcd_access,
     flannel,
     node,
     pki,
@@ -75,11 +76,13 @@ def addons_ready(ctx: DeployContext, _master: PyinfraHost) -> None:
 
 
 def cluster_config(ctx: DeployContext) -> None:
-    """Once per cluster: RBAC on the first master, flannel's config in etcd via the first member."""
+    """Once per cluster: RBAC on the first master; via the first member, flannel's config in
+    etcd, then etcd's users and roles and authentication on."""
     if host.name == ctx.cluster.masters[0].name:
         controlplane.bootstrap_rbac(ctx)
     if host.name == ctx.cluster.etcd[0].name:
         flannel.network_config(ctx)
+        etcd_access.deploy(ctx)
 
 
 def _first_master_and_etcd(cluster: Cluster) -> tuple[Host, ...]:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from pyinfra import host
+from pyinfra.operations import files
 
 from kubesmith import certificates
 from kubesmith.context import DeployContext
@@ -86,3 +87,6 @@ def deploy(ctx: DeployContext) -> None:
     synced = _ops.sync([_ops.directory(str(ctx.data["pki_dir"]), "700"), *readers])
     for item in synced.replaced:
         ctx.need_restart(me.name, readers[item])
+    for name in certificates.RETIRED:
+        files.file(name=f"retired {name} removed", path=f"{ctx.data['pki_dir']}/{name}",
+                   present=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kubesmith import addons
+from kubesmith import addons, membership
 from kubesmith.binaries import cache, sources
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext
@@ -52,6 +52,8 @@ def check_hosts(runner: Runner, hosts: Sequence[Host], whole_cluster: bool) -> N
 def roll(runner: Runner, hosts: Sequence[Host]) -> None:
     """Converge hosts one at a time: each phase's readiness is checked before the next host,
     so services that must restart (new member lists, new SANs) restart one host at a time."""
+    with membership.peer(runner) as peer:
+        peer.grant_access(runner.ctx.cluster)
     for one in hosts:
         for phase in PHASES:
             runner.run(phase, phase.on(runner.ctx.cluster, [one.name]))

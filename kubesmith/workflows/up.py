@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from kubesmith import membership
 from kubesmith.runner import Report, Runner
 from kubesmith.workflows import steps
 from tasks.phases import PHASES
@@ -22,6 +23,10 @@ def run(runner: Runner, dry: bool = False, skip_preflight: bool = False,
         targets = tuple(h for h in cluster.hosts if names is None or h.name in names)
         steps.check_hosts(runner, targets, whole_cluster=names is None)
         runner.report.seconds["preflight"] = time.monotonic() - checked
+    if names is not None and not dry:
+        # The named hosts' etcd users, made through a member before their flanneld starts.
+        with membership.peer(runner) as peer:
+            peer.grant_access(cluster)
     for phase in PHASES:
         runner.run(phase, phase.on(cluster, names), dry)
     return runner.finish(start, f"kubeconfig: {runner.ctx.state / 'admin.kubeconfig'}", dry)

@@ -17,7 +17,7 @@ def _files(host: Host) -> set[str]:
 def test_nodes_get_no_ca_key_and_no_apiserver_credentials() -> None:
     files = _files(N)
     assert {"kubernetes-ca.crt", "etcd-ca.crt", "kubelet-n1.crt", "kubelet-n1.key",
-            "kube-proxy.crt", "flannel-etcd-client.key"} <= files
+            "kube-proxy.crt", "flannel-etcd-client-n1.key"} <= files
     assert not files & {"kubernetes-ca.key", "sa.key", "kube-apiserver.key", "admin.key",
                         "etcd-server-m1.key"}
 
@@ -51,3 +51,19 @@ def test_front_proxy_credentials_go_to_masters_only() -> None:
     assert certificates.readers(CLUSTER, M, "front-proxy-client.key") == ("kube-apiserver",)
     spec = next(s for s in certificates.cert_specs(CLUSTER) if s.name == "front-proxy-client")
     assert spec.ca == "front-proxy-ca" and spec.usages() == {"clientAuth"}
+
+
+def test_each_pod_host_has_its_own_etcd_user_and_no_node_has_root() -> None:
+    users = certificates.etcd_users(CLUSTER)
+    assert users == {"kube-apiserver-etcd-client": "root", "etcd-healthcheck-client": "root",
+                     "flannel-m1": "flannel", "flannel-n1": "flannel"}
+    root_files = {f"{c.name}.key" for c in certificates.table(CLUSTER) if c.etcd_role == "root"}
+    assert not root_files & _files(N)
+    assert "flannel-etcd-client-m1.key" not in _files(N)
+
+
+def test_peer_certificates_share_the_allowed_peer_cn() -> None:
+    specs = {s.name: s for s in certificates.cert_specs(CLUSTER)}
+    assert specs["etcd-peer-m1"].common_name == certificates.ETCD_PEER_CN
+    clients = [s for s in specs.values() if s.ca == "etcd-ca" and not s.name.startswith("etcd-")]
+    assert clients and all(s.common_name != certificates.ETCD_PEER_CN for s in clients)

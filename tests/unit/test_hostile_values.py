@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from jinja2 import Environment, StrictUndefined
 
-from kubesmith import cis, inventory, membership, runner, settings
+from kubesmith import certificates, cis, inventory, membership, runner, settings
 from kubesmith.addons import ADDONS
 from kubesmith.binaries.images import image_ref
 from kubesmith.context import TEMPLATES, DeployContext
@@ -221,7 +221,7 @@ def template_values(ctx: DeployContext, me: Host) -> dict[str, object]:
         "benchmark": cis.BENCHMARK, "server": ctx.cluster.apiserver_url,
         "kube_user": f"system:node:{me.name}", "cert": f"kubelet-{me.name}",
         "ca_data": "", "cert_data": "", "key_data": "", "resolv_conf": "/etc/resolv.conf",
-        **addons.values(ctx, ADDONS["coredns"]),
+        "etcd_peer_cn": certificates.ETCD_PEER_CN, **addons.values(ctx, ADDONS["coredns"]),
     }
 
 
@@ -267,7 +267,8 @@ def test_unit_values_are_refused_with_a_message_naming_the_template() -> None:
         _ops.render("flannel/flanneld.service.j2", **{
             "bin_dir": "/usr/local/bin", "etcd_endpoints": "https://192.0.2.10:2379",
             "flannel_etcd_prefix": "/coreos.com/network", "pki_dir": "/etc/kubernetes/pki",
-            "iface": "eth0 --etcd-endpoints=http://evil:2379", "address": "192.0.2.10"})
+            "iface": "eth0 --etcd-endpoints=http://evil:2379", "address": "192.0.2.10",
+            "host_name": "n1"})
     assert str(raised.value) == ("flannel/flanneld.service.j2: value 'eth0 --etcd-endpoints="
                                  "http://evil:2379' contains ' ', which systemd would split or "
                                  "interpret: refused")
