@@ -55,7 +55,8 @@ def _spec(specs: list[CertSpec], name: str) -> CertSpec:
 def test_spec_names_for_the_cluster() -> None:
     names = [s.name for s in cert_specs(_cluster())]
     assert names == [
-        "etcd-server-lab-1", "etcd-peer-lab-1", "apiserver-etcd-client", "flannel-etcd-client-lab-1",
+        "etcd-server-lab-1", "etcd-peer-lab-1", "apiserver-etcd-client",
+        "flannel-etcd-client-lab-1",
         "flannel-etcd-client-lab-2", "flannel-etcd-client-lab-3",
         "etcd-healthcheck-client", "kube-apiserver", "apiserver-kubelet-client",
         "front-proxy-client", "kubelet-lab-2", "kubelet-lab-3", "kube-controller-manager",
