@@ -7,9 +7,11 @@ import ipaddress
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -23,6 +25,7 @@ from kubesmith.errors import UserError
 # CA file name -> common name. front-proxy-ca signs only the apiserver's client certificate for
 # aggregated APIs (kubeadm's split): extension apiservers trust it for request headers alone.
 CAS = {"kubernetes-ca": "kubernetes", "etcd-ca": "etcd-ca", "front-proxy-ca": "front-proxy-ca"}
+T = TypeVar("T")
 CA_DAYS = 3650
 LEAF_DAYS = 365
 RENEW_WITHIN = timedelta(days=30)
@@ -227,6 +230,14 @@ def differences(spec: CertSpec, cert: x509.Certificate) -> list[str]:
     return found + _delta("EKUs differ", spec.usages(), cert_usages(cert))
 
 
+def _ec_key(data: bytes) -> ec.EllipticCurvePrivateKey:
+    """An unencrypted ECDSA private key from PEM; ValueError otherwise."""
+    key = serialization.load_pem_private_key(data, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("not an ECDSA key")
+    return key
+
+
 class PKI:
     """The cluster's certificates and keys in one directory, made and renewed as needed."""
 
@@ -272,10 +283,7 @@ class PKI:
 
     def _key(self, name: str) -> ec.EllipticCurvePrivateKey:
         """A private key from its file."""
-        key = serialization.load_pem_private_key(self.key_pem(name), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError("not an ECDSA key")
-        return key
+        return _ec_key(self.key_pem(name))
 
     def _pair(self, name: str) -> tuple[x509.Certificate | None, str | None]:
         """The certificate of a name whose files exist, load and match, else why not."""
@@ -295,13 +303,35 @@ class PKI:
         write_atomic(self.path(name, "key"), private_pem(key), 0o600)
         write_atomic(self.path(name, "crt"), cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
+    def _loaded(self, path: Path, load: Callable[[bytes], T]) -> T:
+        """A key or certificate loaded from its file; PKIError naming the file otherwise."""
+        try:
+            return load(path.read_bytes())
+        except (OSError, ValueError, TypeError) as error:
+            raise PKIError(f"{path}: unreadable ({error}); restore it from a backup of the "
+                           "state directory: kubesmith never replaces a CA or signing key "
+                           "silently") from None
+
     def ca_reason(self, ca_name: str) -> str | None:
-        """Why a CA needs to be made: missing, unusable or expired; None when fine."""
-        cert, why = self._pair(ca_name)
-        if cert is None:
-            return why
+        """"missing" when neither CA file exists (a new cluster); None when the pair loads,
+        matches and is valid. Anything else stops with PKIError naming the file: a new CA would
+        silently cut every host and client off."""
+        crt, key = self.path(ca_name, "crt"), self.path(ca_name, "key")
+        if not crt.exists() and not key.exists():
+            return "missing"
+        for present, absent in ((crt, key), (key, crt)):
+            if not absent.exists():
+                raise PKIError(f"{absent}: missing while {present.name} exists; restore it from "
+                               "a backup (or remove both files to make a new CA, which every "
+                               "host and kubeconfig must then be given)")
+        cert = self._loaded(crt, x509.load_pem_x509_certificate)
+        private = self._loaded(key, _ec_key)
+        if not same_key(private, cert.public_key()):
+            raise PKIError(f"{crt} and {key}: the certificate does not match the key (one of them "
+                           "is another CA's); restore the pair from a backup")
         if cert.not_valid_after_utc <= datetime.now(UTC):
-            return f"expired {cert.not_valid_after_utc:%Y-%m-%d}"
+            raise PKIError(f"{crt}: expired {cert.not_valid_after_utc:%Y-%m-%d}; a new CA must be "
+                           "rolled out deliberately")
         return None
 
     def reason(self, spec: CertSpec) -> str | None:
@@ -325,13 +355,11 @@ class PKI:
         self._write_pair(spec.name, key, cert)
 
     def _sa_reason(self) -> str | None:
-        """Why the service-account key pair needs writing, None when fine."""
+        """Why the service-account key pair needs writing, None when fine; an sa.key that
+        exists but does not load stops with PKIError (every token would be invalidated)."""
         if not self.path(SA, "key").exists():
             return "missing"
-        try:
-            key = self._key(SA)
-        except ValueError:
-            return "unreadable"
+        key = self._loaded(self.path(SA, "key"), _ec_key)
         try:
             public = serialization.load_pem_public_key(self.path(SA, "pub").read_bytes())
         except (ValueError, FileNotFoundError):
@@ -339,10 +367,10 @@ class PKI:
         return None if same_key(key, public) else "public key does not match"
 
     def _ensure_sa(self) -> None:
-        """Write sa.pub from sa.key, making sa.key first when it is absent or unreadable."""
-        try:
-            key = self._key(SA)
-        except (ValueError, FileNotFoundError):
+        """Write sa.pub from sa.key, making sa.key first only when it is absent."""
+        if self.path(SA, "key").exists():
+            key = self._loaded(self.path(SA, "key"), _ec_key)
+        else:
             key = new_key()
             write_atomic(self.path(SA, "key"), private_pem(key), 0o600)
         write_atomic(self.path(SA, "pub"), public_pem(key.public_key()), 0o644)

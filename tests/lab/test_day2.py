@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from kubesmith import addons, settings
+from kubesmith.binaries import cache
 from kubesmith.lab import hosts as lab
 from tests.lab.conftest import TEST_BRIDGE, TEST_SUBNET
 
@@ -56,9 +59,58 @@ spec:
     assert "lab-4" in cluster.kubectl("get", "pod", "on-lab-4", "-o", "wide", "--no-headers")
 
 
+def etcdctl(cluster, credential: str, *args: str) -> subprocess.CompletedProcess:
+    """etcdctl from the control machine against lab-1's client port, with one credential of
+    the state directory (the same files the hosts were given)."""
+    versions = settings.versions()
+    binary = cache.component_dir(cache.default_root(), "etcd", versions["etcd_version"],
+                                 cache.host_arch()) / "etcdctl"
+    pki, address = cluster.state / "pki", cluster.lab.state.host("lab-1").address
+    return subprocess.run(
+        [str(binary), f"--endpoints=https://{address}:2379", f"--cacert={pki}/etcd-ca.crt",
+         f"--cert={pki}/{credential}.crt", f"--key={pki}/{credential}.key",
+         "--dial-timeout=10s", "--command-timeout=20s", *args],
+        capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_nodes_etcd_credential_reaches_only_flannels_keys(cluster) -> None:
+    node = "flannel-etcd-client-lab-4"
+    config = etcdctl(cluster, node, "get", "--print-value-only", "/coreos.com/network/config")
+    assert config.returncode == 0 and '"Network"' in config.stdout, config.stderr
+    leases = etcdctl(cluster, node, "get", "--prefix", "--keys-only", "/coreos.com/network/subnets")
+    assert leases.stdout.count("/coreos.com/network/subnets/") == 4, leases.stdout
+    for args in (("get", "--prefix", "--keys-only", "/registry"),
+                 ("put", "/registry/stolen", "x"), ("put", "/elsewhere", "x"),
+                 ("put", "/coreos.com/network/config", "{}")):
+        denied = etcdctl(cluster, node, *args)
+        assert denied.returncode != 0 and "permission denied" in denied.stderr, (args, denied)
+    # kube-apiserver's credential (root) reads what the node's may not: the check can fail.
+    registry = etcdctl(cluster, "apiserver-etcd-client", "get", "--prefix", "--keys-only",
+                       "--limit=1", "/registry")
+    assert registry.stdout.startswith("/registry/"), registry.stderr
+
+
+def test_a_nodes_etcd_credential_is_refused_on_the_peer_port(cluster) -> None:
+    etcd = cluster.lab.state.host("lab-1").address
+    curl = ("curl -sS --http1.1 --max-time 5 -o /dev/null -w '%{http_code}' "
+            "--cacert /etc/kubernetes/pki/etcd-ca.crt "
+            "--cert /etc/kubernetes/pki/CRED.crt --key /etc/kubernetes/pki/CRED.key "
+            f"https://{etcd}:2380/version")
+    refused = cluster.ssh("lab-4", curl.replace("CRED", "flannel-etcd-client-lab-4"))
+    assert refused.returncode != 0 and refused.stdout != "200", refused
+    peer = cluster.ssh("lab-1", curl.replace("CRED", "etcd-peer-lab-1"))
+    assert peer.stdout == "200", peer
+
+
 def test_remove_node(cluster) -> None:
     removed = cluster.deploy("remove-node", "lab-4")
     assert removed.returncode == 0, removed.stdout + removed.stderr
+    # Its etcd user is gone: the certificate (still valid, and in the state directory) opens
+    # nothing; another pod host's still works.
+    after = etcdctl(cluster, "flannel-etcd-client-lab-4", "get", "/coreos.com/network/config")
+    assert after.returncode != 0, after.stdout
+    other = etcdctl(cluster, "flannel-etcd-client-lab-2", "get", "/coreos.com/network/config")
+    assert other.returncode == 0 and '"Network"' in other.stdout, other.stderr
     assert "lab-4" not in cluster.kubectl("get", "nodes", "--no-headers")
     active = cluster.ssh("lab-4", "systemctl is-active kubelet kube-proxy containerd flanneld")
     assert "active\n" not in active.stdout.replace("inactive", ""), active.stdout

@@ -2,6 +2,7 @@
 
 import base64
 import ipaddress
+import re
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubesmith import pki as pki_mod
 from kubesmith.certificates import cert_specs
 from kubesmith.model import Cluster, Host
-from kubesmith.pki import PKI, CertSpec
+from kubesmith.pki import PKI, CertSpec, PKIError, make_ca
 
 
 def _cluster(lab2_master: bool = False) -> Cluster:
@@ -197,8 +198,42 @@ def test_mismatched_key_is_detected(made: tuple[PKI, list[CertSpec], list[str]])
 def test_new_ca_reissues_its_leaves_only(made: tuple[PKI, list[CertSpec], list[str]]) -> None:
     pki, specs, _ = made
     pki.path("etcd-ca", "key").unlink()
+    pki.path("etcd-ca", "crt").unlink()
     made_now = pki.ensure(specs)
     assert made_now == ["etcd-ca", *(s.name for s in specs if s.ca == "etcd-ca")]
+
+
+@pytest.mark.parametrize("damage", ["key gone", "crt gone", "key garbage", "crt garbage",
+                                    "key of another CA", "expired"])
+def test_a_damaged_ca_stops_naming_the_file(made: tuple[PKI, list[CertSpec], list[str]],
+                                            damage: str) -> None:
+    pki, specs, _ = made
+    ext = "crt" if "crt" in damage or damage == "expired" else "key"
+    path = pki.path("etcd-ca", ext)
+    before = _mtimes(pki.directory)
+    if damage.endswith("gone"):
+        path.unlink()
+    elif damage.endswith("garbage"):
+        path.write_bytes(b"-----BEGIN GARBAGE-----\n")
+    elif damage == "key of another CA":
+        path.write_bytes(pki.key_pem("kubernetes-ca"))
+    else:
+        key = pki._key("etcd-ca")
+        path.write_bytes(make_ca("etcd-ca", key, days=0).public_bytes(serialization.Encoding.PEM))
+    for step in (pki.plan, pki.ensure):
+        with pytest.raises(PKIError, match=re.escape(str(path))):
+            step(specs)
+    untouched = {k: v for k, v in _mtimes(pki.directory).items() if k != path.name}
+    assert untouched == {k: v for k, v in before.items() if k != path.name}, "files changed"
+
+
+def test_an_unreadable_service_account_key_stops(
+        made: tuple[PKI, list[CertSpec], list[str]]) -> None:
+    pki, specs, _ = made
+    pki.path("sa", "key").write_bytes(b"not a key")
+    with pytest.raises(PKIError, match=re.escape(str(pki.path("sa", "key")))):
+        pki.ensure(specs)
+    assert pki.path("sa", "key").read_bytes() == b"not a key"
 
 
 def test_changed_subject_and_usage_are_named(made: tuple[PKI, list[CertSpec], list[str]]) -> None:
