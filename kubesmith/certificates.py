@@ -16,8 +16,16 @@ ETCD_PEER_CN = "etcd-peer"
 FLANNEL_USER_PREFIX = "flannel-"
 ETCD_ROOT_ROLE = "root"
 FLANNEL_ROLE = "flannel"
+# Cluster-admin by RBAC (revocable): the operator's certificate is in ADMIN_GROUP, kubesmith's own
+# API calls use the user KUBESMITH_USER; each is bound to cluster-admin by a ClusterRoleBinding
+# (templates/controlplane/rbac-admins.yaml.j2) that the super-admin (system:masters, on the
+# control machine only) applies.
+ADMIN_GROUP = "kubesmith:cluster-admins"
+KUBESMITH_USER = "kubesmith"
 # Files kubesmith once placed on hosts and no longer uses: deleted from the hosts on converge.
-RETIRED = ("flannel-etcd-client.crt", "flannel-etcd-client.key")
+# (The masters' admin credential, in system:masters, became kubesmith's own RBAC-bound one.)
+RETIRED = ("flannel-etcd-client.crt", "flannel-etcd-client.key", "admin.crt", "admin.key")
+RETIRED_KUBECONFIGS = ("admin",)
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class Credential:
     kubeconfig: Kubeconfig | None = None
     # The etcd role of the certificate's CN (an etcd user of that name), for etcd clients.
     etcd_role: str | None = None
+    # Also a kubeconfig with embedded credentials in the state directory, <name>.kubeconfig.
+    control_machine: bool = False
 
     @property
     def file_names(self) -> tuple[str, ...]:
@@ -108,9 +118,22 @@ def _component(cluster: Cluster, name: str, user: str, *organizations: str) -> C
     """A component's client certificate with its kubeconfig (masters' or nodes' components)."""
     on_masters = name != "kube-proxy"
     hosts = cluster.masters if on_masters else cluster.nodes
-    readers = (name,) if name != "admin" else ()
+    readers = (name,) if name != KUBESMITH_USER else ()
     return Credential(name, hosts, readers, _client(name, "kubernetes-ca", user, *organizations),
-                      kubeconfig=Kubeconfig(name, user, on_masters))
+                      kubeconfig=Kubeconfig(name, user, on_masters),
+                      control_machine=name == KUBESMITH_USER)
+
+
+def _admins() -> list[Credential]:
+    """The operator's credential (admin.kubeconfig, RBAC-bound) and the system:masters
+    super-admin for recovery: on the control machine only, on no host."""
+    return [
+        Credential("admin", (), (), _client("admin", "kubernetes-ca", "admin", ADMIN_GROUP),
+                   control_machine=True),
+        Credential("super-admin", (), (), _client("super-admin", "kubernetes-ca",
+                                                  "kubesmith:super-admin", "system:masters"),
+                   control_machine=True),
+    ]
 
 
 def table(cluster: Cluster) -> list[Credential]:
@@ -146,7 +169,9 @@ def table(cluster: Cluster) -> list[Credential]:
         _component(cluster, "kube-controller-manager", "system:kube-controller-manager"),
         _component(cluster, "kube-scheduler", "system:kube-scheduler"),
         _component(cluster, "kube-proxy", "system:kube-proxy", "system:node-proxier"),
-        _component(cluster, "admin", "admin", "system:masters"),
+        # kubesmith's own API calls: /readyz on masters, kubectl from the control machine.
+        _component(cluster, KUBESMITH_USER, KUBESMITH_USER),
+        *_admins(),
         # On no host: the add-ons phase puts it in metrics-server's Secret, and the cluster CA
         # in its APIService's caBundle, so the apiserver verifies the aggregated API it proxies.
         Credential("metrics-server", (), (), _metrics_server(cluster)),

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 
 from pyinfra import host
-from pyinfra.api import FactBase
-from pyinfra.operations import server
+from pyinfra.operations import python
 
-from kubesmith import paths, services
+from kubesmith import certificates, paths, services
 from kubesmith.context import DeployContext
+from kubesmith.kubectl import kubectl
+from kubesmith.runner import DeployError
 from kubesmith.services import APISERVER_PORT
 from tasks import _ops, artifacts, pki
+from tasks.addons import SERVER_SIDE
 
 SERVICES = tuple(s.name for s in services.of_role("masters"))
-RBAC_BINDING = "kubesmith:kube-apiserver-kubelet-client"
+SUPER_ADMIN = "super-admin"
 
 
 def deploy(ctx: DeployContext) -> None:
@@ -41,43 +44,43 @@ def deploy(ctx: DeployContext) -> None:
         _ops.Service(s, units[s], [binaries[s][s], *inputs[s]]) for s in SERVICES])
 
 
-class ClusterRoleBindingExists(FactBase):
-    """Whether a ClusterRoleBinding exists, asked with the master's admin kubeconfig."""
+def rbac_manifest() -> str:
+    """The cluster RBAC kubesmith relies on: the apiserver's access to kubelets, cluster-admin
+    for the operator's group and for kubesmith's own user."""
+    return "\n---\n".join([
+        _ops.render("controlplane/rbac-apiserver-kubelet.yaml.j2"),
+        _ops.render("controlplane/rbac-admins.yaml.j2", admin_group=certificates.ADMIN_GROUP,
+                    kubesmith_user=certificates.KUBESMITH_USER)])
 
-    @staticmethod
-    def default() -> bool:
-        return False
 
-    def command(self, kubeconfig: str, binding: str) -> str:
-        return (f"kubectl --kubeconfig={shlex.quote(kubeconfig)} get clusterrolebinding "
-                f"{shlex.quote(binding)} -o name 2>/dev/null || true")
+def _rbac_kubectl(ctx: DeployContext, verb: str) -> subprocess.CompletedProcess:
+    """kubectl diff/apply of the RBAC manifest with the super-admin credential (its only use:
+    the bindings every other credential needs cannot be made by those credentials)."""
+    return kubectl(ctx, verb, *SERVER_SIDE, "-f", "-", stdin=rbac_manifest(),
+                   credential=SUPER_ADMIN, timeout=60)
 
-    def process(self, output: list[str]) -> bool:
-        return any(line.strip() for line in output)
+
+def _apply_rbac(ctx: DeployContext) -> None:
+    """Apply the RBAC manifest (an op's function, run on the control machine)."""
+    result = _rbac_kubectl(ctx, "apply")
+    if result.returncode != 0:
+        raise DeployError(f"kubectl apply of the cluster RBAC: "
+                          f"{(result.stderr or result.stdout).strip()[-300:]}")
 
 
 def bootstrap_rbac(ctx: DeployContext) -> None:
-    """RBAC the apiserver needs to reach kubelets (applied when missing or changed)."""
-    conf = str(ctx.data["kube_config_dir"])
-    path = f"{conf}/rbac-apiserver-kubelet.yaml"
-    kubeconfig = f"{conf}/admin.kubeconfig"
-    manifest = _ops.template("RBAC: apiserver to kubelet",
-                             "controlplane/rbac-apiserver-kubelet.yaml.j2", path)
-    synced = _ops.sync([manifest])
-    present = host.get_fact(ClusterRoleBindingExists, kubeconfig=kubeconfig, binding=RBAC_BINDING)
-    if synced.changed(manifest) or not present:
-        server.shell(name="apply RBAC: apiserver to kubelet",
-                     commands=[apply_command(kubeconfig, path)])
-
-
-def apply_command(kubeconfig: str, path: str) -> str:
-    """kubectl apply of a manifest file on a master."""
-    return f"kubectl --kubeconfig={shlex.quote(kubeconfig)} apply -f {shlex.quote(path)}"
+    """The cluster RBAC, applied from the control machine when it differs (kubectl diff exits 0
+    when nothing would change; any other answer counts as a change)."""
+    if _rbac_kubectl(ctx, "diff").returncode != 0:
+        python.call(name="apply cluster RBAC (kubelet access, cluster-admin bindings)",
+                    function=_apply_rbac, ctx=ctx)
 
 
 def readyz_command(ctx: DeployContext) -> str:
-    """Ask the local apiserver's /readyz over TLS with the admin certificate."""
+    """Ask the local apiserver's /readyz over TLS with kubesmith's certificate (any
+    authenticated user may: system:public-info-viewer)."""
+    user = certificates.KUBESMITH_USER
     files = {flag: shlex.quote(f"{ctx.data['pki_dir']}/{name}") for flag, name in (
-        ("cacert", "kubernetes-ca.crt"), ("cert", "admin.crt"), ("key", "admin.key"))}
+        ("cacert", "kubernetes-ca.crt"), ("cert", f"{user}.crt"), ("key", f"{user}.key"))}
     return (f"curl -sf --max-time 5 --cacert {files['cacert']} --cert {files['cert']} "
             f"--key {files['key']} https://127.0.0.1:{APISERVER_PORT}/readyz")

@@ -21,21 +21,24 @@ DRY_PLACEHOLDER = "(generated-by-this-deploy)"
 
 
 def prepare(ctx: DeployContext) -> list[str]:
-    """Make or refresh the cluster PKI and the operator's admin kubeconfig (local, idempotent)."""
+    """Make or refresh the cluster PKI and the control machine's kubeconfigs (local,
+    idempotent): the operator's admin.kubeconfig, super-admin.kubeconfig, kubesmith.kubeconfig."""
     made = ctx.pki.ensure(certificates.cert_specs(ctx.cluster))
-    write_operator_kubeconfig(ctx)
+    for credential in certificates.table(ctx.cluster):
+        if credential.control_machine and credential.spec is not None:
+            write_local_kubeconfig(ctx, credential.name, credential.spec.common_name)
     return made
 
 
-def write_operator_kubeconfig(ctx: DeployContext) -> Path:
-    """state/<cluster>/admin.kubeconfig with embedded credentials, 0600."""
+def write_local_kubeconfig(ctx: DeployContext, name: str, user: str) -> Path:
+    """state/<cluster>/<name>.kubeconfig with embedded credentials, 0600."""
     b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
     text = _ops.render(
-        "kubeconfig/kubeconfig.j2", server=ctx.cluster.apiserver_url, kube_user="admin",
+        "kubeconfig/kubeconfig.j2", server=ctx.cluster.apiserver_url, kube_user=user,
         pki_dir="", cert="",
         ca_data=b64(ctx.pki.ca_pem("kubernetes-ca")),
-        cert_data=b64(ctx.pki.cert_pem("admin")), key_data=b64(ctx.pki.key_pem("admin")))
-    path = ctx.state / "admin.kubeconfig"
+        cert_data=b64(ctx.pki.cert_pem(name)), key_data=b64(ctx.pki.key_pem(name)))
+    path = ctx.state / f"{name}.kubeconfig"
     if not path.exists() or path.read_text() != text:
         write_private(path, text.encode())
     os.chmod(path, 0o600)
@@ -87,6 +90,8 @@ def deploy(ctx: DeployContext) -> None:
     synced = _ops.sync([_ops.directory(str(ctx.data["pki_dir"]), "700"), *readers])
     for item in synced.replaced:
         ctx.need_restart(me.name, readers[item])
-    for name in certificates.RETIRED:
-        files.file(name=f"retired {name} removed", path=f"{ctx.data['pki_dir']}/{name}",
-                   present=False)
+    retired = [f"{ctx.data['pki_dir']}/{name}" for name in certificates.RETIRED]
+    retired += [f"{ctx.data['kube_config_dir']}/{name}.kubeconfig"
+                for name in certificates.RETIRED_KUBECONFIGS]
+    for path in retired:
+        files.file(name=f"retired {path} removed", path=path, present=False)

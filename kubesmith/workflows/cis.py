@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubesmith import cis
+from kubesmith import certificates, cis
 from kubesmith.binaries import sources
 from kubesmith.runner import DeployError, Runner
 from tasks import _ops
@@ -14,7 +14,7 @@ def run(runner: Runner) -> list[cis.HostResult]:
     local = sources.ensure("kube-bench", ctx.versions)
     exceptions = cis.load_exceptions()
     config = _ops.render("cis/config.yaml.j2", benchmark=cis.BENCHMARK, **ctx.data)
-    kubeconfig = f"{ctx.data['kube_config_dir']}/admin.kubeconfig"
+    kubeconfig = f"{ctx.data['kube_config_dir']}/{certificates.KUBESMITH_USER}.kubeconfig"
     chosen = tuple(h for h in ctx.cluster.hosts if cis.targets(ctx.cluster, h))
     results: list[cis.HostResult] = []
     with runner.connect("cis", chosen) as connected:

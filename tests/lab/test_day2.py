@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 
@@ -142,3 +143,22 @@ def test_refuses_to_remove_the_last_master(cluster) -> None:
     assert refused.returncode != 0
     assert "last master" in refused.stderr
     assert cluster.ssh("lab-1", "systemctl is-active kube-apiserver").stdout.strip() == "active"
+
+
+def test_the_operator_is_cluster_admin_by_a_binding_that_revokes_it(cluster) -> None:
+    groups = cluster.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.groups}")
+    assert "kubesmith:cluster-admins" in groups and "system:masters" not in groups, groups
+    assert "lab-1" in cluster.kubectl("get", "nodes")
+    super_admin = subprocess.run(
+        [str(cluster.kubectl_binary()), f"--kubeconfig={cluster.state / 'super-admin.kubeconfig'}",
+         "delete", "clusterrolebinding", "kubesmith:cluster-admins"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert super_admin.returncode == 0, super_admin.stderr
+    deadline = time.monotonic() + 30
+    while "Forbidden" not in (denied := cluster.kubectl("get", "nodes", check=False)):
+        assert time.monotonic() < deadline, f"still allowed after the binding went: {denied}"
+        time.sleep(1)
+    # kubesmith's own credential has its own binding: `up` still converges, and restores it.
+    again = cluster.deploy("up")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "lab-1" in cluster.kubectl("get", "nodes")

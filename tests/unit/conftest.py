@@ -18,7 +18,7 @@ from pyinfra.context import ctx_host
 import tasks
 from kubesmith.context import DeployContext
 from kubesmith.errors import UserError
-from tasks import _ops, addons
+from tasks import _ops, addons, controlplane
 from tasks.phases import ETCD_JOIN, PHASES, RESET
 
 # One probe answer that takes every "change needed" branch: no etcd user, data dir owned by
@@ -87,9 +87,10 @@ def run_tasks(monkeypatch: pytest.MonkeyPatch) -> Callable[[DeployContext], Reco
                                                   and found.__name__.startswith("pyinfra.")):
                     monkeypatch.setattr(module, name, _Module(name, recording))
         monkeypatch.setattr(_ops, "upload", lambda **kw: recording.op("upload", kw))
-        # The add-ons phase asks the cluster with the control machine's kubectl: "it differs".
-        monkeypatch.setattr(addons, "kubectl", lambda *_a, **_k: subprocess.CompletedProcess(
-            [], 1, "", "no cluster here"))
+        # The add-ons phase asks the cluster with the control machine's kubectl: "it differs";
+        for asks in (addons, controlplane):  # so does the cluster RBAC's diff
+            monkeypatch.setattr(asks, "kubectl", lambda *_a, **_k: subprocess.CompletedProcess(
+                [], 1, "", "no cluster here"))
         for phase in (*PHASES, ETCD_JOIN, RESET):
             for me in phase.hosts(ctx.cluster):
                 for task in phase.tasks:

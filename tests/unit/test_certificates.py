@@ -24,7 +24,7 @@ def test_nodes_get_no_ca_key_and_no_apiserver_credentials() -> None:
 
 def test_masters_get_signing_keys_and_their_member_certs() -> None:
     files = _files(M)
-    assert {"kubernetes-ca.key", "sa.key", "sa.pub", "kube-apiserver.crt", "admin.key",
+    assert {"kubernetes-ca.key", "sa.key", "sa.pub", "kube-apiserver.crt", "kubesmith.key",
             "etcd-server-m1.crt", "etcd-peer-m1.key", "etcd-healthcheck-client.crt"} <= files
     assert "kubelet-n1.crt" not in files
 
@@ -35,7 +35,7 @@ def test_readers_follow_the_table() -> None:
     assert certificates.readers(CLUSTER, M, "kubernetes-ca.key") == ("kube-controller-manager",)
     assert "kubelet" in certificates.readers(CLUSTER, N, "kubernetes-ca.crt")
     assert certificates.readers(CLUSTER, N, "kubelet.kubeconfig") == ("kubelet",)
-    assert certificates.readers(CLUSTER, M, "admin.crt") == ()
+    assert certificates.readers(CLUSTER, M, "kubesmith.crt") == ()
 
 
 def test_every_leaf_has_one_entry_and_a_spec() -> None:
@@ -67,3 +67,15 @@ def test_peer_certificates_share_the_allowed_peer_cn() -> None:
     assert specs["etcd-peer-m1"].common_name == certificates.ETCD_PEER_CN
     clients = [s for s in specs.values() if s.ca == "etcd-ca" and not s.name.startswith("etcd-")]
     assert clients and all(s.common_name != certificates.ETCD_PEER_CN for s in clients)
+
+
+def test_cluster_admin_is_by_rbac_and_system_masters_stays_on_the_control_machine() -> None:
+    credentials = {c.name: c for c in certificates.table(CLUSTER)}
+    masters_group = [c.name for c in credentials.values()
+                     if c.spec is not None and "system:masters" in c.spec.organizations]
+    assert masters_group == ["super-admin"]
+    assert credentials["super-admin"].hosts == () and credentials["admin"].hosts == ()
+    assert credentials["admin"].spec.organizations == (certificates.ADMIN_GROUP,)
+    assert credentials["kubesmith"].spec.common_name == certificates.KUBESMITH_USER
+    local = {c.name for c in credentials.values() if c.control_machine}
+    assert local == {"admin", "super-admin", "kubesmith"}

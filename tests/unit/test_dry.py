@@ -44,7 +44,7 @@ def test_every_task_prepares_dry_on_a_fresh_state(tmp_path: Path, empty_cache: P
     uploads = [kw["dest"] for ops in recording.ops.values() for name, kw in ops
                if name == "upload"]
     # Keys and binaries that do not exist yet are pending uploads that never read them.
-    assert "/etc/kubernetes/pki/admin.key" in uploads and "/usr/local/bin/etcd" in uploads
+    assert "/etc/kubernetes/pki/kubesmith.key" in uploads and "/usr/local/bin/etcd" in uploads
     encryption = next(kw["src"].getvalue() for ops in recording.ops.values() for name, kw in ops
                       if name == "upload" and kw["dest"].endswith("encryption-config.yaml"))
     assert "secret: (generated-by-this-deploy)" in encryption

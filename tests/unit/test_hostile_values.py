@@ -167,7 +167,7 @@ OUTSIDE_PHASES: dict[str, Callable[[DeployContext, Host], list[str]]] = {
                                               "10.200.7.0-24"))],
     "apiserver readyz": lambda ctx, me: [controlplane.readyz_command(ctx)],
     "kube-bench": lambda ctx, me: [cis.bench_command(
-        list(cis.targets(ctx.cluster, me)), f"{ctx.data['kube_config_dir']}/admin.kubeconfig")],
+        list(cis.targets(ctx.cluster, me)), f"{ctx.data['kube_config_dir']}/kubesmith.kubeconfig")],
     "journal": lambda ctx, me: [runner.journal_command(s) for s in ("etcd", "kubelet")],
     "secret upload": lambda ctx, me: [c for c in UPLOAD(
         src="/x", dest=f"{ctx.data['pki_dir']}/kubelet-{me.name}.key", mode="600")
@@ -221,7 +221,8 @@ def template_values(ctx: DeployContext, me: Host) -> dict[str, object]:
         "benchmark": cis.BENCHMARK, "server": ctx.cluster.apiserver_url,
         "kube_user": f"system:node:{me.name}", "cert": f"kubelet-{me.name}",
         "ca_data": "", "cert_data": "", "key_data": "", "resolv_conf": "/etc/resolv.conf",
-        "etcd_peer_cn": certificates.ETCD_PEER_CN, **addons.values(ctx, ADDONS["coredns"]),
+        "etcd_peer_cn": certificates.ETCD_PEER_CN, "admin_group": certificates.ADMIN_GROUP,
+        "kubesmith_user": certificates.KUBESMITH_USER, **addons.values(ctx, ADDONS["coredns"]),
     }
 
 

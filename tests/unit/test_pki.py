@@ -61,7 +61,7 @@ def test_spec_names_for_the_cluster() -> None:
         "flannel-etcd-client-lab-2", "flannel-etcd-client-lab-3",
         "etcd-healthcheck-client", "kube-apiserver", "apiserver-kubelet-client",
         "front-proxy-client", "kubelet-lab-2", "kubelet-lab-3", "kube-controller-manager",
-        "kube-scheduler", "kube-proxy", "admin", "metrics-server",
+        "kube-scheduler", "kube-proxy", "kubesmith", "admin", "super-admin", "metrics-server",
     ]
 
 
@@ -239,7 +239,8 @@ def test_an_unreadable_service_account_key_stops(
 def test_changed_subject_and_usage_are_named(made: tuple[PKI, list[CertSpec], list[str]]) -> None:
     pki, specs, _ = made
     admin = _spec(specs, "admin")
-    changed = CertSpec("admin", "kubernetes-ca", "root", ("system:masters", "ops"), server=True)
+    changed = CertSpec("admin", "kubernetes-ca", "root", ("kubesmith:cluster-admins", "ops"),
+                       server=True)
     why = pki.reason(changed)
     assert why == "CN differs: +root -admin; O differs: +ops; EKUs differ: +serverAuth -clientAuth"
     assert pki.reason(admin) is None

@@ -39,7 +39,7 @@ def test_secrets_never_go_through_files_put(tmp_path: Path, empty_cache: Path, r
         assert not kw["dest"].endswith((".key", ".kubeconfig", "encryption-config.yaml"))
     uploaded = {kw["dest"] for kw in uploads}
     assert {"/etc/kubernetes/pki/kubernetes-ca.key", "/etc/kubernetes/pki/sa.key",
-            "/etc/kubernetes/admin.kubeconfig",
+            "/etc/kubernetes/kubesmith.kubeconfig",
             "/etc/kubernetes/encryption-config.yaml"} <= uploaded
     assert any(secret in _content(kw["src"]) for kw in uploads)
 

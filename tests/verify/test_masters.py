@@ -30,7 +30,7 @@ def test_apiserver_livez_readyz(ctx, master_host: Host) -> None:
     for path in ("livez", "readyz"):
         result = remote(master_host.name).run(
             f"curl -sf --max-time {timeout(5)} --cacert {pki}/kubernetes-ca.crt "
-            f"--cert {pki}/admin.crt --key {pki}/admin.key https://{master_host.address}:{APISERVER_PORT}/{path}")
+            f"--cert {pki}/kubesmith.crt --key {pki}/kubesmith.key https://{master_host.address}:{APISERVER_PORT}/{path}")
         assert result.rc == 0 and result.stdout.strip() == "ok", f"/{path}: {result.stdout}"
 
 
