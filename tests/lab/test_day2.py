@@ -148,7 +148,7 @@ def test_refuses_to_remove_the_last_master(cluster) -> None:
 def test_the_operator_is_cluster_admin_by_a_binding_that_revokes_it(cluster) -> None:
     groups = cluster.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.groups}")
     assert "kubesmith:cluster-admins" in groups and "system:masters" not in groups, groups
-    assert "lab-1" in cluster.kubectl("get", "nodes")
+    assert "lab-2" in cluster.kubectl("get", "nodes")
     super_admin = subprocess.run(
         [str(cluster.kubectl_binary()), f"--kubeconfig={cluster.state / 'super-admin.kubeconfig'}",
          "delete", "clusterrolebinding", "kubesmith:cluster-admins"],
@@ -161,4 +161,4 @@ def test_the_operator_is_cluster_admin_by_a_binding_that_revokes_it(cluster) -> 
     # kubesmith's own credential has its own binding: `up` still converges, and restores it.
     again = cluster.deploy("up")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "lab-1" in cluster.kubectl("get", "nodes")
+    assert "lab-2" in cluster.kubectl("get", "nodes")
