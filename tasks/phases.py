@@ -64,6 +64,11 @@ def node_ready(ctx: DeployContext, node_host: PyinfraHost) -> None:
 
 
 def addons_ready(ctx: DeployContext, _master: PyinfraHost) -> None:
+    """The add-ons phase's readiness check (on the control machine, whatever the host)."""
+    wait_for_addons(ctx)
+
+
+def wait_for_addons(ctx: DeployContext) -> None:
     """Every add-on turned on is ready: its Deployments rolled out (every replica), its other
     objects (APIServices) Available."""
     for addon in addon_table.enabled(ctx.data):

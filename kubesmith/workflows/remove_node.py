@@ -57,8 +57,9 @@ def run(runner: Runner, names: Sequence[str]) -> Report:
     if any(h.name not in names for h in ctx.cluster.etcd):
         with membership.peer(runner, exclude=names) as peer:
             peer.forget_leases(leaving)
+    ctx.cluster = ctx.cluster.without(set(names))
     if any(h.has("etcd") or h.has("masters") for h in leaving):
-        ctx.cluster = ctx.cluster.without(set(names))
         steps.prepare_local(runner.ctx, runner.out)
         steps.roll(runner, ctx.cluster.hosts)
+    steps.converge_addons(runner)
     return runner.finish(start, f"removed: {', '.join(names)}")
