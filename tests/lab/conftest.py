@@ -17,9 +17,11 @@ from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.lab import hosts as lab
 from kubesmith.lab.state import LabPaths, LabState
 
-# Overridable so two lab test runs (e.g. two work trees) can share the machine.
-TEST_SUBNET = os.environ.get("KUBESMITH_TEST_SUBNET", "10.241.0.0/24")
-TEST_BRIDGE = os.environ.get("KUBESMITH_TEST_BRIDGE", "kstest0")
+# Overridable so two lab test runs (e.g. two work trees) can share the machine; under
+# pytest-xdist each worker (gw0, gw1, ...) gets its own bridge and subnet.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+TEST_SUBNET = os.environ.get("KUBESMITH_TEST_SUBNET", f"10.241.{_WORKER}.0/24")
+TEST_BRIDGE = os.environ.get("KUBESMITH_TEST_BRIDGE", f"kstest{_WORKER}")
 
 
 def lab_skip_reason() -> str | None:
