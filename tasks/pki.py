@@ -66,7 +66,7 @@ def _items(ctx: DeployContext, credential: certificates.Credential) -> list[_ops
     kubeconfig = credential.kubeconfig
     if kubeconfig is not None:
         server = (f"https://127.0.0.1:{APISERVER_PORT}" if kubeconfig.local_apiserver
-                  else ctx.cluster.apiserver_url)
+                  else ctx.cluster.balancer_url)
         items.append(_ops.template(
             f"kubeconfig {kubeconfig.file}", "kubeconfig/kubeconfig.j2",
             f"{ctx.data['kube_config_dir']}/{kubeconfig.file}.kubeconfig", "600", secret=True,
