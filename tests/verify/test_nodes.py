@@ -4,8 +4,8 @@ pod-to-pod on every pair."""
 from __future__ import annotations
 
 from kubesmith import balancer, services
-from kubesmith.services import APISERVER_LB_PORT
 from kubesmith.model import Host
+from kubesmith.services import APISERVER_LB_PORT
 from tests.verify.checks import kubectl
 from tests.verify.conftest import PROBE_NAMESPACE, remote
 
