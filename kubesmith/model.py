@@ -96,8 +96,13 @@ class Cluster:
     def apiserver_urls(self) -> tuple[str, ...]:
         """Every URL reaching an apiserver from the control machine, in the order kubesmith's
         own API calls try them: the external endpoint (when set), then each master."""
-        masters = tuple(f"https://{h.address}:{APISERVER_PORT}" for h in self.masters)
+        masters = tuple(self.master_url(h) for h in self.masters)
         return (self.apiserver_endpoint, *masters) if self.apiserver_endpoint else masters
+
+    @staticmethod
+    def master_url(master: Host) -> str:
+        """One master's apiserver URL."""
+        return f"https://{master.address}:{APISERVER_PORT}"
 
     @property
     def balancer_url(self) -> str:
