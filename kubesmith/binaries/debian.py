@@ -27,6 +27,12 @@ def _field(path: Path, name: str) -> str:
                           check=True).stdout.strip()
 
 
+def _download(wanted: list[str], directory: str) -> subprocess.CompletedProcess:
+    """apt-get download into a directory."""
+    return subprocess.run(["apt-get", "download", *wanted], cwd=directory, capture_output=True,
+                          text=True, check=False)
+
+
 def fetch(packages: tuple[str, ...], version: str, arch: str, out: Path) -> None:
     """Download the first package at `version` and its listed dependencies (the archive's
     current versions) into out/<package>.deb; refuse anything else apt hands back."""
@@ -35,11 +41,14 @@ def fetch(packages: tuple[str, ...], version: str, arch: str, out: Path) -> None
                           "machine to fetch Debian packages")
     wanted = [f"{packages[0]}:{arch}={version}", *(f"{p}:{arch}" for p in packages[1:])]
     with tempfile.TemporaryDirectory(prefix="kubesmith-deb-") as tmp:
-        result = subprocess.run(["apt-get", "download", *wanted], cwd=tmp, capture_output=True,
-                                text=True, check=False)
+        result = _download(wanted, tmp)
+        if result.returncode != 0:  # package lists missing or stale: refresh them once
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, check=False)
+            result = _download(wanted, tmp)
         if result.returncode != 0:
-            raise DebianError(f"apt-get download {' '.join(wanted)} failed (run `apt-get "
-                              f"update`?): {result.stderr.strip()[-300:]}")
+            raise DebianError(f"apt-get download {' '.join(wanted)} failed (a version the "
+                              f"archive no longer serves? pin the current one): "
+                              f"{result.stderr.strip()[-300:]}")
         for path in Path(tmp).glob("*.deb"):
             name = _field(path, "Package")
             if name not in packages:
