@@ -86,8 +86,11 @@ def test_master_one_down_node_keeps_working(cluster, ctx) -> None:
     lines = [line for line in out.splitlines() if line.endswith((" ok", " fail"))]
     failed = [line for line in lines if line.endswith("fail")]
     gap = longest_failure(lines)
-    print(f"failover: master 1 stopped at {stopped:.1f}; {len(lines)} reads, "
-          f"{len(failed)} failed, longest failure {gap:.1f} s")
+    marked = cluster.ssh(NODE, "journalctl -u apiserver-lb -o short-unix --no-pager "
+                               "| grep 'apiservers/lab-1 is DOWN' | tail -1").stdout.split()
+    down_after = float(marked[0]) - stopped if marked else float("nan")
+    print(f"failover: lab-1 marked down {down_after:.1f} s after its stop began; {len(lines)} "
+          f"reads through {NODE}'s balancer, {len(failed)} failed, longest failure {gap:.1f} s")
     assert len(lines) > 40 and [line for line in lines if float(line.split()[0]) > stopped]
     assert gap <= GAP_LIMIT, f"reads failed for {gap:.1f} s in a row: {failed}"
     stats = _stats(cluster)
