@@ -97,10 +97,10 @@ def test_endpoint_joins_the_apiserver_sans(endpoint: str, dns: str | None, ip: s
     assert cluster.apiserver_urls == (endpoint, "https://10.0.0.1:6443", "https://10.0.0.2:6443")
 
 
-def test_kubectl_tries_the_last_live_master_first(tmp_path: Path) -> None:
+def test_kubectl_tries_the_last_live_master_first(tmp_path: Path, monkeypatch) -> None:
     ctx = DeployContext(CLUSTER, settings.group_data(), tmp_path)
     assert kubectl.servers(ctx) == ["https://10.0.0.1:6443", "https://10.0.0.2:6443"]
-    kubectl._live[str(tmp_path)] = "https://10.0.0.2:6443"
+    monkeypatch.setitem(kubectl._live, str(tmp_path), "https://10.0.0.2:6443")
     assert kubectl.servers(ctx) == ["https://10.0.0.2:6443", "https://10.0.0.1:6443"]
 
 
