@@ -143,11 +143,13 @@ def cluster_factory(lab_factory, tmp_path_factory: pytest.TempPathFactory):
     if missing:
         pytest.skip(f"binary cache lacks {', '.join(missing)}: run `python deploy.py binaries`")
 
-    def make(count: int, etcd: int = 1, via_pyinfra_cli: bool = False) -> Deployed:
+    def make(count: int, etcd: int = 1, via_pyinfra_cli: bool = False,
+             masters: int = 1) -> Deployed:
         lab_ = lab_factory(count)
         state = Path(tmp_path_factory.mktemp("state"))
         env = dict(os.environ, KUBESMITH_LAB_DIR=str(lab_.paths.root),
-                   KUBESMITH_STATE=str(state), KUBESMITH_LAB_ETCD=str(etcd))
+                   KUBESMITH_STATE=str(state), KUBESMITH_LAB_ETCD=str(etcd),
+                   KUBESMITH_LAB_MASTERS=str(masters))
         deployed = Deployed(lab_, state, env, "")
         if via_pyinfra_cli:
             # --diff prints what files.put uploads: keys must not go that way.

@@ -25,7 +25,7 @@ from kubesmith.binaries.images import image_ref
 from kubesmith.context import TEMPLATES, DeployContext
 from kubesmith.model import Host
 from kubesmith.validate import check
-from tasks import _ops, addons, controlplane, etcd, reset
+from tasks import _ops, addons, balancer, controlplane, etcd, reset
 
 MARK = "PWNED"
 PAYLOADS = (
@@ -221,7 +221,7 @@ def template_values(ctx: DeployContext, me: Host) -> dict[str, object]:
         "benchmark": cis.BENCHMARK, "server": ctx.cluster.apiserver_url,
         "kube_user": f"system:node:{me.name}", "cert": f"kubelet-{me.name}",
         "ca_data": "", "cert_data": "", "key_data": "", "resolv_conf": "/etc/resolv.conf",
-        **addons.values(ctx, ADDONS["coredns"]),
+        **addons.values(ctx, ADDONS["coredns"]), **balancer.values(ctx, me),
     }
 
 

@@ -57,7 +57,8 @@ def test_spec_names_for_the_cluster() -> None:
     assert names == [
         "etcd-server-lab-1", "etcd-peer-lab-1", "apiserver-etcd-client", "flannel-etcd-client",
         "etcd-healthcheck-client", "kube-apiserver", "apiserver-kubelet-client",
-        "front-proxy-client", "kubelet-lab-2", "kubelet-lab-3", "kube-controller-manager",
+        "front-proxy-client", "kubelet-lab-2", "kubelet-lab-3", "apiserver-lb-healthcheck",
+        "kube-controller-manager",
         "kube-scheduler", "kube-proxy", "admin", "metrics-server",
     ]
 
