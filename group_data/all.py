@@ -21,6 +21,9 @@ coredns_version = "v1.14.7"
 # metrics-server: newest 0.8.x (no 0.8.1 is served); 0.8.x supports Kubernetes 1.31+, i.e. every
 # version the proxy serves (1.33-1.36), while 0.9.0 supports only 1.34+.
 metrics_server_version = "v0.8.0"
+# The local apiserver load balancer of every node: Debian 12 (bookworm)'s haproxy, security
+# updates included (its dependencies come at the archive's current versions).
+haproxy_version = "2.6.12-1+deb12u4"
 
 # Networks.
 pod_cidr = "10.200.0.0/16"
@@ -34,6 +37,11 @@ flannel_etcd_prefix = "/coreos.com/network"
 # DNS at cluster_dns, and the metrics API (`kubectl top`, HorizontalPodAutoscalers). One left out
 # is removed from the cluster by the next `up`.
 addons = ["coredns", "metrics-server"]
+
+# An external VIP or load balancer in front of every master, as https://NAME-OR-IP[:PORT]
+# (empty: none). Its name or address joins the apiserver certificate's SANs and is the server of
+# the operator's admin kubeconfig; nodes keep their local balancer (127.0.0.1:6444) either way.
+apiserver_endpoint = ""
 
 # Paths on the hosts.
 bin_dir = "/usr/local/bin"

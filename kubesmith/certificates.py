@@ -3,10 +3,12 @@ reference, and the services that must restart when it changes. Tasks, verify and
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from kubesmith.model import Cluster, Host
 from kubesmith.pki import CertSpec
+from kubesmith.rules import endpoint_host
 
 # Every etcd peer certificate carries this CN and etcd accepts no other on its peer port
 # (--peer-cert-allowed-cn): a client certificate of the same CA is refused there.
@@ -34,7 +36,7 @@ class Kubeconfig:
 
     file: str
     user: str
-    # Masters talk to their own apiserver; other hosts use the cluster's apiserver URL.
+    # Masters talk to their own apiserver; nodes to every master through their local balancer.
     local_apiserver: bool
 
 
@@ -89,8 +91,22 @@ def _apiserver(cluster: Cluster) -> CertSpec:
         "localhost",
     )
     ips = (*(h.address for h in cluster.masters), cluster.service_vip, "127.0.0.1")
+    dns, ips = _with_endpoint(cluster, dns, ips)
     return CertSpec("kube-apiserver", "kubernetes-ca", "kube-apiserver",
                     dns_names=dns, ip_addresses=ips, server=True)
+
+
+def _with_endpoint(cluster: Cluster, dns: tuple[str, ...], ips: tuple[str, ...]
+                   ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The SANs plus the external VIP/load balancer's name or address (apiserver_endpoint)."""
+    name = endpoint_host(cluster.apiserver_endpoint)
+    if not name:
+        return dns, ips
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return (*dns, name), ips
+    return dns, (*ips, name)
 
 
 def _metrics_server(cluster: Cluster) -> CertSpec:
@@ -166,6 +182,11 @@ def table(cluster: Cluster) -> list[Credential]:
         Credential("front-proxy-client", masters, ("kube-apiserver",),
                    _client("front-proxy-client", "front-proxy-ca", "front-proxy-client")),
         *(_kubelet(h) for h in cluster.nodes),
+        # The node balancers' /readyz checks: no group, so RBAC grants it only what every
+        # authenticated user has (system:public-info-viewer: /readyz, /livez, /healthz, /version).
+        Credential("apiserver-lb-healthcheck", cluster.nodes, ("apiserver-lb",),
+                   _client("apiserver-lb-healthcheck", "kubernetes-ca",
+                           "kubesmith:apiserver-lb-healthcheck")),
         _component(cluster, "kube-controller-manager", "system:kube-controller-manager"),
         _component(cluster, "kube-scheduler", "system:kube-scheduler"),
         _component(cluster, "kube-proxy", "system:kube-proxy", "system:node-proxier"),

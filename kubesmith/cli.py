@@ -182,6 +182,30 @@ def _verify(args: argparse.Namespace) -> int:
     return subprocess.run(command, env=env, cwd=settings.PROJECT, check=False).returncode
 
 
+def _kubeconfig(args: argparse.Namespace) -> int:
+    """Write an admin kubeconfig for a chosen master (by name) or balancer URL."""
+    from kubesmith import context, rules
+    from tasks import pki
+
+    ctx = context.load(Path(args.inventory))
+    server = args.server or ctx.cluster.apiserver_url
+    if args.server in {m.name for m in ctx.cluster.masters}:
+        server = ctx.cluster.master_url(ctx.cluster.host(args.server))
+    elif why := rules.apiserver_endpoint(server):
+        print(rules.printable(f"kubeconfig: --server {server!r} {why}, or a master's name"),
+              file=sys.stderr)
+        return 2
+    if not ctx.pki.path("admin.crt").exists():
+        print(f"kubeconfig: no PKI in {ctx.state}: run `python deploy.py up` first",
+              file=sys.stderr)
+        return 1
+    default = ("admin.kubeconfig" if args.server is None
+               else f"admin-{rules.endpoint_host(server)}.kubeconfig")
+    path = pki.write_operator_kubeconfig(ctx, server, Path(args.output or ctx.state / default))
+    print(f"kubeconfig: {path} (server {server}, mode 0600)")
+    return 0
+
+
 def _cluster_command(sub: Any, name: str, help_: str, workflow: Any = None,
                      names: str | None = None) -> argparse.ArgumentParser:
     """A subcommand that works on an inventory (and optionally on named hosts)."""
@@ -228,6 +252,14 @@ def _workflow_commands(sub: Any) -> None:
     verify.add_argument("--junit", help="also write a JUnit XML report to this file")
     verify.add_argument("-k", help="only the checks matching this pytest -k expression")
     verify.set_defaults(func=_verify)
+    kubeconfig = _cluster_command(sub, "kubeconfig", "write an admin kubeconfig (0600) for the "
+                                  "cluster's endpoint, a master or a load balancer")
+    kubeconfig.add_argument("--server", help="a master's name, or https://HOST[:PORT] of a "
+                            "VIP or load balancer (default: apiserver_endpoint, else the first "
+                            "master)")
+    kubeconfig.add_argument("-o", "--output", help="file to write (default: the cluster state's "
+                            "admin.kubeconfig, or admin-<host>.kubeconfig with --server)")
+    kubeconfig.set_defaults(func=_kubeconfig)
     _cluster_command(sub, "cis", "run kube-bench (CIS benchmark) on masters and nodes; exit 1 "
                      "on a FAIL that is not a documented exception", _cis)
 

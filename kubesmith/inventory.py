@@ -100,6 +100,7 @@ def to_cluster(groups: Groups, data: dict[str, object] | None = None) -> Cluster
         service_cidr=str(data["service_cidr"]),
         cluster_domain=str(data["cluster_domain"]),
         cluster_dns=str(data["cluster_dns"]),
+        apiserver_endpoint=str(data.get("apiserver_endpoint") or ""),
     )
 
 

@@ -6,7 +6,12 @@ import ipaddress
 from dataclasses import dataclass, replace
 
 from kubesmith.errors import UserError
-from kubesmith.services import APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT
+from kubesmith.services import (
+    APISERVER_LB_PORT,
+    APISERVER_PORT,
+    ETCD_CLIENT_PORT,
+    ETCD_PEER_PORT,
+)
 
 ROLES = ("etcd", "masters", "nodes")
 
@@ -43,6 +48,8 @@ class Cluster:
     service_cidr: str = "10.32.0.0/24"
     cluster_domain: str = "cluster.local"
     cluster_dns: str = "10.32.0.10"
+    # An external VIP/load balancer URL (group data, validated), or "".
+    apiserver_endpoint: str = ""
 
     def role(self, role: str) -> tuple[Host, ...]:
         """Hosts in a group, in inventory order."""
@@ -82,8 +89,25 @@ class Cluster:
 
     @property
     def apiserver_url(self) -> str:
-        """The URL clients use for the apiserver (the first master)."""
-        return f"https://{self.masters[0].address}:{APISERVER_PORT}"
+        """The operator's default apiserver URL: the external endpoint, else the first master."""
+        return self.apiserver_urls[0]
+
+    @property
+    def apiserver_urls(self) -> tuple[str, ...]:
+        """Every URL reaching an apiserver from the control machine, in the order kubesmith's
+        own API calls try them: the external endpoint (when set), then each master."""
+        masters = tuple(self.master_url(h) for h in self.masters)
+        return (self.apiserver_endpoint, *masters) if self.apiserver_endpoint else masters
+
+    @staticmethod
+    def master_url(master: Host) -> str:
+        """One master's apiserver URL."""
+        return f"https://{master.address}:{APISERVER_PORT}"
+
+    @property
+    def balancer_url(self) -> str:
+        """Where a node's kubelet and kube-proxy reach the apiservers: the node's own balancer."""
+        return f"https://127.0.0.1:{APISERVER_LB_PORT}"
 
     @property
     def etcd_client_urls(self) -> str:

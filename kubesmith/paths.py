@@ -13,6 +13,13 @@ CONTAINERD_DIR = "/var/lib/containerd"
 CRICTL_CONF = "/etc/crictl.yaml"
 FLANNEL_RUN_DIR = "/run/flannel"
 FLANNEL_SUBNET_ENV = f"{FLANNEL_RUN_DIR}/subnet.env"
+# Debian packages kubesmith installs from local files (per component), and the node balancer's
+# runtime directory (systemd's RuntimeDirectory=) with its root-only stats socket (HTTP, CSV).
+DEB_DIR = f"{STATE_DIR}/debs"
+APISERVER_LB_RUN_DIR = "/run/apiserver-lb"
+APISERVER_LB_STATS = f"{APISERVER_LB_RUN_DIR}/stats.sock"
+# Debian's own haproxy unit, masked: kubesmith runs the balancer under apiserver-lb.service.
+HAPROXY_DEBIAN_UNIT = "/etc/systemd/system/haproxy.service"
 # A host's resolvers, then systemd-resolved's upstream list (when /etc/resolv.conf is its stub).
 RESOLV_CONFS = ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf")
 

@@ -17,7 +17,8 @@ DIRECTORY = re.compile(r"/[A-Za-z0-9_./-]*")
 LOCAL_PATH = re.compile(r"[A-Za-z0-9_.,/~+@:=-]+")
 DURATION = re.compile(r"[0-9]+(ms|s|m|h)")
 ETCD_PREFIX = re.compile(r"(/[A-Za-z0-9_.-]+)+")
-VERSION = re.compile(r"v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?")
+# Upstream versions (v1.2.3-rc.1+build) and Debian package versions (2.6.12-1+deb12u4).
+VERSION = re.compile(r"v?[0-9]+\.[0-9]+\.[0-9]+([-+~][0-9A-Za-z.+~-]+)?")
 # A setting without a rule of its own: one word of these characters (no shell or YAML syntax).
 PLAIN = re.compile(r"[A-Za-z0-9_.:/,=+@-]*")
 # flannel's subnet lease names: <network address>-<prefix length>, e.g. 10.200.7.0-24.
@@ -248,3 +249,30 @@ def lease_key(key: str, prefix: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def apiserver_endpoint(value: object) -> str | None:
+    """An external VIP or load balancer: empty, or https://<IPv4 or DNS name>[:port], no path."""
+    if not isinstance(value, str):
+        return f"is {kind(value)}, not a string"
+    if not value:
+        return None
+    usage = "use https://NAME-OR-IP[:PORT], e.g. https://10.0.0.100:6443"
+    if not value.startswith("https://"):
+        return f"is not an https URL: {usage}"
+    rest = value[len("https://"):]
+    name, sep, port = rest.partition(":")
+    if sep and not (port.isdigit() and port.isascii() and 1 <= int(port) <= 65535):
+        return f"has the port {port!r}: {usage}"
+    try:
+        ipaddress.IPv4Address(name)
+        return None
+    except ValueError:
+        pass
+    why = dns_name(name)
+    return None if why is None else f"names the host {name!r}, which {why}: {usage}"
+
+
+def endpoint_host(value: str) -> str:
+    """The name or address of a valid apiserver_endpoint (empty when there is none)."""
+    return value[len("https://"):].partition(":")[0] if value else ""

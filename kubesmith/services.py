@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from kubesmith.binaries.recipes import COMPONENTS
 
 APISERVER_PORT = 6443
+# Each node's local apiserver balancer, on 127.0.0.1 only. Not 6443: on a host that is master and
+# node the apiserver holds 0.0.0.0:6443, 127.0.0.1 included; one port on every host keeps every
+# node kubeconfig the same.
+APISERVER_LB_PORT = 6444
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
 FLANNEL_VXLAN_PORT = 8472
@@ -20,6 +24,7 @@ class Service:
     role: str
     ports: tuple[str, ...]
     binaries: tuple[tuple[str, tuple[str, ...]], ...]
+    process: str = ""  # the name its listening process has, when not the service's name
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -42,6 +47,8 @@ SERVICES = {s.name: s for s in (
              ("crictl", ("crictl",)))),
     Service("kubelet", "nodes", ("tcp/10250",), (("kubernetes", ("kubelet", "kubectl")),)),
     Service("kube-proxy", "nodes", ("tcp/10256",), (("kubernetes", ("kube-proxy",)),)),
+    # haproxy from Debian packages (component "haproxy"), not from bin_dir; started before kubelet.
+    Service("apiserver-lb", "nodes", (f"tcp/{APISERVER_LB_PORT}",), (), "haproxy"),
 )}
 
 

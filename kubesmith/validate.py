@@ -468,6 +468,8 @@ def _setting_rule(key: str) -> Rule | None:
         return rules.etcd_prefix
     if key == "ssh_strict_host_key_checking":
         return _strict
+    if key == "apiserver_endpoint":
+        return rules.apiserver_endpoint
     if key.endswith(("_version", "_cidr")) or key in CHECKED_ELSEWHERE:
         return None
     return rules.plain

@@ -204,6 +204,9 @@ class Service:
     # when systemd's first start job fails; the phase's readiness check waits for the service
     # (systemd's Restart= retries it). For daemons whose start waits on other hosts.
     wait: bool = True
+    # True: changed inputs or certificates reload it (`systemctl reload`); only a changed unit
+    # restarts it. For daemons that re-read everything on reload and keep their process.
+    reload: bool = False
 
 
 def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> None:
@@ -219,7 +222,11 @@ def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> N
         certificates = ctx.take_restart(host.name, svc.name)
         changed = synced.changed(svc.unit, *svc.inputs) or svc.restart or certificates
         if active == "active" and changed:
-            _restart(svc)
+            if svc.reload and not synced.changed(svc.unit) and not svc.restart:
+                systemd.service(name=f"reload {svc.name} (inputs changed)",
+                                service=f"{svc.name}.service", reloaded=True)
+            else:
+                _restart(svc)
         if active != "active" or enabled != "enabled":
             _start(svc)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+from collections.abc import Callable
 
 from pyinfra.operations import python
 
@@ -101,14 +102,21 @@ def remove(ctx: DeployContext, addon: Addon) -> None:
         _fail(f"kubectl delete of add-on {addon.name}", result)
 
 
-def deploy(ctx: DeployContext) -> None:
-    """An op per add-on to apply (it differs) or to remove (off, yet in the cluster)."""
-    for addon in addons.enabled(ctx.data):
-        if differs(ctx, addon):
-            python.call(name=f"apply add-on {addon.name}", function=apply, ctx=ctx, addon=addon)
+Change = tuple[str, Callable[[DeployContext, Addon], None], Addon]
+
+
+def pending(ctx: DeployContext) -> list[Change]:
+    """The changes a converge makes: apply each add-on turned on whose objects differ from its
+    template, remove each one turned off that is still in the cluster."""
+    changes: list[Change] = [(f"apply add-on {a.name}", apply, a)
+                             for a in addons.enabled(ctx.data) if differs(ctx, a)]
     off = addons.disabled(ctx.data)
     live = present(ctx) if off else set()
-    for addon in off:
-        if addon.name in live:
-            python.call(name=f"remove add-on {addon.name}", function=remove, ctx=ctx,
-                        addon=addon)
+    changes += [(f"remove add-on {a.name}", remove, a) for a in off if a.name in live]
+    return changes
+
+
+def deploy(ctx: DeployContext) -> None:
+    """An op per pending change (control-side calls; the phase's host is only its place)."""
+    for name, function, addon in pending(ctx):
+        python.call(name=name, function=function, ctx=ctx, addon=addon)

@@ -10,12 +10,14 @@ from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.operations import python
 
 from kubesmith import addons as addon_table
+from kubesmith import balancer as balancer_state
 from kubesmith.context import DeployContext
 from kubesmith.kubectl import kubectl
 from kubesmith.model import Cluster, Host
-from kubesmith.runner import DeployError, Phase, retry
+from kubesmith.runner import DeployError, Phase, retry, run_on
 from tasks import (
     addons,
+    balancer,
     common,
     controlplane,
     etcd,
@@ -44,6 +46,20 @@ def flannel_ready(ctx: DeployContext, pod_host: PyinfraHost) -> None:
           flannel.READY_TIMEOUT)
 
 
+def balancer_ready(ctx: DeployContext, node_host: PyinfraHost, timeout: float = 60) -> None:
+    """This node's balancer has every master as a backend, each passing its /readyz check."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ok, stats = run_on(node_host, balancer_state.STATS_COMMAND)
+        why = balancer_state.problem(stats, ctx.cluster) if ok else "no statistics answer"
+        if why is None:
+            return
+        if time.monotonic() > deadline:
+            raise DeployError(f"{node_host.name}: apiserver balancer not ready within "
+                              f"{timeout:.0f} s: {why}")
+        time.sleep(0.5)
+
+
 def _until(ctx: DeployContext, what: str, args: tuple[str, ...], timeout: float) -> None:
     """Repeat a short kubectl wait (`wait` fails at once for an object not made yet) until it
     succeeds; raise DeployError with kubectl's last words after timeout seconds."""
@@ -65,6 +81,11 @@ def node_ready(ctx: DeployContext, node_host: PyinfraHost) -> None:
 
 
 def addons_ready(ctx: DeployContext, _master: PyinfraHost) -> None:
+    """The add-ons phase's readiness check (on the control machine, whatever the host)."""
+    wait_for_addons(ctx)
+
+
+def wait_for_addons(ctx: DeployContext) -> None:
     """Every add-on turned on is ready: its Deployments rolled out (every replica), its other
     objects (APIServices) Available."""
     for addon in addon_table.enabled(ctx.data):
@@ -96,12 +117,14 @@ CONTROL_PLANE = Phase("control plane", lambda c: c.masters, (controlplane.deploy
 CLUSTER_CONFIG = Phase("cluster config", _first_master_and_etcd, (cluster_config,))
 NETWORK = Phase("network", lambda c: c.pod_hosts, (flannel.deploy,), ("flanneld",),
                 flannel_ready)
+BALANCERS = Phase("apiserver balancers", lambda c: c.nodes, (balancer.deploy,),
+                  (balancer.SERVICE,), balancer_ready)
 NODES = Phase("nodes", lambda c: c.nodes, (runtime.deploy, node.deploy),
               ("containerd", "kubelet", "kube-proxy"), node_ready)
 # Applied from the control machine once the nodes are Ready; the first master only places the
 # phase (its ops run locally, with the operator's kubeconfig).
 ADD_ONS = Phase("add-ons", lambda c: c.masters[:1], (addons.deploy,), (), addons_ready)
-PHASES = (HOSTS, ETCD, CONTROL_PLANE, CLUSTER_CONFIG, NETWORK, NODES, ADD_ONS)
+PHASES = (HOSTS, ETCD, CONTROL_PLANE, CLUSTER_CONFIG, NETWORK, BALANCERS, NODES, ADD_ONS)
 
 # A new member's first start: no all-members health check yet (it is a learner until promoted).
 ETCD_JOIN = Phase("etcd join", lambda c: c.etcd, (etcd.deploy,), ("etcd",))
@@ -143,6 +166,9 @@ def pyinfra_cli(ctx: DeployContext) -> None:
     if _in(ctx, NETWORK):
         flannel.deploy(ctx)
     _barrier(ctx, NETWORK)
+    if _in(ctx, BALANCERS):
+        balancer.deploy(ctx)
+    _barrier(ctx, BALANCERS)
     if _in(ctx, NODES):
         runtime.deploy(ctx)
         node.deploy(ctx)

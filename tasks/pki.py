@@ -30,15 +30,23 @@ def prepare(ctx: DeployContext) -> list[str]:
     return made
 
 
-def write_local_kubeconfig(ctx: DeployContext, name: str, user: str) -> Path:
-    """state/<cluster>/<name>.kubeconfig with embedded credentials, 0600."""
+def write_operator_kubeconfig(ctx: DeployContext, server: str | None = None,
+                              path: Path | None = None) -> Path:
+    """An operator (admin) kubeconfig: by default state/<cluster>/admin.kubeconfig."""
+    return write_local_kubeconfig(ctx, "admin", "admin", server, path)
+
+
+def write_local_kubeconfig(ctx: DeployContext, name: str, user: str, server: str | None = None,
+                           path: Path | None = None) -> Path:
+    """A kubeconfig with the embedded credential <name>, 0600: by default state/<cluster>/
+    <name>.kubeconfig for the cluster's apiserver URL (external endpoint, else first master)."""
     b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
     text = _ops.render(
-        "kubeconfig/kubeconfig.j2", server=ctx.cluster.apiserver_url, kube_user=user,
+        "kubeconfig/kubeconfig.j2", server=server or ctx.cluster.apiserver_url, kube_user=user,
         pki_dir="", cert="",
         ca_data=b64(ctx.pki.ca_pem("kubernetes-ca")),
         cert_data=b64(ctx.pki.cert_pem(name)), key_data=b64(ctx.pki.key_pem(name)))
-    path = ctx.state / f"{name}.kubeconfig"
+    path = path or ctx.state / f"{name}.kubeconfig"
     if not path.exists() or path.read_text() != text:
         write_private(path, text.encode())
     os.chmod(path, 0o600)
@@ -70,7 +78,7 @@ def _items(ctx: DeployContext, credential: certificates.Credential) -> list[_ops
     kubeconfig = credential.kubeconfig
     if kubeconfig is not None:
         server = (f"https://127.0.0.1:{APISERVER_PORT}" if kubeconfig.local_apiserver
-                  else ctx.cluster.apiserver_url)
+                  else ctx.cluster.balancer_url)
         items.append(_ops.template(
             f"kubeconfig {kubeconfig.file}", "kubeconfig/kubeconfig.j2",
             f"{ctx.data['kube_config_dir']}/{kubeconfig.file}.kubeconfig", "600", secret=True,

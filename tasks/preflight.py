@@ -16,6 +16,8 @@ from tasks import _ops
 
 MIN_FREE_KIB = 2 * 1024 * 1024
 SUPPORTED_ARCH = ("x86_64",)
+# Nodes install the apiserver balancer from Debian 12 (bookworm) packages (component haproxy).
+NODE_OS = ("debian-12",)
 PROBE = (
     "echo arch=$(uname -m); . /etc/os-release; echo os=$ID-$VERSION_ID; "
     "echo hostname=$(hostname); echo swap=$(awk 'NR>1' /proc/swaps | wc -l); "
@@ -81,11 +83,15 @@ def problems(ctx: DeployContext, me: Host, found: dict[str, list[str]]) -> list[
     """What is wrong on this host for its roles (empty when it can be deployed)."""
     first = {k: v[0] for k, v in found.items()}
     issues = _system(first, bool(ctx.data.get("allow_swap")))
+    if me.has("nodes") and first.get("os") not in NODE_OS:
+        issues.append(f"OS {first.get('os')} unsupported for a node: its apiserver balancer is "
+                      f"installed from Debian 12 (bookworm) packages ({', '.join(NODE_OS)})")
     for service in SERVICES.values():
         if me not in getattr(ctx.cluster, service.role):
             continue
         for port in service.ports:
-            foreign = _foreign_holders(found.get("listen", []), port, service.name)
+            foreign = _foreign_holders(found.get("listen", []), port,
+                                       service.process or service.name)
             if foreign:
                 issues.append(f"port {port} is held by {foreign[0]} (needed by {service.name})")
     return issues

@@ -32,6 +32,9 @@ class Component:
     go: GoRecipe | None = None
     image: str | None = None
     deployed: bool = True  # installed by `up`; False: an operator tool (kube-bench)
+    # Debian packages (the first at the pinned version, then the dependencies a minimal Debian 12
+    # lacks), fetched by kubesmith/binaries/debian.py; files are <package>.deb.
+    debs: tuple[str, ...] = ()
 
 
 def _k8s_ldflags() -> tuple[str, ...]:
@@ -62,6 +65,9 @@ CNI_PLUGINS = {
     "loopback": "main/loopback",
     "portmap": "meta/portmap",
 }
+
+# haproxy and what Debian 12's minbase lacks of its dependencies (lua, opentracing).
+HAPROXY_DEBS = ("haproxy", "liblua5.3-0", "libopentracing-c-wrapper0", "libopentracing1")
 
 COMPONENTS: dict[str, Component] = {
     c.name: c
@@ -196,6 +202,9 @@ COMPONENTS: dict[str, Component] = {
             ),
             deployed=False,
         ),
+        # The apiserver load balancer of every node (Debian 12's haproxy 2.6).
+        Component("haproxy", "haproxy_version", tuple(f"{p}.deb" for p in HAPROXY_DEBS),
+                  debs=HAPROXY_DEBS),
         Component("pause-image", "pause_version", ("pause.tar",), image="pause"),
         Component("busybox-image", "busybox_version", ("busybox.tar",), image="busybox"),
         # Cluster add-on images: one static Go binary each, packed like pause (images.py).

@@ -8,7 +8,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from kubesmith.binaries import cache, gobuild, images, upstream
+from kubesmith.binaries import cache, debian, gobuild, images, upstream
 from kubesmith.binaries.recipes import COMPONENTS, Component
 from kubesmith.errors import UserError
 
@@ -26,8 +26,11 @@ def _staging(final: Path) -> Path:
 
 def from_build(component: Component, version: str, arch: str, out: Path,
                versions: dict[str, str]) -> None:
-    """Source (c): build from Go modules (images are assembled locally)."""
-    if component.image:
+    """Source (c): build from Go modules (images are assembled locally; Debian packages are
+    fetched with apt, the only way they travel)."""
+    if component.debs:
+        debian.fetch(component.debs, version, arch, out)
+    elif component.image:
         images.build(component.image, version, out, versions, arch)
     else:
         gobuild.build(component, version, arch, out)

@@ -59,8 +59,9 @@ def run(runner: Runner, names: Sequence[str]) -> Report:
             peer.forget_leases(leaving)
             # Their etcd users go: their flannel certificates open nothing any more.
             peer.grant_access(ctx.cluster.without(set(names)))
+    ctx.cluster = ctx.cluster.without(set(names))
     if any(h.has("etcd") or h.has("masters") for h in leaving):
-        ctx.cluster = ctx.cluster.without(set(names))
         steps.prepare_local(runner.ctx, runner.out)
         steps.roll(runner, ctx.cluster.hosts)
+    steps.converge_addons(runner)
     return runner.finish(start, f"removed: {', '.join(names)}")

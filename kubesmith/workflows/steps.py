@@ -10,8 +10,9 @@ from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext
 from kubesmith.model import Host
 from kubesmith.runner import DeployError, Out, Runner
+from tasks import addons as addon_tasks
 from tasks import pki, preflight
-from tasks.phases import PHASES
+from tasks.phases import PHASES, wait_for_addons
 
 
 def prepare_local(ctx: DeployContext, out: Out, dry: bool = False) -> None:
@@ -70,3 +71,15 @@ def named(runner: Runner, names: Sequence[str], role: str) -> tuple[Host, ...]:
             raise DeployError(f"{name} is not in the inventory's `{role}` group")
         found.append(me)
     return tuple(found)
+
+
+def converge_addons(runner: Runner, dry: bool = False) -> None:
+    """Apply the add-ons whose objects follow the node count (CoreDNS replicas) after nodes came
+    or went, from the control machine alone (no host is connected to), then wait until ready."""
+    for label, function, addon in addon_tasks.pending(runner.ctx):
+        runner.report.add("add-ons", "control machine", label)
+        runner.out(f"  [add-ons] control machine: {'would change: ' if dry else ''}{label}")
+        if not dry:
+            function(runner.ctx, addon)
+    if not dry:
+        wait_for_addons(runner.ctx)

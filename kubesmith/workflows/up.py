@@ -11,10 +11,16 @@ from kubesmith.workflows import steps
 from tasks.phases import PHASES
 
 
-def run(runner: Runner, dry: bool = False, skip_preflight: bool = False,
-        names: Sequence[str] | None = None) -> Report:
-    """Every phase in order on every host (or only the named ones); stops at the first failure."""
+def run(runner: Runner, dry: bool = False, skip_preflight: bool = False) -> Report:
+    """Every phase in order on every host; stops at the first failure."""
     start = time.monotonic()
+    converge(runner, dry, skip_preflight)
+    return runner.finish(start, f"kubeconfig: {runner.ctx.state / 'admin.kubeconfig'}", dry)
+
+
+def converge(runner: Runner, dry: bool = False, skip_preflight: bool = False,
+             names: Sequence[str] | None = None) -> None:
+    """Preparation, preflight and every phase on every host (or only the named ones)."""
     cluster = runner.ctx.cluster
     runner.ctx.dry = dry
     steps.prepare_local(runner.ctx, runner.out, dry)
@@ -29,4 +35,3 @@ def run(runner: Runner, dry: bool = False, skip_preflight: bool = False,
             peer.grant_access(cluster)
     for phase in PHASES:
         runner.run(phase, phase.on(cluster, names), dry)
-    return runner.finish(start, f"kubeconfig: {runner.ctx.state / 'admin.kubeconfig'}", dry)

@@ -17,9 +17,11 @@ from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.lab import hosts as lab
 from kubesmith.lab.state import LabPaths, LabState
 
-# Overridable so two lab test runs (e.g. two work trees) can share the machine.
-TEST_SUBNET = os.environ.get("KUBESMITH_TEST_SUBNET", "10.241.0.0/24")
-TEST_BRIDGE = os.environ.get("KUBESMITH_TEST_BRIDGE", "kstest0")
+# Overridable so two lab test runs (e.g. two work trees) can share the machine; under
+# pytest-xdist each worker (gw0, gw1, ...) gets its own bridge and subnet.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+TEST_SUBNET = os.environ.get("KUBESMITH_TEST_SUBNET", f"10.241.{_WORKER}.0/24")
+TEST_BRIDGE = os.environ.get("KUBESMITH_TEST_BRIDGE", f"kstest{_WORKER}")
 
 
 def lab_skip_reason() -> str | None:
@@ -141,11 +143,13 @@ def cluster_factory(lab_factory, tmp_path_factory: pytest.TempPathFactory):
     if missing:
         pytest.skip(f"binary cache lacks {', '.join(missing)}: run `python deploy.py binaries`")
 
-    def make(count: int, etcd: int = 1, via_pyinfra_cli: bool = False) -> Deployed:
+    def make(count: int, etcd: int = 1, via_pyinfra_cli: bool = False,
+             masters: int = 1) -> Deployed:
         lab_ = lab_factory(count)
         state = Path(tmp_path_factory.mktemp("state"))
         env = dict(os.environ, KUBESMITH_LAB_DIR=str(lab_.paths.root),
-                   KUBESMITH_STATE=str(state), KUBESMITH_LAB_ETCD=str(etcd))
+                   KUBESMITH_STATE=str(state), KUBESMITH_LAB_ETCD=str(etcd),
+                   KUBESMITH_LAB_MASTERS=str(masters))
         deployed = Deployed(lab_, state, env, "")
         if via_pyinfra_cli:
             # --diff prints what files.put uploads: keys must not go that way.

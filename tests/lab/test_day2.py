@@ -1,4 +1,5 @@
-"""Day 2 on real lab hosts: add a node, remove it, reset it, refuse to remove the last master."""
+"""Day 2 on real lab hosts: add a node, remove it, reset it, refuse to remove the last master;
+CoreDNS follows the node count (one replica per node, up to two)."""
 
 from __future__ import annotations
 
@@ -24,40 +25,48 @@ KUBESMITH_PATHS = ("/etc/kubernetes", "/var/lib/etcd", "/var/lib/kubelet", "/var
 
 @pytest.fixture(scope="module")
 def cluster(cluster_factory):
-    return cluster_factory(3)
+    return cluster_factory(2)  # lab-1 master, lab-2 the only node: one CoreDNS replica
+
+
+def dns_replicas(cluster) -> str:
+    """CoreDNS's wanted and ready replicas, as `kubectl get deployment` shows them."""
+    return cluster.kubectl("get", "-n", "kube-system", "deployment/coredns", "-o",
+                           "jsonpath={.spec.replicas} {.status.readyReplicas}")
 
 
 def test_add_node_touches_only_the_new_host(cluster) -> None:
-    before = {h: cluster.started(h, UNITS) for h in ("lab-1", "lab-2", "lab-3")}
-    lab.up(4, TEST_SUBNET, cluster.lab.paths, log=lambda _m: None, bridge=TEST_BRIDGE)
-    added = cluster.deploy("add-node", "lab-4")
+    before = {h: cluster.started(h, UNITS) for h in ("lab-1", "lab-2")}
+    assert dns_replicas(cluster) == "1 1"
+    lab.up(3, TEST_SUBNET, cluster.lab.paths, log=lambda _m: None, bridge=TEST_BRIDGE)
+    added = cluster.deploy("add-node", "lab-3")
     assert added.returncode == 0, added.stdout + added.stderr
-    for other in ("lab-1", "lab-2", "lab-3"):
+    for other in ("lab-1", "lab-2"):
         assert f"] {other}" not in added.stdout, f"add-node touched {other}:\n{added.stdout}"
     assert {h: cluster.started(h, UNITS) for h in before} == before, "an existing service restarted"
-    cluster.kubectl("wait", "--for=condition=Ready", "node/lab-4", "--timeout=60s")
+    cluster.kubectl("wait", "--for=condition=Ready", "node/lab-3", "--timeout=60s")
     version = settings.versions()["kubernetes_version"]
-    assert version in cluster.kubectl("get", "node", "lab-4", "--no-headers")
-    images = cluster.ssh("lab-4", "ctr -n k8s.io images ls -q").stdout.split()
+    assert version in cluster.kubectl("get", "node", "lab-3", "--no-headers")
+    images = cluster.ssh("lab-3", "ctr -n k8s.io images ls -q").stdout.split()
     data = settings.group_data()
     assert {a.image_ref(data) for a in addons.enabled(data)} <= set(images), images
+    assert dns_replicas(cluster) == "2 2", "add-node did not scale CoreDNS to the second node"
 
 
 def test_pods_schedule_on_the_new_node(cluster) -> None:
     busybox = settings.versions()["busybox_version"]
     cluster.apply(f"""apiVersion: v1
 kind: Pod
-metadata: {{name: on-lab-4}}
+metadata: {{name: on-lab-3}}
 spec:
-  nodeSelector: {{kubernetes.io/hostname: lab-4}}
+  nodeSelector: {{kubernetes.io/hostname: lab-3}}
   containers:
   - name: c
     image: kubesmith.local/busybox:{busybox}
     imagePullPolicy: Never
     command: ["sleep", "3600"]
 """)
-    cluster.kubectl("wait", "--for=condition=Ready", "pod/on-lab-4", "--timeout=60s")
-    assert "lab-4" in cluster.kubectl("get", "pod", "on-lab-4", "-o", "wide", "--no-headers")
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/on-lab-3", "--timeout=60s")
+    assert "lab-3" in cluster.kubectl("get", "pod", "on-lab-3", "-o", "wide", "--no-headers")
 
 
 def etcdctl(cluster, credential: str, *args: str) -> subprocess.CompletedProcess:
@@ -75,11 +84,11 @@ def etcdctl(cluster, credential: str, *args: str) -> subprocess.CompletedProcess
 
 
 def test_a_nodes_etcd_credential_reaches_only_flannels_keys(cluster) -> None:
-    node = "flannel-etcd-client-lab-4"
+    node = "flannel-etcd-client-lab-3"
     config = etcdctl(cluster, node, "get", "--print-value-only", "/coreos.com/network/config")
     assert config.returncode == 0 and '"Network"' in config.stdout, config.stderr
     leases = etcdctl(cluster, node, "get", "--prefix", "--keys-only", "/coreos.com/network/subnets")
-    assert leases.stdout.count("/coreos.com/network/subnets/") == 4, leases.stdout
+    assert leases.stdout.count("/coreos.com/network/subnets/") == 3, leases.stdout
     for args in (("get", "--prefix", "--keys-only", "/registry"),
                  ("put", "/registry/stolen", "x"), ("put", "/elsewhere", "x"),
                  ("put", "/coreos.com/network/config", "{}")):
@@ -97,44 +106,45 @@ def test_a_nodes_etcd_credential_is_refused_on_the_peer_port(cluster) -> None:
             "--cacert /etc/kubernetes/pki/etcd-ca.crt "
             "--cert /etc/kubernetes/pki/CRED.crt --key /etc/kubernetes/pki/CRED.key "
             f"https://{etcd}:2380/version")
-    refused = cluster.ssh("lab-4", curl.replace("CRED", "flannel-etcd-client-lab-4"))
+    refused = cluster.ssh("lab-3", curl.replace("CRED", "flannel-etcd-client-lab-3"))
     assert refused.returncode != 0 and refused.stdout != "200", refused
     peer = cluster.ssh("lab-1", curl.replace("CRED", "etcd-peer-lab-1"))
     assert peer.stdout == "200", peer
 
 
 def test_remove_node(cluster) -> None:
-    removed = cluster.deploy("remove-node", "lab-4")
+    removed = cluster.deploy("remove-node", "lab-3")
     assert removed.returncode == 0, removed.stdout + removed.stderr
     # Its etcd user is gone: the certificate (still valid, and in the state directory) opens
     # nothing; another pod host's still works.
-    after = etcdctl(cluster, "flannel-etcd-client-lab-4", "get", "/coreos.com/network/config")
+    after = etcdctl(cluster, "flannel-etcd-client-lab-3", "get", "/coreos.com/network/config")
     assert after.returncode != 0, after.stdout
     other = etcdctl(cluster, "flannel-etcd-client-lab-2", "get", "/coreos.com/network/config")
     assert other.returncode == 0 and '"Network"' in other.stdout, other.stderr
-    assert "lab-4" not in cluster.kubectl("get", "nodes", "--no-headers")
-    active = cluster.ssh("lab-4", "systemctl is-active kubelet kube-proxy containerd flanneld")
+    assert "lab-3" not in cluster.kubectl("get", "nodes", "--no-headers")
+    assert dns_replicas(cluster) == "1 1", "remove-node left a CoreDNS replica with no node"
+    active = cluster.ssh("lab-3", "systemctl is-active kubelet kube-proxy containerd flanneld")
     assert "active\n" not in active.stdout.replace("inactive", ""), active.stdout
 
 
 def test_reset_leaves_nothing(cluster) -> None:
-    reset = cluster.deploy("reset", "lab-4", "--yes")
+    reset = cluster.deploy("reset", "lab-3", "--yes")
     assert reset.returncode == 0, reset.stdout + reset.stderr
-    processes = cluster.ssh("lab-4", "ps -eo comm=").stdout.split()
+    processes = cluster.ssh("lab-3", "ps -eo comm=").stdout.split()
     left = [p for p in processes
             if p.startswith(("kube", "etcd", "flanneld", "containerd", "pause"))]
     assert not left, f"processes left: {left}"
-    units = cluster.ssh("lab-4", "ls /etc/systemd/system").stdout.split()
+    units = cluster.ssh("lab-3", "ls /etc/systemd/system").stdout.split()
     assert not [u for u in units if u.removesuffix(".service") in UNITS]
-    existing = cluster.ssh("lab-4", " ; ".join(f"test -e {p} && echo {p}"
+    existing = cluster.ssh("lab-3", " ; ".join(f"test -e {p} && echo {p}"
                                                for p in KUBESMITH_PATHS)).stdout.split()
     assert not existing, f"left behind: {existing}"
     # The runtime's state, preloaded (add-on) images included, is gone; the lab's mount stays.
-    assert cluster.ssh("lab-4", "ls -A /var/lib/containerd").stdout.split() == []
-    rules = cluster.ssh("lab-4", "iptables-save; ip6tables-save").stdout
+    assert cluster.ssh("lab-3", "ls -A /var/lib/containerd").stdout.split() == []
+    rules = cluster.ssh("lab-3", "iptables-save; ip6tables-save").stdout
     assert not [line for line in rules.splitlines()
                 if any(tag in line for tag in ("KUBE-", "FLANNEL", "CNI-"))]
-    links = cluster.ssh("lab-4", "ip -o link show").stdout
+    links = cluster.ssh("lab-3", "ip -o link show").stdout
     assert "flannel.1" not in links and "cni0" not in links and "veth" not in links
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -14,7 +15,7 @@ import pytest
 
 from kubesmith import settings
 from kubesmith.binaries import cache
-from tests.lab.conftest import PROJECT
+from tests.lab.conftest import PROJECT, TEST_SUBNET
 
 pytestmark = pytest.mark.lab
 
@@ -47,10 +48,11 @@ def test_killed_during_control_plane_phase_then_rerun_converges(cluster) -> None
 
 
 def test_unreachable_host_is_named_and_nothing_changes(cluster, tmp_path: Path) -> None:
+    ghost = ipaddress.ip_network(TEST_SUBNET)[99]  # an address on the lab's bridge, no host
     inventory = tmp_path / "with_ghost.py"
     inventory.write_text(
         (PROJECT / "inventories" / "lab.py").read_text()
-        + '\nnodes = nodes + [("ghost", {"ssh_hostname": "10.241.0.99", "address": "10.241.0.99",'
+        + f'\nnodes = nodes + [("ghost", {{"ssh_hostname": "{ghost}", "address": "{ghost}",'
         ' "ssh_user": "root", "ssh_key": etcd[0][1]["ssh_key"],'
         ' "ssh_known_hosts_file": etcd[0][1]["ssh_known_hosts_file"]})]\n')
     before = cluster.ssh("lab-2", "systemctl show -p ActiveEnterTimestampMonotonic kubelet").stdout

@@ -62,7 +62,7 @@ def test_the_flag_pins_the_key_and_dry_writes_nothing_else(host: Deployed) -> No
     assert len(pinned) == 1 and pinned[0].startswith(f"{address} ssh-")
     assert not host.state.exists(), "--dry wrote the state directory"
     assert "[pki] would make or renew" in result.stdout
-    assert "would change: key admin.key" in result.stdout
+    assert "would change: key kubesmith.key" in result.stdout
     assert "would change: secrets encryption config (aescbc)" in result.stdout
 
 

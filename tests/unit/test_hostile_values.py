@@ -25,7 +25,7 @@ from kubesmith.binaries.images import image_ref
 from kubesmith.context import TEMPLATES, DeployContext
 from kubesmith.model import Host
 from kubesmith.validate import check
-from tasks import _ops, addons, controlplane, etcd, reset
+from tasks import _ops, addons, balancer, controlplane, etcd, reset
 
 MARK = "PWNED"
 PAYLOADS = (
@@ -223,6 +223,7 @@ def template_values(ctx: DeployContext, me: Host) -> dict[str, object]:
         "ca_data": "", "cert_data": "", "key_data": "", "resolv_conf": "/etc/resolv.conf",
         "etcd_peer_cn": certificates.ETCD_PEER_CN, "admin_group": certificates.ADMIN_GROUP,
         "kubesmith_user": certificates.KUBESMITH_USER, **addons.values(ctx, ADDONS["coredns"]),
+        **balancer.values(ctx, me),
     }
 
 

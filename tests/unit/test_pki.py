@@ -60,8 +60,9 @@ def test_spec_names_for_the_cluster() -> None:
         "flannel-etcd-client-lab-1",
         "flannel-etcd-client-lab-2", "flannel-etcd-client-lab-3",
         "etcd-healthcheck-client", "kube-apiserver", "apiserver-kubelet-client",
-        "front-proxy-client", "kubelet-lab-2", "kubelet-lab-3", "kube-controller-manager",
-        "kube-scheduler", "kube-proxy", "kubesmith", "admin", "super-admin", "metrics-server",
+        "front-proxy-client", "kubelet-lab-2", "kubelet-lab-3", "apiserver-lb-healthcheck",
+        "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubesmith", "admin",
+        "super-admin", "metrics-server",
     ]
 
 

@@ -1,9 +1,11 @@
-"""Nodes: runtime and node daemons, Ready, kube-proxy's chains, pod-to-pod on every pair."""
+"""Nodes: runtime and node daemons, the local apiserver balancer, Ready, kube-proxy's chains,
+pod-to-pod on every pair."""
 
 from __future__ import annotations
 
-from kubesmith import services
+from kubesmith import balancer, services
 from kubesmith.model import Host
+from kubesmith.services import APISERVER_LB_PORT
 from tests.verify.checks import kubectl
 from tests.verify.conftest import PROBE_NAMESPACE, remote
 
@@ -13,6 +15,24 @@ def test_node_daemons(node_host: Host) -> None:
     daemons = [s.name for s in services.of_role("nodes")]
     down = [d for d in daemons if not host.service(d).is_running]
     assert not down, f"not running: {', '.join(down)}"
+
+
+def test_balancer_backends_are_every_master_and_up(ctx, node_host: Host) -> None:
+    stats = remote(node_host.name).check_output(balancer.STATS_COMMAND)
+    why = balancer.problem(stats, ctx.cluster)
+    assert why is None, f"{node_host.name}: apiserver balancer: {why}"
+
+
+def test_balancer_on_loopback_only_and_used(ctx, node_host: Host) -> None:
+    host = remote(node_host.name)
+    listening = host.check_output(f"ss -Hltn 'sport = :{APISERVER_LB_PORT}'")
+    addresses = {line.split()[3] for line in listening.splitlines() if line.strip()}
+    assert addresses == {f"127.0.0.1:{APISERVER_LB_PORT}"}, f"balancer listens on {addresses}"
+    conf = ctx.data["kube_config_dir"]
+    for name in ("kubelet", "kube-proxy"):
+        kubeconfig = host.file(f"{conf}/{name}.kubeconfig").content_string
+        assert f"server: {ctx.cluster.balancer_url}\n" in kubeconfig, \
+            f"{name} does not use the balancer {ctx.cluster.balancer_url}"
 
 
 def test_node_ready(ctx, node_host: Host) -> None:
