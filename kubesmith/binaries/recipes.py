@@ -18,6 +18,8 @@ class GoRecipe:
     tags: tuple[str, ...] = ()
     local_replace: str = "same"  # version for path replaces: "same" or "k8s-staging"
     extra_requires: tuple[str, ...] = ()
+    # (cached file, test package) compiled with `go test -c` (a test binary, e.g. e2e.test)
+    test_binaries: tuple[tuple[str, str], ...] = ()
     # (cached file, directory of the first module) packed as a reproducible .tar.gz
     archives: tuple[tuple[str, str], ...] = ()
 
@@ -32,6 +34,7 @@ class Component:
     go: GoRecipe | None = None
     image: str | None = None
     deployed: bool = True  # installed by `up`; False: an operator tool (kube-bench)
+    optional: bool = False  # built only when named or needed (`binaries` builds the others)
 
 
 def _k8s_ldflags() -> tuple[str, ...]:
@@ -56,6 +59,9 @@ K8S_BINARIES = (
     "kube-proxy",
     "kubectl",
 )
+# Tarballs of the conformance suite's test images (kubesmith/binaries/e2e_images.py builds them).
+E2E_IMAGE_FILES = ("agnhost.tar", "busybox.tar", "jessie-dnsutils.tar", "kitten.tar",
+                   "nautilus.tar", "httpd.tar", "nginx.tar", "nonewprivs.tar")
 CNI_PLUGINS = {
     "bridge": "main/bridge",
     "host-local": "ipam/host-local",
@@ -195,6 +201,33 @@ COMPONENTS: dict[str, Component] = {
                 archives=(("kube-bench-cfg.tar.gz", "cfg"),),
             ),
             deployed=False,
+        ),
+        # The conformance suite (deploy.py conformance): e2e.test, the ginkgo runner at the
+        # version kubernetes' go.mod pins, agnhost and nonewprivs' nnp, all from the kubernetes
+        # wrapper module; and the test images it runs (kubesmith/binaries/e2e_images.py).
+        Component(
+            "e2e",
+            "kubernetes_version",
+            ("e2e.test", "ginkgo", "agnhost", "nnp"),
+            GoRecipe(
+                modules=("k8s.io/kubernetes",),
+                packages={"ginkgo": "github.com/onsi/ginkgo/v2/ginkgo",
+                          "agnhost": "k8s.io/kubernetes/test/images/agnhost",
+                          "nnp": "k8s.io/kubernetes/test/images/nonewprivs"},
+                ldflags=_k8s_ldflags(),
+                local_replace="k8s-staging",
+                test_binaries=(("e2e.test", "k8s.io/kubernetes/test/e2e"),),
+            ),
+            deployed=False,
+            optional=True,
+        ),
+        Component(
+            "e2e-images",
+            "kubernetes_version",
+            E2E_IMAGE_FILES,
+            image="e2e",
+            deployed=False,
+            optional=True,
         ),
         Component("pause-image", "pause_version", ("pause.tar",), image="pause"),
         Component("busybox-image", "busybox_version", ("busybox.tar",), image="busybox"),
