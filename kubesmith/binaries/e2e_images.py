@@ -127,6 +127,9 @@ def agnhost_tree(e2e: Path, module: Path) -> Tree:
     tree = busybox_base()
     for tool in AGNHOST_TOOLS:
         tree.copy_elf(tool)
+    # Debian's busybox sh runs its own applets before PATH (its nc lacks -u, -v, -z): tests'
+    # `sh -c` commands must find the real tools, as in upstream's alpine image.
+    tree.link("bin/sh", "bash")
     tree.file("agnhost", (e2e / "agnhost").read_bytes())
     tree.link("agnhost-2", "agnhost")
     for name in ("localhost.crt", "localhost.key"):

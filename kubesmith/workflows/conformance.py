@@ -4,7 +4,6 @@ with progress, a summary by SIG, and results as Sonobuoy and hydrophone leave th
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import time
@@ -21,22 +20,31 @@ from kubesmith.runner import DeployError, Runner
 
 REMOTE = "/var/lib/kubesmith/conformance"
 PROGRESS_EVERY = 30.0  # seconds between progress lines
+LABEL = "kubesmith.sha256"  # the image's tarball, so a rebuilt image is imported again
+PINNED = "io.cri-containerd.pinned=pinned"
+POLL = 2.0  # seconds between reads of e2e.log
 
 
 def import_images(remote: PyinfraHost, image_dir: Path) -> list[str]:
-    """Copy and import every test image the node lacks; return the tarballs imported."""
-    _ok, listed = remote.run_shell_command("ctr -n k8s.io images ls -q")
-    have = set(listed.stdout_lines)
+    """Copy and import every test image the node lacks at the cached tarball's sha256; label it
+    with that sum and pin it (kubelet's image GC must not remove what cannot be pulled)."""
+    _ok, listed = remote.run_shell_command("ctr -n k8s.io images ls")
+    have = {(line.split()[0], label) for line in listed.stdout_lines[1:] if line.split()
+            for label in line.split()[-1].split(",")}
     imported = []
-    for tarball in sorted(cache.read_manifest(image_dir)):
-        if set(archive_refs(image_dir / tarball)) <= have:
+    for tarball, digest in sorted(cache.read_manifest(image_dir).items()):
+        refs = archive_refs(image_dir / tarball)
+        label = f"{LABEL}={digest}"
+        if all((ref, label) in have for ref in refs):
             continue
         dest = f"{REMOTE}/{tarball}"
         remote.run_shell_command(f"mkdir -p -m 700 {REMOTE}")
         if not remote.put_file(str(image_dir / tarball), dest):
             raise DeployError(f"{remote.name}: could not copy {tarball}")
+        labels = " && ".join(f"ctr -n k8s.io images label {shlex.quote(ref)} {label} {PINNED}"
+                             for ref in refs)
         ok, output = remote.run_shell_command(
-            f"ctr -n k8s.io images import {shlex.quote(dest)}; status=$?; "
+            f"ctr -n k8s.io images import {shlex.quote(dest)} && {labels}; status=$?; "
             f"rm -f {shlex.quote(dest)}; exit $status")
         if not ok:
             raise DeployError(f"{remote.name}: ctr images import {tarball} failed: "
@@ -57,19 +65,28 @@ def _plan(command: list[str]) -> tuple[int, int]:
 
 def _stream(command: list[str], log: Path, total: int, out: conformance.Progress,
             say: Callable[[str], None]) -> int:
-    """Run ginkgo with its output to e2e.log, printing progress; return its exit code."""
+    """Run ginkgo with its output to e2e.log, printing progress from it; return its exit code
+    (ginkgo is stopped if this is interrupted)."""
     start = last = time.monotonic()
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        while chunk := os.read(proc.stdout.fileno(), 65536):  # type: ignore[union-attr]
-            sink.write(chunk)
-            out.feed(chunk.decode(errors="replace"))
-            now = time.monotonic()
-            if now - last >= PROGRESS_EVERY:
-                last = now
-                say(f"conformance: {out.done}/{total} specs done, {out.failed} failed, "
-                    f"{int(now - start) // 60}m{int(now - start) % 60:02d}s")
-        return proc.wait()
+    with open(log, "wb") as sink, open(log, "rb") as reader:
+        proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            while True:
+                running = proc.poll() is None
+                if running:
+                    time.sleep(POLL)
+                out.feed(reader.read().decode(errors="replace"))
+                now = time.monotonic()
+                if now - last >= PROGRESS_EVERY:
+                    last = now
+                    say(f"conformance: {out.done}/{total} specs done, {out.failed} failed, "
+                        f"{int(now - start) // 60}m{int(now - start) % 60:02d}s")
+                if not running:
+                    return proc.returncode
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
 
 
 def run(runner: Runner, focus: str | None, quick: bool, results: str | None,
