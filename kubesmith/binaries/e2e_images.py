@@ -30,6 +30,8 @@ TAGS: dict[str, tuple[str, ...]] = {
     "httpd.tar": ("Httpd", "HttpdNew"),
     "nginx.tar": ("Nginx", "NginxNew"),
     "nonewprivs.tar": ("Nonewprivs",),
+    "sample-apiserver.tar": ("APIServer",),
+    "etcd.tar": ("Etcd",),
 }
 # Debian's tools in agnhost (upstream: alpine's bind-tools, curl, netcat-openbsd, bash).
 AGNHOST_TOOLS = ("/usr/bin/curl", "/usr/bin/dig", "/usr/bin/nc", "/usr/bin/getent", "/bin/bash")
@@ -144,7 +146,7 @@ def _web_page(tree: Tree, root: str, page: bytes) -> tuple[Tree, dict]:
     return tree, {"Cmd": ["httpd", "-f", "-p", "80", "-h", root]}
 
 
-def _trees(e2e: Path, module: Path) -> dict[str, Callable[[], tuple[Tree, dict]]]:
+def _trees(e2e: Path, module: Path, etcd: Path) -> dict[str, Callable[[], tuple[Tree, dict]]]:
     """Per tarball: its file system and its config (besides PATH)."""
     images_dir = module / "test/images"
 
@@ -165,7 +167,14 @@ def _trees(e2e: Path, module: Path) -> dict[str, Callable[[], tuple[Tree, dict]]
         tree.file("usr/local/bin/nnp", (e2e / "nnp").read_bytes(), 0o4755)
         return tree, {"Cmd": ["nnp"]}
 
+    def single(binary: Path, path: str) -> tuple[Tree, dict]:
+        tree = busybox_base()
+        tree.file(path, binary.read_bytes())
+        return tree, {"Entrypoint": [f"/{path}"]} if path == "sample-apiserver" else {}
+
     return {
+        "sample-apiserver.tar": lambda: single(e2e / "sample-apiserver", "sample-apiserver"),
+        "etcd.tar": lambda: single(etcd / "etcd", "usr/local/bin/etcd"),
         "agnhost.tar": lambda: (agnhost_tree(e2e, module),
                                 {"Entrypoint": ["/agnhost"], "Cmd": ["pause"]}),
         "busybox.tar": lambda: (busybox_base(), {"Cmd": ["sh"]}),
@@ -187,7 +196,10 @@ def build_all(version: str, out: Path, arch: str = "amd64") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         module = Path(gobuild.module_info("k8s.io/kubernetes", version, Path(tmp), env)["Dir"])
     refs = manifest_refs((module / MANIFEST).read_text())
-    trees = _trees(e2e, module)
+    # etcd from its module at the image's own tag (3.6.4-0 -> v3.6.4), cached like the daemons.
+    etcd_version = "v" + refs["Etcd"].rsplit(":", 1)[1].split("-")[0]
+    etcd = sources.ensure("etcd", {"etcd_version": etcd_version}, arch)
+    trees = _trees(e2e, module, etcd)
     for tarball in E2E_IMAGE_FILES:
         tree, config = trees[tarball]()
         config = {**config, "Env": [f"PATH={PATH}"]}

@@ -61,7 +61,8 @@ K8S_BINARIES = (
 )
 # Tarballs of the conformance suite's test images (kubesmith/binaries/e2e_images.py builds them).
 E2E_IMAGE_FILES = ("agnhost.tar", "busybox.tar", "jessie-dnsutils.tar", "kitten.tar",
-                   "nautilus.tar", "httpd.tar", "nginx.tar", "nonewprivs.tar")
+                   "nautilus.tar", "httpd.tar", "nginx.tar", "nonewprivs.tar",
+                   "sample-apiserver.tar", "etcd.tar")
 CNI_PLUGINS = {
     "bridge": "main/bridge",
     "host-local": "ipam/host-local",
@@ -203,17 +204,18 @@ COMPONENTS: dict[str, Component] = {
             deployed=False,
         ),
         # The conformance suite (deploy.py conformance): e2e.test, the ginkgo runner at the
-        # version kubernetes' go.mod pins, agnhost and nonewprivs' nnp, all from the kubernetes
-        # wrapper module; and the test images it runs (kubesmith/binaries/e2e_images.py).
+        # version kubernetes' go.mod pins, agnhost, nonewprivs' nnp and sample-apiserver, from the
+        # kubernetes wrapper module; and the test images it runs (kubesmith/binaries/e2e_images.py).
         Component(
             "e2e",
             "kubernetes_version",
-            ("e2e.test", "ginkgo", "agnhost", "nnp"),
+            ("e2e.test", "ginkgo", "agnhost", "nnp", "sample-apiserver"),
             GoRecipe(
                 modules=("k8s.io/kubernetes",),
                 packages={"ginkgo": "github.com/onsi/ginkgo/v2/ginkgo",
                           "agnhost": "k8s.io/kubernetes/test/images/agnhost",
-                          "nnp": "k8s.io/kubernetes/test/images/nonewprivs"},
+                          "nnp": "k8s.io/kubernetes/test/images/nonewprivs",
+                          "sample-apiserver": "k8s.io/sample-apiserver"},
                 ldflags=_k8s_ldflags(),
                 local_replace="k8s-staging",
                 test_binaries=(("e2e.test", "k8s.io/kubernetes/test/e2e"),),

@@ -106,7 +106,7 @@ def test_manifest_refs() -> None:
 
 def test_every_tarball_has_tags_and_a_builder() -> None:
     assert set(e2e_images.TAGS) == set(E2E_IMAGE_FILES)
-    assert set(e2e_images._trees(Path("/e2e"), Path("/m"))) == set(E2E_IMAGE_FILES)
+    assert set(e2e_images._trees(Path("/e2e"), Path("/m"), Path("/etcd"))) == set(E2E_IMAGE_FILES)
     assert COMPONENTS["e2e-images"].files == E2E_IMAGE_FILES
     assert COMPONENTS["e2e"].optional and COMPONENTS["e2e-images"].optional
 
