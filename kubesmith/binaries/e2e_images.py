@@ -34,7 +34,7 @@ TAGS: dict[str, tuple[str, ...]] = {
     "etcd.tar": ("Etcd",),
 }
 # Debian's tools in agnhost (upstream: alpine's bind-tools, curl, netcat-openbsd, bash).
-AGNHOST_TOOLS = ("/usr/bin/curl", "/usr/bin/dig", "/usr/bin/nc", "/usr/bin/getent", "/bin/bash")
+AGNHOST_TOOLS = ("/usr/bin/curl", "/usr/bin/dig", "/usr/bin/nc", "/usr/bin/getent")
 DNSUTILS_TOOLS = ("/usr/bin/dig", "/usr/bin/getent")
 PASSWD = """root:x:0:0:root:/root:/bin/sh
 daemon:x:1:1:daemon:/usr/sbin:/bin/false
@@ -107,7 +107,12 @@ def manifest_refs(text: str) -> dict[str, str]:
 
 
 def busybox_base() -> Tree:
-    """Debian's busybox-static with every applet linked, users, groups, /tmp."""
+    """Debian's busybox-static with every applet linked in /bin (as upstream's busybox image)
+    and at its usual path; bash as /bin/sh; users, groups, /tmp.
+
+    Debian's busybox sh runs its own applets before PATH (its nc lacks -u, -v, -z) and, being
+    1.35, drops environment variables whose names are not shell names (`data-1` from a Secret):
+    tests' `sh -c` commands need neither, so sh is Debian's bash."""
     if not images.BUSYBOX.exists():
         raise FileNotFoundError(f"{images.BUSYBOX} missing: apt-get install busybox-static")
     tree = Tree()
@@ -115,8 +120,10 @@ def busybox_base() -> Tree:
     applets = subprocess.run([str(images.BUSYBOX), "--list-full"], capture_output=True,
                              text=True, check=True).stdout.split()
     for applet in applets:
-        if applet != "bin/busybox":
-            tree.link(applet, "/bin/busybox")
+        for path in {applet, f"bin/{Path(applet).name}"} - {"bin/busybox"}:
+            tree.link(path, "/bin/busybox")
+    tree.copy_elf("/bin/bash")
+    tree.link("bin/sh", "bash")
     tree.file("etc/passwd", PASSWD.encode(), 0o644)
     tree.file("etc/group", GROUP.encode(), 0o644)
     tree.file("etc/nsswitch.conf", b"passwd: files\ngroup: files\nhosts: files dns\n", 0o644)
@@ -129,9 +136,6 @@ def agnhost_tree(e2e: Path, module: Path) -> Tree:
     tree = busybox_base()
     for tool in AGNHOST_TOOLS:
         tree.copy_elf(tool)
-    # Debian's busybox sh runs its own applets before PATH (its nc lacks -u, -v, -z): tests'
-    # `sh -c` commands must find the real tools, as in upstream's alpine image.
-    tree.link("bin/sh", "bash")
     tree.file("agnhost", (e2e / "agnhost").read_bytes())
     tree.link("agnhost-2", "agnhost")
     for name in ("localhost.crt", "localhost.key"):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import gevent
 from pyinfra.api.host import Host as PyinfraHost
 
 from kubesmith import conformance
@@ -96,10 +97,11 @@ def run(runner: Runner, focus: str | None, quick: bool, results: str | None,
     e2e = sources.ensure("e2e", ctx.versions)
     image_dir = sources.ensure("e2e-images", ctx.versions)
     with runner.connect("conformance", ctx.cluster.nodes) as connected:
-        for remote in connected:
-            done = import_images(remote, image_dir)
-            runner.out(f"conformance: {remote.name}: {len(done)} test images imported, "
-                       f"{len(cache.read_manifest(image_dir)) - len(done)} already present")
+        jobs = {r.name: gevent.spawn(import_images, r, image_dir) for r in connected}
+        gevent.joinall(list(jobs.values()), raise_error=True)  # nodes in parallel
+        for name, job in sorted(jobs.items()):
+            runner.out(f"conformance: {name}: {len(job.value)} test images imported, "
+                       f"{len(cache.read_manifest(image_dir)) - len(job.value)} already present")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = Path(results) if results else ctx.state / "conformance" / stamp
     out_dir.mkdir(parents=True, exist_ok=True)
