@@ -57,7 +57,7 @@ def _binaries(args: argparse.Namespace) -> int:
     data = settings.group_data(Path(args.inventory))
     check_settings(data)  # versions name cache directories and build arguments
     versions = settings.versions(data)
-    names = args.names or list(COMPONENTS)
+    names = args.names or [name for name, c in COMPONENTS.items() if not c.optional]
     root = Path(args.cache) if args.cache else cache.default_root()
     for name in names:
         if name not in COMPONENTS:
@@ -138,6 +138,12 @@ def _cis(runner: Any, args: argparse.Namespace) -> object:
     from kubesmith.workflows import cis
 
     return cis.run(runner)
+
+
+def _conformance(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import conformance
+
+    return conformance.run(runner, args.focus, args.quick, args.junit, args.procs)
 
 
 def _confirm_reset(args: argparse.Namespace) -> bool:
@@ -260,6 +266,18 @@ def _workflow_commands(sub: Any) -> None:
     kubeconfig.add_argument("-o", "--output", help="file to write (default: the cluster state's "
                             "admin.kubeconfig, or admin-<host>.kubeconfig with --server)")
     kubeconfig.set_defaults(func=_kubeconfig)
+    suite = _cluster_command(sub, "conformance", "run the Kubernetes conformance suite (e2e.test, "
+                             "test images imported on the nodes); exit 1 if a spec fails",
+                             _conformance)
+    suite.add_argument("--focus", help="only the conformance specs matching this regex")
+    suite.add_argument("--quick", action="store_true",
+                       help="a fixed subset (network, DNS, Services, a few apps/apimachinery "
+                            "specs): minutes, not hours")
+    suite.add_argument("--junit", metavar="DIR",
+                       help="results directory (e2e.log, junit_01.xml; default "
+                            "<state>/conformance/<time>)")
+    suite.add_argument("--procs", type=int, default=4,
+                       help="specs run in parallel ([Serial] ones alone, at the end)")
     _cluster_command(sub, "cis", "run kube-bench (CIS benchmark) on masters and nodes; exit 1 "
                      "on a FAIL that is not a documented exception", _cis)
 

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(debootstrap systemd-container iproute2 iptables openssh-client gcc libc6-dev
-          libseccomp-dev pkg-config busybox-static git ca-certificates)
+          libseccomp-dev pkg-config busybox-static git ca-certificates
+          curl bind9-dnsutils netcat-openbsd)  # the last three: conformance test images
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -130,6 +130,12 @@ def build(component: Component, version: str, arch: str, out_dir: Path) -> None:
         args = ["build", "-trimpath", "-ldflags", ldflags]
         if recipe.tags:
             args += ["-tags", ",".join(recipe.tags)]
+        # Test binaries first: a later `go build` of a package from a module not yet required
+        # (k8s.io/sample-apiserver) adds it to the wrapper's module graph.
+        for output, package in recipe.test_binaries:
+            print(f"  go test -c {package} -> {output}", file=sys.stderr, flush=True)
+            test_args = ["test", "-c", "-vet=off", *args[1:]]
+            _go([*test_args, "-o", str(out_dir / output), package], work, env)
         for output, package in recipe.packages.items():
             print(f"  go build {package} -> {output}", file=sys.stderr, flush=True)
             _go([*args, "-o", str(out_dir / output), package], work, env)

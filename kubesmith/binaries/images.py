@@ -35,8 +35,9 @@ def image_ref(image: str, version: str) -> str:
     return f"kubesmith.local/{image}:{version}"
 
 
-def _tarinfo(name: str, size: int = 0, mode: int = 0o755, kind: bytes = tarfile.REGTYPE,
-             link: str = "") -> tarfile.TarInfo:
+def tarinfo(name: str, size: int = 0, mode: int = 0o755, kind: bytes = tarfile.REGTYPE,
+            link: str = "") -> tarfile.TarInfo:
+    """A root-owned tar entry with a zero mtime (reproducible archives)."""
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.type, info.linkname = size, mode, kind, link
     info.mtime = info.uid = info.gid = 0
@@ -52,11 +53,11 @@ def _layer(files: dict[str, bytes], links: dict[str, str],
         modes.pop(".", None)
         modes.update(dirs or {})
         for directory, mode in sorted(modes.items()):
-            tar.addfile(_tarinfo(directory + "/", mode=mode, kind=tarfile.DIRTYPE))
+            tar.addfile(tarinfo(directory + "/", mode=mode, kind=tarfile.DIRTYPE))
         for path, data in sorted(files.items()):
-            tar.addfile(_tarinfo(path, len(data)), io.BytesIO(data))
+            tar.addfile(tarinfo(path, len(data)), io.BytesIO(data))
         for path, target in sorted(links.items()):
-            tar.addfile(_tarinfo(path, kind=tarfile.SYMTYPE, link=target, mode=0o777))
+            tar.addfile(tarinfo(path, kind=tarfile.SYMTYPE, link=target, mode=0o777))
     return buf.getvalue()
 
 
@@ -64,7 +65,12 @@ def docker_archive(ref: str, files: dict[str, bytes], links: dict[str, str],
                    config: dict, out: Path, dirs: dict[str, int] | None = None,
                    arch: str = "amd64") -> None:
     """Write a one-layer docker-archive (what `ctr images import` reads)."""
-    layer = _layer(files, links, dirs)
+    write_archive([ref], _layer(files, links, dirs), config, out, arch)
+
+
+def write_archive(refs: list[str], layer: bytes, config: dict, out: Path,
+                  arch: str = "amd64") -> None:
+    """Write a docker-archive of one layer tar, tagged with every ref."""
     layer_id = hashlib.sha256(layer).hexdigest()
     image_config = {
         "architecture": arch, "os": "linux", "config": config,
@@ -73,13 +79,13 @@ def docker_archive(ref: str, files: dict[str, bytes], links: dict[str, str],
     }
     config_bytes = json.dumps(image_config, sort_keys=True).encode()
     config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [ref],
+    manifest = json.dumps([{"Config": config_name, "RepoTags": refs,
                             "Layers": [f"{layer_id}/layer.tar"]}]).encode()
     with tarfile.open(out, "w", format=tarfile.USTAR_FORMAT) as tar:
-        tar.addfile(_tarinfo(f"{layer_id}/", kind=tarfile.DIRTYPE))
+        tar.addfile(tarinfo(f"{layer_id}/", kind=tarfile.DIRTYPE))
         for name, data in ((f"{layer_id}/layer.tar", layer), (config_name, config_bytes),
                            ("manifest.json", manifest)):
-            tar.addfile(_tarinfo(name, len(data), 0o644), io.BytesIO(data))
+            tar.addfile(tarinfo(name, len(data), 0o644), io.BytesIO(data))
 
 
 def build_pause(version: str, out: Path, kubernetes_version: str) -> None:
@@ -130,5 +136,9 @@ def build(image: str, version: str, out: Path, versions: dict[str, str],
         build_busybox(version, out)
     elif image in GO_IMAGES:
         build_go_image(image, version, out, arch)
+    elif image == "e2e":
+        from kubesmith.binaries import e2e_images
+
+        e2e_images.build_all(version, out, arch)
     else:
         raise ValueError(f"unknown image {image!r}")

@@ -18,6 +18,8 @@ class GoRecipe:
     tags: tuple[str, ...] = ()
     local_replace: str = "same"  # version for path replaces: "same" or "k8s-staging"
     extra_requires: tuple[str, ...] = ()
+    # (cached file, test package) compiled with `go test -c` (a test binary, e.g. e2e.test)
+    test_binaries: tuple[tuple[str, str], ...] = ()
     # (cached file, directory of the first module) packed as a reproducible .tar.gz
     archives: tuple[tuple[str, str], ...] = ()
 
@@ -35,6 +37,7 @@ class Component:
     # Debian packages (the first at the pinned version, then the dependencies a minimal Debian 12
     # lacks), fetched by kubesmith/binaries/debian.py; files are <package>.deb.
     debs: tuple[str, ...] = ()
+    optional: bool = False  # built only when named or needed (`binaries` builds the others)
 
 
 def _k8s_ldflags() -> tuple[str, ...]:
@@ -59,6 +62,10 @@ K8S_BINARIES = (
     "kube-proxy",
     "kubectl",
 )
+# Tarballs of the conformance suite's test images (kubesmith/binaries/e2e_images.py builds them).
+E2E_IMAGE_FILES = ("agnhost.tar", "busybox.tar", "jessie-dnsutils.tar", "kitten.tar",
+                   "nautilus.tar", "httpd.tar", "nginx.tar", "nonewprivs.tar",
+                   "sample-apiserver.tar", "etcd.tar")
 CNI_PLUGINS = {
     "bridge": "main/bridge",
     "host-local": "ipam/host-local",
@@ -205,6 +212,34 @@ COMPONENTS: dict[str, Component] = {
         # The apiserver load balancer of every node (Debian 12's haproxy 2.6).
         Component("haproxy", "haproxy_version", tuple(f"{p}.deb" for p in HAPROXY_DEBS),
                   debs=HAPROXY_DEBS),
+        # The conformance suite (deploy.py conformance): e2e.test, the ginkgo runner at the
+        # version kubernetes' go.mod pins, agnhost, nonewprivs' nnp and sample-apiserver, from the
+        # kubernetes wrapper module; and the test images it runs (kubesmith/binaries/e2e_images.py).
+        Component(
+            "e2e",
+            "kubernetes_version",
+            ("e2e.test", "ginkgo", "agnhost", "nnp", "sample-apiserver"),
+            GoRecipe(
+                modules=("k8s.io/kubernetes",),
+                packages={"ginkgo": "github.com/onsi/ginkgo/v2/ginkgo",
+                          "agnhost": "k8s.io/kubernetes/test/images/agnhost",
+                          "nnp": "k8s.io/kubernetes/test/images/nonewprivs",
+                          "sample-apiserver": "k8s.io/sample-apiserver"},
+                ldflags=_k8s_ldflags(),
+                local_replace="k8s-staging",
+                test_binaries=(("e2e.test", "k8s.io/kubernetes/test/e2e"),),
+            ),
+            deployed=False,
+            optional=True,
+        ),
+        Component(
+            "e2e-images",
+            "kubernetes_version",
+            E2E_IMAGE_FILES,
+            image="e2e",
+            deployed=False,
+            optional=True,
+        ),
         Component("pause-image", "pause_version", ("pause.tar",), image="pause"),
         Component("busybox-image", "busybox_version", ("busybox.tar",), image="busybox"),
         # Cluster add-on images: one static Go binary each, packed like pause (images.py).
