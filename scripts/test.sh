@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+# Two lab modules at a time (each worker its own bridge and subnet: tests/lab/conftest.py).
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
