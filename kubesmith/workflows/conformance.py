@@ -27,14 +27,14 @@ PINNED = "io.cri-containerd.pinned=pinned"
 POLL = 2.0  # seconds between reads of e2e.log
 
 
-def import_images(remote: PyinfraHost, image_dir: Path) -> list[str]:
-    """Copy and import every test image the node lacks at the cached tarball's sha256; label it
-    with that sum and pin it (kubelet's image GC must not remove what cannot be pulled)."""
+def import_images(remote: PyinfraHost, image_dir: Path, sums: dict[str, str]) -> list[str]:
+    """Copy and import every test image (tarball: sha256 in `sums`) the node lacks at that sum;
+    label it with the sum and pin it (kubelet's image GC must not remove what cannot be pulled)."""
     _ok, listed = remote.run_shell_command("ctr -n k8s.io images ls")
     have = {(line.split()[0], label) for line in listed.stdout_lines[1:] if line.split()
             for label in line.split()[-1].split(",")}
     imported = []
-    for tarball, digest in sorted(cache.read_manifest(image_dir).items()):
+    for tarball, digest in sorted(sums.items()):
         refs = archive_refs(image_dir / tarball)
         label = f"{LABEL}={digest}"
         if all((ref, label) in have for ref in refs):
@@ -98,11 +98,12 @@ def run(runner: Runner, focus: str | None, quick: bool, results: str | None,
     e2e = sources.ensure("e2e", ctx.versions)
     image_dir = sources.ensure("e2e-images", ctx.versions)
     with runner.connect("conformance", ctx.cluster.nodes) as connected:
-        jobs = {r.name: gevent.spawn(import_images, r, image_dir) for r in connected}
+        sums = cache.read_manifest(image_dir)
+        jobs = {r.name: gevent.spawn(import_images, r, image_dir, sums) for r in connected}
         gevent.joinall(list(jobs.values()), raise_error=True)  # nodes in parallel
         for name, job in sorted(jobs.items()):
             runner.out(f"conformance: {name}: {len(job.value)} test images imported, "
-                       f"{len(cache.read_manifest(image_dir)) - len(job.value)} already present")
+                       f"{len(sums) - len(job.value)} already present")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = Path(results) if results else ctx.state / "conformance" / stamp
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -54,12 +54,13 @@ def run(runner: Runner, names: Sequence[str]) -> Report:
             with membership.peer(runner, exclude=names) as peer:
                 peer.leave(me)
     runner.run(RESET, leaving)
-    if any(h.name not in names for h in ctx.cluster.etcd):
+    remaining = ctx.cluster.without(set(names))
+    if remaining.etcd:
         with membership.peer(runner, exclude=names) as peer:
             peer.forget_leases(leaving)
             # Their etcd users go: their flannel certificates open nothing any more.
-            peer.grant_access(ctx.cluster.without(set(names)))
-    ctx.cluster = ctx.cluster.without(set(names))
+            peer.grant_access(remaining)
+    ctx.cluster = remaining
     if any(h.has("etcd") or h.has("masters") for h in leaving):
         steps.prepare_local(runner.ctx, runner.out)
         steps.roll(runner, ctx.cluster.hosts)
