@@ -27,7 +27,7 @@ def _lab(args: argparse.Namespace) -> int:
         print(f"lab: root filesystem ready at {tree}")
     elif args.action in ("up", "status", "stop", "start"):
         if args.action == "up":
-            lab.up(args.hosts, args.subnet)
+            lab.up(args.hosts, args.subnet, bridge=args.bridge)
         elif not args.name and args.action != "status":
             raise lab.LabError(f"lab {args.action} needs a host name, e.g. lab {args.action} lab-2")
         elif args.action == "stop":
@@ -291,6 +291,9 @@ def _local_commands(sub: Any) -> None:
                        help="stop: SIGKILL the whole host (a crash) instead of a clean shutdown")
     p_lab.add_argument("--hosts", type=int, default=3, help="number of hosts (default 3)")
     p_lab.add_argument("--subnet", default=None, help=f"lab subnet (default {DEFAULT_SUBNET})")
+    p_lab.add_argument("--bridge", default=None,
+                       help="up: the lab's bridge on this machine (default kslab0), so that labs "
+                            "of separate lab directories can run side by side")
     p_lab.set_defaults(func=_lab)
     p_vagrant = sub.add_parser("vagrant", help="kubesmith's libvirt box; libvirtd without systemd")
     p_vagrant.add_argument("action", choices=("box", "libvirt-start", "libvirt-stop"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import re
 import shutil
 import signal
 import socket
@@ -203,6 +204,10 @@ def _configure(state: LabState, count: int, subnet: str | None,
     if subnet and state.hosts and subnet != state.subnet:
         raise LabError(f"a lab on {state.subnet} exists: run `lab down` before changing subnet")
     state.subnet = subnet or state.subnet
+    if bridge and not re.fullmatch(r"[a-z][a-z0-9-]{0,14}", bridge):
+        raise LabError(f"bridge name {bridge!r}: 1-15 of a-z, 0-9, '-', starting with a letter")
+    if bridge and state.hosts and bridge != state.bridge:
+        raise LabError(f"a lab on bridge {state.bridge} exists: run `lab down` before changing it")
     state.bridge = bridge or state.bridge
     net = ipaddress.ip_network(state.subnet)
     if count + FIRST_HOST_OCTET >= net.num_addresses:
