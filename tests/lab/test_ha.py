@@ -26,7 +26,7 @@ READY_FOR = 60.0  # seconds the node must stay Ready after master 1 is gone
 READER = (
     'end=$(( $(date +%s) + $1 )); while [ "$(date +%s)" -lt "$end" ]; do t=$(date +%s.%N); '
     "if timeout 4 kubectl --kubeconfig=/etc/kubernetes/kubelet.kubeconfig get node "
-    f"{NODE} -o name --request-timeout=3s >/dev/null 2>&1; then echo \"$t ok\"; "
+    '"$(hostname)" -o name --request-timeout=3s >/dev/null 2>&1; then echo "$t ok"; '
     'else echo "$t fail"; fi; sleep 0.5; done'
 )
 
