@@ -3,7 +3,7 @@ members and masters (lab-1..3), two nodes (lab-4, lab-5), readers on both nodes 
 through their local balancers. Master 1 powered off (clean and crashed), a master dropping packets
 (half-open connections), two of three apiservers stopped, a fourth master added while a `kubectl
 logs -f` streams through a node's balancer, master 1 removed, then a re-run of `up`. Each step
-prints its figures."""
+prints its figures; the module takes about 25 minutes."""
 
 from __future__ import annotations
 
@@ -176,12 +176,30 @@ def _marked_down(cluster, node: str, master: str, since: float) -> float:
     return float(out[0]) - since if out and float(out[0]) >= since else float("nan")
 
 
+def _lead_from(cluster, ctx: DeployContext, master: str) -> None:
+    """Make `master` the controller-manager's and scheduler's leader, so that powering it off
+    shows a failover: the others' stop until it holds both Leases, then start again."""
+    units = "kube-controller-manager kube-scheduler"
+    others = [m for m in ("lab-1", "lab-2", "lab-3") if m != master]
+    for other in others:
+        cluster.ssh(other, f"systemctl stop {units}")
+    try:
+        deadline = time.monotonic() + 120
+        while set(_holders(cluster, ctx, master).values()) != {master}:
+            assert time.monotonic() < deadline, _holders(cluster, ctx, master)
+            time.sleep(2)
+    finally:
+        for other in others:
+            cluster.ssh(other, f"systemctl start {units}")
+
+
 @pytest.mark.parametrize("kill", [False, True], ids=["lab-stop", "crash"])
 def test_master_one_powered_off(cluster, ctx, kill: bool) -> None:
     """Reads through both nodes' balancers keep working, nodes stay Ready for 3 minutes, a scale
     from 2 to 4 gets its pods Running; master 1 back: it rejoins, nothing restarts elsewhere."""
     assert _wait_backends(cluster, dict.fromkeys(("lab-1", "lab-2", "lab-3"), "UP")) < 240
     pids = _pids(cluster)
+    _lead_from(cluster, ctx, "lab-1")
     leaders = _holders(cluster, ctx, "lab-2")
     readers = Readers(cluster, int(READY_FOR) + 40)
     time.sleep(8)
@@ -229,23 +247,28 @@ def _connections_from_nodes(cluster, ctx: DeployContext, master: str) -> int:
     """Established connections from the nodes to this master's apiserver port."""
     out = cluster.ssh(master, "ss -Htn state established '( sport = :6443 )'").stdout
     nodes = {_address(ctx, n) for n in NODES}
-    return sum(1 for ln in out.splitlines() if ln.split()[-1].rsplit(":", 1)[0] in nodes)
+    peers = (ln.split()[-1].rsplit(":", 1)[0].strip("[]") for ln in out.splitlines())
+    return sum(1 for peer in peers if peer.removeprefix("::ffff:") in nodes)
 
 
 def _lease_renewals(cluster, ctx: DeployContext, via: str, since: float, seconds: float
                     ) -> dict[str, float]:
-    """Per node: seconds from `since` (epoch) to its kubelet's first Lease renewal after it."""
-    first: dict[str, float] = {}
-    while time.time() - since < seconds and len(first) < len(NODES):
+    """Per node: the longest time its kubelet went without renewing its Lease, from `since`
+    (epoch) over the next `seconds` (kubelet renews every 10 s)."""
+    renewals: dict[str, set[float]] = {n: set() for n in NODES}
+    while time.time() - since < seconds:
         for node in NODES:
             renewed = _api(cluster, ctx, via, "-n", "kube-node-lease", "get", "lease", node,
                            "-o", "jsonpath={.spec.renewTime}", check=False).strip()
-            if renewed and node not in first:
+            if renewed:
                 at = calendar.timegm(time.strptime(renewed[:19], "%Y-%m-%dT%H:%M:%S"))
-                if at > since:
-                    first[node] = at - since
+                renewals[node].add(at + float("0." + (renewed[20:26] or "0")))
         time.sleep(1)
-    return first
+    longest = {}
+    for node, times in renewals.items():
+        points = [since, *sorted(t for t in times if t > since), time.time()]
+        longest[node] = max(b - a for a, b in zip(points, points[1:], strict=False))
+    return longest
 
 
 def test_master_dropping_packets(cluster, ctx) -> None:
@@ -269,11 +292,12 @@ def test_master_dropping_packets(cluster, ctx) -> None:
     print(f"half-open: {victim} had {counts[victim]} connections from the nodes "
           f"({counts}); marked down after "
           + ", ".join(f"{n} {s:.1f} s" for n, s in down.items())
-          + "; first kubelet Lease renewal after "
-          + ", ".join(f"{n} {s:.0f} s" for n, s in renewed.items()))
+          + "; longest time without a kubelet Lease renewal: "
+          + ", ".join(f"{n} {s:.1f} s" for n, s in renewed.items()))
     _assert_reads(results, f"half-open {victim}")
     assert all(s <= 10 for s in down.values()), down
-    assert set(renewed) == set(NODES) and all(s <= 30 for s in renewed.values()), renewed
+    # The node lifecycle controller marks a node NotReady after 40 s or more without one.
+    assert all(s <= 25 for s in renewed.values()), renewed
     _wait_backends(cluster, dict.fromkeys(("lab-1", "lab-2", "lab-3"), "UP"))
 
 
@@ -404,3 +428,5 @@ def test_add_master_keeps_a_log_stream_then_remove_master_one(cluster, ctx, tmp_
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "0 operations changed" in rerun.stdout, rerun.stdout[-3000:]
     assert _started(cluster, after, hosts) == before
+    verified = cluster.deploy("verify", "-i", str(three))
+    assert verified.returncode == 0, verified.stdout[-3000:]
