@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import io
 import pkgutil
+import shlex
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,9 +17,10 @@ import pytest
 from pyinfra.context import ctx_host
 
 import tasks
+from kubesmith import manifest
 from kubesmith.context import DeployContext
 from kubesmith.errors import UserError
-from tasks import _ops, addons, controlplane
+from tasks import _ops, addons, controlplane, reset
 from tasks.phases import ETCD_JOIN, PHASES, RESET
 
 # One probe answer that takes every "change needed" branch: no etcd user, data dir owned by
@@ -34,6 +36,8 @@ class Recording:
     ops: dict[tuple[str, str, str], list[tuple[str, dict]]] = field(default_factory=dict)
     commands: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
     refused: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # Per host, the manifest lines the tasks recorded (what the reset task reads back).
+    manifest: dict[str, list[str]] = field(default_factory=dict)
     current: tuple[str, str, str] = ("", "", "")
 
     def op(self, name: str, kwargs: dict) -> object:
@@ -47,8 +51,12 @@ class Recording:
         return object()
 
     def command(self, text: str) -> None:
-        """Record a shell command."""
+        """Record a shell command (and the lines it appends to the manifest)."""
         self.commands.setdefault(self.current, []).append(text)
+        if text.startswith(manifest.append_command([]).partition("printf")[0]):
+            words = shlex.split(text)
+            lines = words[words.index("printf") + 2:words.index(">>")]
+            self.manifest.setdefault(self.current[1], []).extend(lines)
 
 
 class _Module:
@@ -70,6 +78,8 @@ class FakeHost:
     def get_fact(self, fact: type, **kwargs: object) -> object:
         """Record the fact's command and answer with its default (probes: PROBE_ANSWER)."""
         self._recording.command(fact().command(**kwargs))
+        if fact is reset.Manifest:
+            return "\n".join(self._recording.manifest.get(self.name, []))
         return PROBE_ANSWER if fact is _ops.ShellOutput else fact.default()
 
 
