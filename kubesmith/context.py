@@ -20,7 +20,7 @@ from kubesmith.validate import validate
 TEMPLATES = settings.PROJECT / "templates"
 
 
-STATE_ROOT = settings.PROJECT / "state"
+STATE_ROOT = settings.PROJECT / "state"  # $KUBESMITH_STATE_ROOT overrides it
 # The file in a state directory naming the inventory that owns it (and its cluster_name).
 OWNER = "owner.json"
 
@@ -34,11 +34,17 @@ def cluster_name(data: dict[str, object], inventory_name: str) -> str:
     return str(data.get("cluster_name") or inventory_name)
 
 
+def state_root() -> Path:
+    """Where the clusters' state directories are: $KUBESMITH_STATE_ROOT, else state/."""
+    return Path(os.environ.get("KUBESMITH_STATE_ROOT") or STATE_ROOT)
+
+
 def state_dir(name: str) -> Path:
-    """The control-side state of a cluster: $KUBESMITH_STATE or state/<cluster name>/."""
+    """The control-side state of a cluster: $KUBESMITH_STATE (named outright), else
+    <state root>/<cluster name>/."""
     if env := os.environ.get("KUBESMITH_STATE"):
         return Path(env)
-    return STATE_ROOT / name
+    return state_root() / name
 
 
 def owner(state: Path) -> str | None:
@@ -54,16 +60,20 @@ def owner(state: Path) -> str | None:
 
 def check_owner(state: Path, source: str, name: str, inventory_name: str) -> None:
     """Refuse a state directory another inventory owns, and a cluster_name that would start a
-    new state (a new CA) while this inventory's state is still under its old name."""
+    new state (a new CA) while this inventory's state is still under its old name. A state
+    directory named outright ($KUBESMITH_STATE, e.g. several inventories of one test lab) is
+    the caller's choice: not checked."""
+    if os.environ.get("KUBESMITH_STATE"):
+        return
     found = owner(state)
     if found is not None and found != source:
         raise StateError(f"state directory {state} belongs to inventory {found}, not {source}: "
                          "two inventories would share a CA; give this one its own "
                          f"`cluster_name` (group data), or, if the inventory moved, put its path "
                          f"in {state / OWNER}")
-    legacy = STATE_ROOT / inventory_name
-    if not os.environ.get("KUBESMITH_STATE") and name != inventory_name and not state.exists() \
-            and legacy.is_dir() and owner(legacy) in (None, source):
+    legacy = state_root() / inventory_name
+    if name != inventory_name and not state.exists() and legacy.is_dir() \
+            and owner(legacy) in (None, source):
         raise StateError(f"cluster_name {name!r}: {state} does not exist but {legacy} holds this "
                          f"inventory's state (its CAs): move it there (mv {legacy} {state}), or "
                          "remove cluster_name; kubesmith never starts a new CA silently")

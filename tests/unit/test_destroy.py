@@ -228,7 +228,7 @@ def test_preflight_accepts_kubesmiths_own_runtime(tmp_path) -> None:
 @pytest.fixture
 def state_root(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.delenv("KUBESMITH_STATE", raising=False)
-    monkeypatch.setattr(context, "STATE_ROOT", tmp_path)
+    monkeypatch.setenv("KUBESMITH_STATE_ROOT", str(tmp_path))
     return tmp_path
 
 
@@ -266,6 +266,12 @@ def test_a_new_cluster_name_never_starts_a_new_ca_silently(state_root: Path) -> 
     with pytest.raises(StateError, match=r"cluster_name 'prod': .*/prod does not exist but "
                                          r".*/hosts holds this inventory's state"):
         _load(Path("/prod/hosts.py"), "prod")
+
+
+def test_a_state_directory_named_outright_is_not_checked(state_root: Path, monkeypatch) -> None:
+    context.claim(_load(Path("/prod/hosts.py"), "shop"))
+    monkeypatch.setenv("KUBESMITH_STATE", str(state_root / "shop"))
+    assert _load(Path("/lab/variant.py")).state == state_root / "shop"
 
 
 @pytest.mark.parametrize("name", ["Prod", "a b", "-x", "x" * 64, "a.b", "../x", 3])
