@@ -180,6 +180,9 @@ def record(lines: Sequence[str], recorded: set[str]) -> None:
 def sync(items: Sequence[Item]) -> Synced:
     """Create ops only for items that differ on the host (one fact for all of them); every item
     (and the directories made for it) is in the host's manifest before it is written."""
+    for item in items:  # every path is recorded, then removed by reset: plain ones only
+        if why := rules.directory(item.dest, owned_by_kubesmith=False):
+            raise UnsafeValue(rules.printable(f"{item.name}: path {item.dest!r} {why}: refused"))
     states = host.get_fact(FileStates, paths=[*(i.dest for i in items), *_ancestors(items)]
                            ) if items else {}
     recorded = set(states.get(MANIFEST, ()))

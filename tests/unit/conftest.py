@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib
 import io
 import pkgutil
-import shlex
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ import pytest
 from pyinfra.context import ctx_host
 
 import tasks
-from kubesmith import manifest
 from kubesmith.context import DeployContext
 from kubesmith.errors import UserError
 from tasks import _ops, addons, controlplane, reset
@@ -27,6 +25,12 @@ from tasks.phases import ETCD_JOIN, PHASES, RESET
 # root, kernel modules missing, flannel config absent.
 PROBE_ANSWER = "none root:root br_netfilter overlay"
 OPERATION_MODULES = ("files", "server", "systemd", "python")
+# A host's manifest as the reset task reads it back (one line of every kind).
+MANIFEST = "\n".join((
+    "dir /var/lib/kubesmith", "dir /etc/kubernetes", "file /usr/local/bin/kubelet",
+    "file /usr/local/bin/crictl", "file /usr/local/bin/ctr",
+    "file /etc/systemd/system/kubelet.service", "dir /var/lib/containerd", "kept /run/netns",
+    "link cni0", "chain KUBE-", "user etcd", "package haproxy", "slice kubepods.slice"))
 
 
 @dataclass
@@ -36,8 +40,6 @@ class Recording:
     ops: dict[tuple[str, str, str], list[tuple[str, dict]]] = field(default_factory=dict)
     commands: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
     refused: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    # Per host, the manifest lines the tasks recorded (what the reset task reads back).
-    manifest: dict[str, list[str]] = field(default_factory=dict)
     current: tuple[str, str, str] = ("", "", "")
 
     def op(self, name: str, kwargs: dict) -> object:
@@ -51,12 +53,8 @@ class Recording:
         return object()
 
     def command(self, text: str) -> None:
-        """Record a shell command (and the lines it appends to the manifest)."""
+        """Record a shell command."""
         self.commands.setdefault(self.current, []).append(text)
-        if text.startswith(manifest.append_command([]).partition("printf")[0]):
-            words = shlex.split(text)
-            lines = words[words.index("printf") + 2:words.index(">>")]
-            self.manifest.setdefault(self.current[1], []).extend(lines)
 
 
 class _Module:
@@ -79,7 +77,7 @@ class FakeHost:
         """Record the fact's command and answer with its default (probes: PROBE_ANSWER)."""
         self._recording.command(fact().command(**kwargs))
         if fact is reset.Manifest:
-            return "\n".join(self._recording.manifest.get(self.name, []))
+            return MANIFEST
         return PROBE_ANSWER if fact is _ops.ShellOutput else fact.default()
 
 
