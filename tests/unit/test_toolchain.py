@@ -88,3 +88,29 @@ def test_long_go_commands_say_they_are_still_running(capsys: pytest.CaptureFixtu
     assert all(re.fullmatch(r"  still building kube-apiserver, \d+ s", line) for line in lines)
     time.sleep(0.2)
     assert capsys.readouterr().err == ""  # stopped with the block
+
+
+def test_setup_without_go_takes_the_download_path(tmp_path: Path) -> None:
+    """scripts/setup.sh's cache step with a PATH that has no go: it says why it downloads, and the
+    download path refuses the components without a pinned sum in one line naming what to
+    install, before fetching anything (no internet is touched)."""
+    env = dict(os.environ, PATH=_path_without_go(), KUBESMITH_CACHE=str(tmp_path / "cache"),
+               KUBESMITH_PYTHON=sys.executable)
+    env.pop("KUBESMITH_BINARIES_SOURCE", None)
+    result = subprocess.run(["bash", str(settings.PROJECT / "scripts/fill-cache.sh")], env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stdout.splitlines() == [
+        f"setup: building the pinned versions from Go modules needs Go ≥ {toolchain.MIN_GO} (no "
+        "go on PATH; Debian 12's golang is 1.19): install Go ≥ "
+        f"{toolchain.MIN_GO} from https://go.dev/dl/ and put it on PATH, or use "
+        "`deploy.py binaries --source download` (upstream release files)",
+        "setup: taking the download path (binaries --source download)"]
+    assert result.stderr.splitlines() == [
+        "error: binaries --source download: no published sum is pinned for etcd, flannel, "
+        "containerd, runc, kube-bench, coredns, metrics-server (amd64) in "
+        "kubesmith/binaries/upstream.py, so the download path refuses them: build them with "
+        f"--source build (needs Go ≥ {toolchain.MIN_GO}, https://go.dev/dl/), or pin the sums "
+        "upstream publishes (scripts/update-pins)"]
+    assert not (tmp_path / "cache").exists()
