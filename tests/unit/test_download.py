@@ -105,9 +105,11 @@ def test_download_fills_the_cache_from_a_mirror(mirror: Mirror, tmp_path: Path,
         _url("kubernetes"): _targz(server),
         _url("crictl"): _targz({"crictl": b"crictl release binary"}),
         _url("pause-image"): _targz({"build/pause/linux/pause.c": PAUSE_C.read_bytes()}),
+        _url("coredns"): _targz({"coredns": b"coredns release binary"}),
     }
     monkeypatch.setattr(upstream, "PINNED", _publish(mirror, files))
-    assert _binaries(mirror, tmp_path / "cache", "kubernetes", "crictl", "pause-image") == 0
+    assert _binaries(mirror, tmp_path / "cache", "kubernetes", "crictl", "pause-image",
+                     "coredns") == 0
     k8s = VERSIONS["kubernetes_version"]
     # The URLs the Kubernetes CHANGELOG lists (https://dl.k8s.io/<version>/<file>).
     assert f"/dl.k8s.io/{k8s}/kubernetes-server-linux-amd64.tar.gz" in " ".join(mirror.requests)
@@ -124,6 +126,15 @@ def test_download_fills_the_cache_from_a_mirror(mirror: Mirror, tmp_path: Path,
         manifest = json.load(archive.extractfile("manifest.json"))  # type: ignore[arg-type]
     assert manifest[0]["RepoTags"] == [f"registry.k8s.io/pause:{VERSIONS['pause_version']}"]
     assert sorted(p.name for p in pause.iterdir()) == ["SHA256SUMS", "pause.tar"]
+    coredns = cache.component_dir(tmp_path / "cache", "coredns", VERSIONS["coredns_version"],
+                                  "amd64")
+    with tarfile.open(coredns / "coredns.tar") as archive:
+        manifest = json.load(archive.extractfile("manifest.json"))  # type: ignore[arg-type]
+        layer = archive.extractfile(manifest[0]["Layers"][0])
+        with tarfile.open(fileobj=layer) as inner:
+            binary = inner.extractfile("coredns")
+            assert binary is not None and binary.read() == b"coredns release binary"
+    assert manifest[0]["RepoTags"] == [f"kubesmith.local/coredns:{VERSIONS['coredns_version']}"]
     err = capsys.readouterr().err
     assert "binaries: kubernetes v1.34.4 (amd64) from download" in err
     assert re.search(r"binaries: kubernetes v1\.34\.4 \(amd64\) ready in \d+ s", err)
