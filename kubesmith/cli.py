@@ -68,9 +68,8 @@ def _binaries(args: argparse.Namespace) -> int:
     if args.source == "download":  # refuse every unpinned file before fetching any
         from kubesmith.binaries import upstream
 
-        missing = [n for n in names if not cache.is_complete(
-            cache.component_dir(root, n, versions[COMPONENTS[n].version_key], arch),
-            COMPONENTS[n].files)]
+        missing = [n for n in names if not (cache.component_dir(
+            root, n, versions[COMPONENTS[n].version_key], arch) / cache.MANIFEST).exists()]
         refused = upstream.unpinned(missing, versions, arch)
         if refused:
             raise upstream.NotPinned(

@@ -10,41 +10,16 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from kubesmith.binaries import toolchain
+from kubesmith.binaries.progress import heartbeat
 from kubesmith.binaries.recipes import Component, GoRecipe
 from kubesmith.errors import UserError
-
-HEARTBEAT_SECONDS = 60.0  # how often a long go command says it is still running
 
 
 class BuildError(UserError):
     """A go command failed while building a component."""
-
-
-@contextmanager
-def heartbeat(label: str, every: float | None = None) -> Iterator[None]:
-    """Print "still <label>, N s" to stderr every `every` seconds until the block ends."""
-    interval = HEARTBEAT_SECONDS if every is None else every
-    start, done = time.monotonic(), threading.Event()
-
-    def beat() -> None:
-        while not done.wait(interval):
-            print(f"  still {label}, {time.monotonic() - start:.0f} s", file=sys.stderr,
-                  flush=True)
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
 
 
 def _go(args: list[str], cwd: Path, env: dict[str, str], capture: bool = False,

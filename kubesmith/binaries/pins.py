@@ -4,6 +4,7 @@ of kubesmith/binaries/upstream.py's PINNED table, each citing the file it was re
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 import urllib.error
@@ -117,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     versions = settings.versions(settings.group_data(Path(args.inventory)))
     names = args.names or [n for n, c in COMPONENTS.items()
                            if not c.optional and not c.debs and c.image != "busybox"]
-    rows, problems = pins(names, versions, args.arch or ["amd64", "arm64"],
-                          lambda url: _fetch(url, args.base))
-    print("\n".join(rows))
+    fetch = functools.cache(lambda url: _fetch(url, args.base))  # one CHANGELOG, many rows
+    rows, problems = pins(names, versions, args.arch or ["amd64", "arm64"], fetch)
+    if rows:
+        print("\n".join(rows))
     for problem in problems:
         print(f"update-pins: {problem}", file=sys.stderr)
     return 1 if problems else 0

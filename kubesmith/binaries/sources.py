@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from kubesmith.binaries import cache, debian, gobuild, images, toolchain, upstream
+from kubesmith.binaries.progress import heartbeat
 from kubesmith.binaries.recipes import COMPONENTS, Component
 from kubesmith.errors import UserError
 
@@ -58,7 +59,7 @@ def _fetch(url: str, target: Path, base: str | None) -> None:
     print(f"  fetching {source}", file=sys.stderr, flush=True)
     start = time.monotonic()
     try:
-        with gobuild.heartbeat(f"fetching {target.name}"), \
+        with heartbeat(f"fetching {target.name}"), \
                 urllib.request.urlopen(source, timeout=60) as response, open(target, "wb") as f:
             shutil.copyfileobj(response, f, 1 << 20)
     except (urllib.error.URLError, OSError) as error:

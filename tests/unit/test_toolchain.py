@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kubesmith import settings
-from kubesmith.binaries import gobuild, toolchain
+from kubesmith.binaries import gobuild, progress, toolchain
 
 
 def _path_without_go() -> str:
@@ -81,7 +81,7 @@ def test_a_module_newer_than_the_local_go_is_named(tmp_path: Path) -> None:
 
 
 def test_long_go_commands_say_they_are_still_running(capsys: pytest.CaptureFixture[str]) -> None:
-    with gobuild.heartbeat("building kube-apiserver", every=0.1):
+    with progress.heartbeat("building kube-apiserver", every=0.1):
         time.sleep(0.35)
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) >= 2
