@@ -146,7 +146,7 @@ def _remove_node(runner: Any, args: argparse.Namespace) -> object:
 def _reset(runner: Any, args: argparse.Namespace) -> object:
     from kubesmith.workflows import reset
 
-    return reset.run(runner, args.names)
+    return reset.run(runner, args.names, args.force)
 
 
 def _cis(runner: Any, args: argparse.Namespace) -> object:
@@ -161,29 +161,36 @@ def _conformance(runner: Any, args: argparse.Namespace) -> object:
     return conformance.run(runner, args.focus, args.quick, args.junit, args.procs)
 
 
-def _confirm_reset(args: argparse.Namespace) -> bool:
-    """Ask before a reset unless --yes."""
-    if args.yes:
+def _confirm(args: argparse.Namespace, ctx: Any) -> bool:
+    """reset and remove-node ask first, naming the inventory, its state and the hosts (unless
+    --yes); other commands go on."""
+    if args.command not in ("reset", "remove-node") or args.yes:
         return True
-    targets = ", ".join(args.names) if args.names else "EVERY host of the inventory"
+    from kubesmith.workflows import reset
+
+    hosts = ", ".join(h.name for h in reset.targets(ctx.cluster, args.names))
+    what = ("stop and remove what kubesmith installed there" if args.command == "reset"
+            else "drain, delete, leave etcd and reset them")
     try:
-        answer = input(f"reset {targets}: remove all kubesmith installed there? [y/N] ")
+        answer = input(f"{args.command} {hosts} of inventory {ctx.inventory} (state {ctx.state}): "
+                       f"{what}? [y/N] ")
     except EOFError:
         answer = ""
     if answer.strip().lower() in ("y", "yes"):
         return True
-    print("\nreset: nothing done (confirm with y, or pass --yes)")
+    print(f"\n{args.command}: nothing done (confirm with y, or pass --yes)")
     return False
 
 
 def _workflow(args: argparse.Namespace) -> int:
-    """Load and validate the inventory, then run the command's workflow with a phase runner."""
-    if args.command == "reset" and not _confirm_reset(args):
-        return 1
+    """Load and validate the inventory, ask when the command destroys, then run the command's
+    workflow with a phase runner."""
     from kubesmith import context
     from kubesmith.runner import Runner
 
     ctx = context.load(Path(args.inventory))
+    if not _confirm(args, ctx):
+        return 1
     args.workflow(Runner(ctx, trust_new_host_keys=getattr(args, "trust_new_host_keys", False)),
                   args)
     return 0
@@ -264,10 +271,14 @@ def _workflow_commands(sub: Any) -> None:
         _preflight_flags(_cluster_command(sub, name, f"add {role} hosts (in the inventory) one "
                                           "at a time, the cluster serving throughout",
                                           workflow, "+"), dry=False)
-    _cluster_command(sub, "remove-node", "drain, delete and reset nodes", _remove_node, "+")
-    reset = _cluster_command(sub, "reset", "remove everything kubesmith installed on hosts",
-                             _reset, "*")
+    remove = _cluster_command(sub, "remove-node", "drain, delete and reset nodes", _remove_node,
+                              "+")
+    remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset = _cluster_command(sub, "reset", "remove what kubesmith installed (its manifest on "
+                             "each host) from hosts of the inventory's role groups", _reset, "*")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset.add_argument("--force", action="store_true",
+                       help="reset a host even if its CA is not this state directory's")
     verify = _cluster_command(sub, "verify", "prove a cluster with testinfra (per host, per "
                               "check)")
     verify.add_argument("--junit", help="also write a JUnit XML report to this file")
