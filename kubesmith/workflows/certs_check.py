@@ -14,13 +14,7 @@ def run(runner: Runner, within: timedelta) -> list[certcheck.Row]:
     the window, is missing or unreadable, or differs from the control machine's copy."""
     ctx = runner.ctx
     found = [certcheck.read_local(place) for place in certcheck.control_places(ctx)]
-    with runner.connect("certs check", ctx.cluster.hosts) as connected:
-        for remote in connected:
-            places = certcheck.host_places(ctx, ctx.cluster.host(remote.name))
-            _ok, output = run_on(remote, certcheck.command(places))
-            found += certcheck.parse(places, output)
-    order = [certcheck.CONTROL_MACHINE, *(h.name for h in ctx.cluster.hosts)]
-    found.sort(key=lambda item: order.index(item.place.host))
+    found += collect(runner)
     report = certcheck.rows(ctx, found, datetime.now(UTC))
     for line in certcheck.table(report, within):
         runner.out(line)
@@ -33,3 +27,16 @@ def run(runner: Runner, within: timedelta) -> list[certcheck.Row]:
     runner.out(f"certs: {len(report)} certificates on {hosts} machines, none expires within "
                f"{certcheck.span(within)}, every copy is the PKI's")
     return report
+
+
+def collect(runner: Runner) -> list[certcheck.Found]:
+    """Every host's certificates, read where they are used (one command per host)."""
+    ctx = runner.ctx
+    found: list[certcheck.Found] = []
+    with runner.connect("certs check", ctx.cluster.hosts) as connected:
+        for remote in connected:
+            places = certcheck.host_places(ctx, ctx.cluster.host(remote.name))
+            _ok, output = run_on(remote, certcheck.command(places))
+            found += certcheck.parse(places, output)
+    order = [h.name for h in ctx.cluster.hosts]
+    return sorted(found, key=lambda item: order.index(item.place.host))

@@ -2,7 +2,8 @@
 one host at a time, each phase's readiness checked before the next host, restarting only the
 services that read a replaced file (the certificate table). When certificates in use have
 expired already (the cluster is down, etcd peers cannot form quorum) every host is renewed at
-once, phase by phase, which brings the cluster back."""
+once, phase by phase, which brings the cluster back (the hosts' certificates are read first,
+as `certs check` reads them)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from kubesmith import certificates, settings
 from kubesmith.context import DeployContext
 from kubesmith.pki import CAS, PKI, CertSpec
 from kubesmith.runner import DeployError, Report, Runner
-from kubesmith.workflows import steps
+from kubesmith.workflows import certs_check, steps
 from tasks.phases import PHASES
 
 # `--schedule`: a daily crontab line (the control machine need not run systemd).
@@ -34,12 +35,10 @@ def run(runner: Runner, within: timedelta | None = None, every: bool = False) ->
         if ctx.pki.ca_reason(ca):  # raises for a damaged or expired CA
             raise DeployError(f"certs renew: no {ca} in {ctx.pki.directory}: bootstrap the "
                               "cluster with `python deploy.py up` first")
-    table = certificates.table(ctx.cluster)
     now = datetime.now(UTC)
-    expired = [c.name for c in table if c.spec is not None and c.hosts
-               and _expired(ctx.pki, c.name, now)]
-    chosen = chosen_specs(ctx.pki, [c.spec for c in table if c.spec is not None], within,
-                          every, now)
+    expired = sorted({f"{f.place.host} {f.place.path}" for f in certs_check.collect(runner)
+                      if f.cert is not None and f.cert.not_valid_after_utc <= now})
+    chosen = chosen_specs(ctx.pki, certificates.cert_specs(ctx.cluster), within, every, now)
     if not chosen:
         runner.out("[certs] nothing to renew")
         return runner.finish(start, "0 certificates renewed")
@@ -49,20 +48,13 @@ def run(runner: Runner, within: timedelta | None = None, every: bool = False) ->
                f"{ctx.lifetime('leaf')} (CAs unchanged): {', '.join(s.name for s in chosen)}")
     steps.prepare_local(ctx, runner.out)
     if expired:
-        runner.out(f"[certs] expired in use: {', '.join(expired)}: every host at once")
+        runner.out(f"[certs] {len(expired)} expired in use ({expired[0]}, …): every host at "
+                   "once")
         for phase in PHASES:
             runner.run(phase, phase.on(ctx.cluster))
     else:
         steps.roll(runner, ctx.cluster.hosts)
     return runner.finish(start, f"{len(chosen)} certificates renewed")
-
-
-def _expired(pki: PKI, name: str, now: datetime) -> bool:
-    """Whether the PKI's copy of a certificate (the hosts' copy) has expired."""
-    try:
-        return pki.expiry(name) <= now
-    except (OSError, ValueError):  # missing or unreadable: re-issued, not a sign of expiry
-        return False
 
 
 def chosen_specs(pki: PKI, specs: list[CertSpec], within: timedelta | None, every: bool,
