@@ -48,6 +48,13 @@ addons = ["coredns", "metrics-server"]
 # the operator's admin kubeconfig; nodes keep their local balancer (127.0.0.1:6444) either way.
 apiserver_endpoint = ""
 
+# Certificate lifetimes (a number and m, h or d). Leaf certificates are renewed by `up` and
+# `certs renew` when less than a third of leaf_cert_lifetime is left (verify fails below that
+# too). ca_cert_lifetime applies when a CA is made (a new cluster): CAs are never renewed by
+# kubesmith (README, Certificates).
+leaf_cert_lifetime = "365d"
+ca_cert_lifetime = "3650d"
+
 # Paths on the hosts.
 bin_dir = "/usr/local/bin"
 cni_bin_dir = "/opt/cni/bin"

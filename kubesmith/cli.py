@@ -7,6 +7,7 @@ import argparse
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,33 @@ def _conformance(runner: Any, args: argparse.Namespace) -> object:
     return conformance.run(runner, args.focus, args.quick, args.junit, args.procs)
 
 
+def _certs_check(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import certs_check
+
+    return certs_check.run(runner, timedelta(days=args.within))
+
+
+def _certs_renew(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import certs_renew
+
+    if args.schedule:
+        print(certs_renew.schedule(runner.ctx, Path(args.inventory)))
+        return None
+    within = None if args.within is None else timedelta(days=args.within)
+    return certs_renew.run(runner, within, args.all)
+
+
+def _days(value: str) -> float:
+    """A number of days >= 0 (fractions allowed: 0.01 is 14.4 minutes)."""
+    try:
+        days = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of days") from None
+    if not 0 <= days <= 36500:
+        raise argparse.ArgumentTypeError(f"{value!r} days: use 0 to 36500")
+    return days
+
+
 def _confirm(args: argparse.Namespace, ctx: Any) -> bool:
     """reset and remove-node ask first, naming the inventory, its state and the hosts (unless
     --yes); other commands go on."""
@@ -304,8 +332,32 @@ def _workflow_commands(sub: Any) -> None:
                             "<state>/conformance/<time>)")
     suite.add_argument("--procs", type=int, default=4,
                        help="specs run in parallel ([Serial] ones alone, at the end)")
+    _certs_commands(sub)
     _cluster_command(sub, "cis", "run kube-bench (CIS benchmark) on masters and nodes; exit 1 "
                      "on a FAIL that is not a documented exception", _cis)
+
+
+def _certs_commands(sub: Any) -> None:
+    """certs check and certs renew."""
+    certs = sub.add_parser("certs", help="certificate expiry: check every host, renew")
+    actions = certs.add_subparsers(dest="certs_command", required=True)
+    check = _cluster_command(actions, "check", "every certificate on every host and on the "
+                             "control machine: subject, issuer, time left, PKI copy; exit 1 if "
+                             "one expires within DAYS", _certs_check)
+    check.add_argument("--within", type=_days, default=30.0, metavar="DAYS",
+                       help="fail when a certificate expires within DAYS (default 30; "
+                            "fractions allowed: 0.25 is 6 hours)")
+    renew = _cluster_command(actions, "renew", "re-issue leaf certificates now (CAs unchanged) "
+                             "and roll them out host by host, restarting their readers",
+                             _certs_renew)
+    chosen = renew.add_mutually_exclusive_group()
+    chosen.add_argument("--within", type=_days, metavar="DAYS",
+                        help="renew those expiring within DAYS (default: those `up` would "
+                             "renew: less than a third of leaf_cert_lifetime left)")
+    chosen.add_argument("--all", action="store_true", help="renew every leaf certificate")
+    chosen.add_argument("--schedule", action="store_true",
+                        help="print a crontab line that runs `certs renew` daily (installs "
+                             "nothing)")
 
 
 def _local_commands(sub: Any) -> None:

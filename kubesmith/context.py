@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from kubesmith import inventory, settings
@@ -14,7 +15,7 @@ from kubesmith.binaries import cache
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.errors import UserError
 from kubesmith.model import Cluster, Host
-from kubesmith.pki import PKI
+from kubesmith.pki import CA_LIFETIME, LEAF_LIFETIME, PKI
 from kubesmith.validate import validate
 
 TEMPLATES = settings.PROJECT / "templates"
@@ -125,8 +126,13 @@ class DeployContext:
 
     @property
     def pki(self) -> PKI:
-        """The cluster PKI on the control machine."""
-        return PKI(self.state / "pki")
+        """The cluster PKI on the control machine, issuing with the settings' lifetimes."""
+        return PKI(self.state / "pki", str(self.data.get("leaf_cert_lifetime", LEAF_LIFETIME)),
+                   str(self.data.get("ca_cert_lifetime", CA_LIFETIME)))
+
+    def lifetime(self, kind: str) -> timedelta:
+        """The lifetime of a new leaf ("leaf") or CA ("ca") certificate."""
+        return self.pki.leaf_lifetime if kind == "leaf" else self.pki.ca_lifetime
 
     def binary(self, component: str, file: str) -> str:
         """Local path of a cached binary at the version the settings pin."""
