@@ -55,15 +55,24 @@ def run(runner: Runner, path: Path, yes: bool) -> Report:
             restore_member(runner, by_name[member.name], snap, stamp)
     for phase in PHASES[1:]:
         runner.run(phase, phase.on(ctx.cluster))
-    with membership.peer(runner) as peer:
-        state = json.loads(peer.etcdctl(f"endpoint status -w json --endpoints="
-                                        f"{shlex.quote(ctx.cluster.etcd_client_urls)}"))
+    state = json.loads(etcd_status(runner))
     ids = sorted({format(s["Status"]["header"]["cluster_id"], "x") for s in state})
     revision = max(s["Status"]["header"]["revision"] for s in state)
     return runner.finish(start, f"etcd restored from {path.name} (revision "
                                 f"{status['revision']}): cluster {', '.join(ids)}, revision "
                                 f"{revision}; previous data directories kept as "
                                 f"{ctx.data['etcd_data_dir']}.before-restore-{stamp}")
+
+
+def etcd_status(runner: Runner) -> str:
+    """`etcdctl endpoint status -w json` of every member, asked from the first one."""
+    ctx = runner.ctx
+    with membership.peer(runner) as peer:
+        ok, output = run_on(peer.remote, etcd.etcdctl(ctx, "endpoint status -w json",
+                                                     ctx.cluster.etcd_client_urls))
+    if not ok:
+        raise DeployError(f"etcd endpoint status: {output.strip()[-300:]}")
+    return output
 
 
 def stop(runner: Runner, hosts: dict[str, PyinfraHost]) -> None:
