@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kubesmith import settings
+from kubesmith.lab import hosts as lab
 
 pytestmark = pytest.mark.lab
 
@@ -37,8 +38,8 @@ spec:
 
 @pytest.fixture(scope="module")
 def cluster(cluster_factory):
-    """lab-1 master, lab-2 and lab-3 nodes; all three etcd members."""
-    return cluster_factory(3, etcd=3)
+    """lab-1 master, lab-2, lab-3 and lab-4 nodes; lab-1, lab-2 and lab-3 etcd members."""
+    return cluster_factory(4, etcd=3)
 
 
 def _backup(cluster, *args: str) -> Path:
@@ -140,7 +141,7 @@ def test_restore_drill(cluster, tmp_path) -> None:
     assert min(h["revision"] for h in headers) > snapshot_revision
     auth = cluster.ssh("lab-1", ETCDCTL + "auth status").stdout
     assert "Authentication Status: true" in auth, auth
-    cluster.kubectl("wait", "--for=condition=Ready", "node/lab-2", "node/lab-3",
+    cluster.kubectl("wait", "--for=condition=Ready", "node/lab-2", "node/lab-3", "node/lab-4",
                     "--timeout=180s")
 
     busybox = settings.versions()["busybox_version"]
@@ -169,3 +170,39 @@ def test_restore_drill(cluster, tmp_path) -> None:
     assert verify.returncode == 0, verify.stdout[-3000:]
     kept = cluster.ssh("lab-2", "ls -d /var/lib/etcd.before-restore-*").stdout.split()
     assert len(kept) == 1, kept
+
+
+REPLACED = '''"""The lab with lab-3 lost: lab-4 (a node until now) replaces it as an etcd member."""
+from kubesmith.lab.inventory import groups
+
+_hosts = dict(entry for group in groups().values() for entry in group)
+etcd = [(name, _hosts[name]) for name in ("lab-1", "lab-2", "lab-4")]
+masters = [("lab-1", _hosts["lab-1"])]
+nodes = [(name, _hosts[name]) for name in ("lab-2", "lab-4")]
+'''
+
+
+@pytest.mark.restore_drill
+def test_restore_onto_a_replacement_member(cluster, tmp_path) -> None:
+    path = _backup(cluster, "--dest", str(tmp_path))
+    cluster.kubectl("create", "namespace", "after-replacement-backup")
+    lab.stop("lab-3", kill=True, paths=cluster.lab.paths, log=lambda _msg: None)
+    inventory = tmp_path / "replaced.py"
+    inventory.write_text(REPLACED)
+
+    restored = cluster.deploy("restore", "-i", str(inventory), str(path), "--yes")
+    assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr
+    assert "differ from the snapshot's" in restored.stdout
+    namespaces = cluster.kubectl("get", "namespaces", "-o", "name").split()
+    assert "namespace/before" in namespaces
+    assert "namespace/after-replacement-backup" not in namespaces
+    members = cluster.ssh("lab-4", ETCDCTL + "member list -w simple").stdout
+    assert sorted(line.split(", ")[2] for line in members.splitlines()) == [
+        "lab-1", "lab-2", "lab-4"]
+    data_dir = cluster.ssh("lab-4", "stat -c '%U %a' /var/lib/etcd").stdout.strip()
+    assert data_dir == "etcd 700"
+    cluster.kubectl("wait", "--for=condition=Ready", "node/lab-2", "node/lab-4",
+                    "--timeout=180s")
+    cluster.kubectl("delete", "node", "lab-3")
+    verify = cluster.deploy("verify", "-i", str(inventory))
+    assert verify.returncode == 0, verify.stdout[-3000:]
