@@ -53,6 +53,10 @@ class Snapshot:
         """The snapshot and its sidecars."""
         return self.path, self.sha256_path, self.meta_path
 
+    def recorded_sha256(self) -> str:
+        """The sha256 the .sha256 file records ("" when empty)."""
+        return (self.sha256_path.read_text().split() or [""])[0]
+
     def meta(self) -> dict:
         """The metadata, read."""
         return json.loads(self.meta_path.read_text())
@@ -128,18 +132,21 @@ def check(ctx: DeployContext, path: Path) -> tuple[Snapshot, dict]:
         if not file.is_file():
             raise SnapshotError(f"{file}: missing (a backup is the .db file with its .sha256 "
                                 "and .json beside it)")
-    recorded = snap.sha256_path.read_text().split()[:1]
-    actual = sha256_file(path)
-    if recorded != [actual]:
+    recorded, actual = snap.recorded_sha256(), sha256_file(path)
+    if recorded != actual:
         raise SnapshotError(f"{path}: sha256 {actual[:16]}… does not match "
-                            f"{snap.sha256_path.name} ({(recorded or ['empty'])[0][:16]}…): "
+                            f"{snap.sha256_path.name} ({recorded[:16] or 'empty'}…): "
                             "the file changed since the backup")
     if not _integrity(path):
         raise SnapshotError(f"{path}: corrupted or truncated (etcd's integrity hash at its end "
                             "does not match its content)")
     status = etcdutl_status(ctx, path)
     try:
-        needed = list(snap.meta()["encryption_keys"])
+        meta = snap.meta()
+        needed = [str(k) for k in meta["encryption_keys"]]
+        if not all(isinstance(m["name"], str) and isinstance(m["peer_urls"], list)
+                   for m in meta["members"]):
+            raise TypeError("members need a name and peer_urls")
     except (ValueError, KeyError, TypeError) as error:
         raise SnapshotError(f"{snap.meta_path}: unreadable metadata ({error})") from error
     missing = sorted(set(needed) - set(encryption_key_ids(ctx)))
@@ -190,6 +197,7 @@ def _take(ctx: DeployContext, remote: PyinfraHost, dest: Path) -> Path:
         "status": etcd.etcdctl(ctx, "endpoint status -w json"),
     }
     answers = {}
+    partial = snap.path.with_name(snap.path.name + ".part")
     try:
         for what, command in commands.items():
             ok, output = run_on(remote, command)
@@ -197,10 +205,12 @@ def _take(ctx: DeployContext, remote: PyinfraHost, dest: Path) -> Path:
                 raise DeployError(f"{remote.name}: etcdctl {what}: "
                                   f"{output.strip()[-300:]}")
             answers[what] = output
-        partial = snap.path.with_name(snap.path.name + ".part")
         with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             if not remote.get_file(remote_file, out):
                 raise DeployError(f"{remote.name}: could not copy {remote_file}")
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     finally:
         run_on(remote, f"rm -f {quoted}")
     digest = sha256_file(partial)

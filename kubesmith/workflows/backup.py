@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kubesmith import backup
 from kubesmith.backup import Snapshot
-from kubesmith.runner import Phase, Report, Runner
+from kubesmith.runner import DeployError, Phase, Report, Runner
 from tasks import backup as backup_tasks
 
 
@@ -17,6 +17,9 @@ def run(runner: Runner, dest: Path | None, keep: int | None, schedule: str | Non
     """Take one snapshot now and prune, or install the members' backup timer."""
     start = time.monotonic()
     if schedule is not None:
+        if dest is not None:
+            raise DeployError("backup: --dest is for a backup taken now; with --schedule the "
+                              f"members keep their snapshots in {backup.REMOTE_DIR}")
         kept = keep or backup_tasks.DEFAULT_KEEP
         phase = Phase("backup schedule", lambda c: c.etcd,
                       (functools.partial(backup_tasks.schedule, calendar=schedule, keep=kept),),

@@ -15,6 +15,7 @@ from pyinfra.api.host import Host as PyinfraHost
 
 from kubesmith import backup, membership, paths, services
 from kubesmith.backup import Snapshot
+from kubesmith.rules import printable
 from kubesmith.runner import DeployError, Report, Runner, run_on
 from kubesmith.workflows import steps
 from tasks import etcd
@@ -43,8 +44,9 @@ def run(runner: Runner, path: Path, yes: bool) -> Report:
     taken = sorted(f"{m['name']}={','.join(m['peer_urls'])}" for m in meta["members"])
     wanted = sorted(f"{h.name}={h.peer_url}" for h in ctx.cluster.etcd)
     if taken != wanted:
-        runner.out(f"[restore] the inventory's etcd members ({', '.join(wanted)}) differ from "
-                   f"the snapshot's ({', '.join(taken)}): restoring onto the inventory's")
+        runner.out(printable(f"[restore] the inventory's etcd members ({', '.join(wanted)}) "
+                             f"differ from the snapshot's ({', '.join(taken)}): restoring onto "
+                             "the inventory's"))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     steps.prepare_local(ctx, runner.out)  # certificates for replacement hosts
     runner.run(HOSTS, ctx.cluster.hosts)
@@ -112,7 +114,7 @@ def restore_member(runner: Runner, remote: PyinfraHost, snap: Snapshot, stamp: s
         f"--bump-revision={BUMP_REVISION}", "--mark-compacted")
     data, new, old = (shlex.quote(p) for p in (data_dir, restored, aside))
     script = (f"set -e; chmod 700 {q['etcdutl']}; "
-              f"echo {shlex.quote(snap.meta()['sha256'])}' '{q['db']} | sha256sum -c --quiet; "
+              f"echo {shlex.quote(snap.recorded_sha256())}' '{q['db']} | sha256sum -c --quiet; "
               f"{args} >/dev/null 2>{q['dir']}/restore.log || {{ cat {q['dir']}/restore.log; "
               f"exit 1; }}; "
               f"if [ -e {data} ]; then mv {data} {old}; fi; mv {new} {data}; chmod 700 {data}; "

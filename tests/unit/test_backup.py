@@ -103,14 +103,12 @@ def _restore(tmp_path: Path, state: Path, *args: str) -> list[str]:
     stdout: no phase started, no host connected)."""
     hosts = tmp_path / "hosts.py"
     hosts.write_text(INVENTORY)
-    started = time.monotonic()
     env = dict(os.environ, KUBESMITH_STATE=str(state))
     result = subprocess.run([sys.executable, str(settings.PROJECT / "deploy.py"), "restore",
                              "-i", str(hosts), *args], capture_output=True, text=True,
                             timeout=120, check=False, env=env)
     assert result.returncode == 1 and result.stdout == "", result.stdout + result.stderr
-    assert time.monotonic() - started < 30  # a connection attempt to TEST-NET would time out
-    assert "connect" not in result.stderr
+    assert "connect" not in result.stderr  # a host contacted would fail to connect instead
     return result.stderr.strip().splitlines()
 
 
