@@ -49,22 +49,22 @@ def _backup(cluster, *args: str) -> Path:
     return Path(result.stdout.strip().splitlines()[-1].split("; ")[-1])
 
 
-def _endpoints(cluster) -> str:
-    return ",".join(f"https://{cluster.lab.state.host(h).address}:2379" for h in MEMBERS)
+def _all_members(cluster, members: tuple[str, ...] = MEMBERS) -> str:
+    """etcdctl with the lab's etcdctl environment, against every member."""
+    endpoints = ",".join(f"https://{cluster.lab.state.host(h).address}:2379" for h in members)
+    return f". /etc/kubernetes/etcdctl.env && ETCDCTL_ENDPOINTS={endpoints} etcdctl "
 
 
-def _etcd_status(cluster) -> list[dict]:
+def _etcd_status(cluster, members: tuple[str, ...] = MEMBERS) -> list[dict]:
     """`endpoint status` of every member, asked from lab-2."""
-    out = cluster.ssh("lab-2", f"{ETCDCTL} --endpoints={_endpoints(cluster)} endpoint status "
-                      "-w json")
+    out = cluster.ssh("lab-2", _all_members(cluster, members) + "endpoint status -w json")
     assert out.returncode == 0, out.stderr
     return [s["Status"]["header"] for s in json.loads(out.stdout)]
 
 
 def _wait_healthy(cluster) -> None:
     deadline = time.monotonic() + 60
-    while cluster.ssh("lab-2", f"{ETCDCTL} --endpoints={_endpoints(cluster)} "
-                      "endpoint health").returncode != 0:
+    while cluster.ssh("lab-2", _all_members(cluster) + "endpoint health").returncode != 0:
         assert time.monotonic() < deadline, "etcd members not all healthy within 60 s"
         time.sleep(1)
 
@@ -199,6 +199,8 @@ def test_restore_onto_a_replacement_member(cluster, tmp_path) -> None:
     members = cluster.ssh("lab-4", ETCDCTL + "member list -w simple").stdout
     assert sorted(line.split(", ")[2] for line in members.splitlines()) == [
         "lab-1", "lab-2", "lab-4"]
+    headers = _etcd_status(cluster, ("lab-1", "lab-2", "lab-4"))
+    assert len(headers) == 3 and len({h["cluster_id"] for h in headers}) == 1, headers
     data_dir = cluster.ssh("lab-4", "stat -c '%U %a' /var/lib/etcd").stdout.strip()
     assert data_dir == "etcd 700"
     cluster.kubectl("wait", "--for=condition=Ready", "node/lab-2", "node/lab-4",
