@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kubesmith import backup, inventory, settings
+from kubesmith import backup, cli, inventory, settings
 from kubesmith.backup import Snapshot
 from kubesmith.binaries import cache
 from kubesmith.binaries.recipes import COMPONENTS
@@ -201,3 +201,20 @@ def test_prune_keeps_the_newest(tmp_path: Path) -> None:
     assert [p.name for p in gone] == names[:2]
     assert sorted(p.name for p in tmp_path.glob("*.db")) == sorted([*names[2:], "etcd-notes.db"])
     assert len(list(tmp_path.iterdir())) == 10
+
+
+@pytest.mark.parametrize("argv", [
+    ["backup", "--keep", "0"], ["backup", "--keep", "-1"],
+    ["backup", "--schedule", "daily\nExecStart=/bin/sh"], ["backup", "--schedule", "$(reboot)"],
+])
+def test_bad_backup_flags_are_refused_by_the_parser(argv: list[str],
+                                                    capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("deploy.py backup: error:")
+
+
+def test_schedule_defaults_to_daily() -> None:
+    args = cli.parser().parse_args(["backup", "--schedule"])
+    assert args.schedule == "daily" and args.keep is None and args.connects
