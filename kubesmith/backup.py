@@ -189,17 +189,10 @@ def _take(ctx: DeployContext, remote: PyinfraHost, dest: Path) -> Path:
     quoted = shlex.quote(remote_file)
     dest.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(dest, 0o700)
-    commands = {
-        "save": f"umask 077 && mkdir -p {shlex.quote(REMOTE_DIR)} && "
-                + etcd.etcdctl(ctx, etcd.quoted("snapshot", "save", remote_file))
-                + f" >/dev/null && sha256sum {quoted}",
-        "members": etcd.etcdctl(ctx, "member list -w json"),
-        "status": etcd.etcdctl(ctx, "endpoint status -w json"),
-    }
     answers = {}
     partial = snap.path.with_name(snap.path.name + ".part")
     try:
-        for what, command in commands.items():
+        for what, command in save_commands(ctx, remote_file).items():
             ok, output = run_on(remote, command)
             if not ok:
                 raise DeployError(f"{remote.name}: etcdctl {what}: "
@@ -234,6 +227,17 @@ def _take(ctx: DeployContext, remote: PyinfraHost, dest: Path) -> Path:
     }
     _private(snap.meta_path, json.dumps(meta, indent=2) + "\n")
     return snap.path
+
+
+def save_commands(ctx: DeployContext, remote_file: str) -> dict[str, str]:
+    """The commands on the member: snapshot save (printing its sha256), members, status."""
+    return {
+        "save": f"umask 077 && mkdir -p {shlex.quote(REMOTE_DIR)} && "
+                + etcd.etcdctl(ctx, etcd.quoted("snapshot", "save", remote_file))
+                + f" >/dev/null && sha256sum {shlex.quote(remote_file)}",
+        "members": etcd.etcdctl(ctx, "member list -w json"),
+        "status": etcd.etcdctl(ctx, "endpoint status -w json"),
+    }
 
 
 def _private(path: Path, text: str) -> None:

@@ -8,6 +8,7 @@ from pyinfra.operations import systemd
 
 from kubesmith import backup, paths
 from kubesmith.context import DeployContext
+from kubesmith.model import Host
 from kubesmith.runner import retry
 from tasks import _ops, etcd
 
@@ -16,16 +17,22 @@ SERVICE = "etcd-backup"
 TIMER = f"{SERVICE}.timer"
 
 
+def values(ctx: DeployContext, me: Host, calendar: str, keep: int) -> dict[str, object]:
+    """The values of the backup script and units of one member."""
+    return {**ctx.values(me), "backup_dir": backup.REMOTE_DIR, "keep": keep,
+            "etcdctl_timeouts": etcd.ETCDCTL_TIMEOUTS, "script": paths.BACKUP_SCRIPT,
+            "calendar": calendar}
+
+
 def schedule(ctx: DeployContext, calendar: str, keep: int) -> None:
     """Install the backup script and units; the timer enabled and running."""
-    me = ctx.cluster.host(host.name)
+    given = values(ctx, ctx.cluster.host(host.name), calendar, keep)
     script = _ops.template("etcd backup script", "backup/etcd-backup.sh.j2", paths.BACKUP_SCRIPT,
-                           "700", **ctx.values(me), backup_dir=backup.REMOTE_DIR, keep=keep,
-                           etcdctl_timeouts=etcd.ETCDCTL_TIMEOUTS)
+                           "700", **given)
     service = _ops.template("etcd-backup service", "backup/etcd-backup.service.j2",
-                            paths.unit(SERVICE), script=paths.BACKUP_SCRIPT)
+                            paths.unit(SERVICE), **given)
     timer = _ops.template("etcd-backup timer", "backup/etcd-backup.timer.j2",
-                          f"{paths.UNIT_DIR}/{TIMER}", calendar=calendar)
+                          f"{paths.UNIT_DIR}/{TIMER}", **given)
     synced = _ops.sync([script, service, timer])
     states = host.get_fact(_ops.UnitStates, units=[TIMER])
     active, enabled = states.get(TIMER, ("inactive", "disabled"))

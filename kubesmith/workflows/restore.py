@@ -15,6 +15,8 @@ from pyinfra.api.host import Host as PyinfraHost
 
 from kubesmith import backup, membership, paths, services
 from kubesmith.backup import Snapshot
+from kubesmith.context import DeployContext
+from kubesmith.model import Host
 from kubesmith.rules import printable
 from kubesmith.runner import DeployError, Report, Runner, run_on
 from kubesmith.workflows import steps
@@ -91,38 +93,47 @@ def stop(runner: Runner, hosts: dict[str, PyinfraHost]) -> None:
     runner.out(f"[restore] stopped {', '.join(STOPPED)}")
 
 
+WORK = {"dir": WORK_DIR, "db": f"{WORK_DIR}/snapshot.db", "etcdutl": f"{WORK_DIR}/etcdutl"}
+
+
 def restore_member(runner: Runner, remote: PyinfraHost, snap: Snapshot, stamp: str) -> None:
     """Copy the snapshot (and the cached etcdutl) to the member, `etcdutl snapshot restore`
     it with the inventory's membership and a new cluster token, and swap the data directories;
     the copy is removed (it holds every Secret)."""
     ctx = runner.ctx
     me = ctx.cluster.host(remote.name)
-    data_dir = str(ctx.data["etcd_data_dir"])
-    work = {"dir": WORK_DIR, "db": f"{WORK_DIR}/snapshot.db", "etcdutl": f"{WORK_DIR}/etcdutl"}
-    q = {k: shlex.quote(v) for k, v in work.items()}
-    ok, output = run_on(remote, f"rm -rf {q['dir']} && mkdir -m 700 -p {q['dir']}")
-    for local, remote_file in ((snap.path, work["db"]),
-                               (Path(ctx.binary("etcd", "etcdutl")), work["etcdutl"])):
+    work = shlex.quote(WORK["dir"])
+    ok, output = run_on(remote, f"rm -rf {work} && mkdir -m 700 -p {work}")
+    for local, remote_file in ((snap.path, WORK["db"]),
+                               (Path(ctx.binary("etcd", "etcdutl")), WORK["etcdutl"])):
         if not ok or not remote.put_file(str(local), remote_file):
             raise DeployError(f"{me.name}: could not copy {local.name}: {output.strip()[-300:]}")
+    ok, output = run_on(remote, restore_command(ctx, me, snap.recorded_sha256(), stamp))
+    if not ok:
+        run_on(remote, f"rm -rf {work}")
+        raise DeployError(f"{me.name}: etcdutl snapshot restore failed: {output.strip()[-300:]}")
+    runner.out(f"[restore] {me.name}: data directory restored ({ctx.data['etcd_data_dir']}; "
+               f"previous one kept as {ctx.data['etcd_data_dir']}.before-restore-{stamp})")
+
+
+def restore_command(ctx: DeployContext, me: Host, sha256: str, stamp: str) -> str:
+    """The shell command on a member: check the copied snapshot, `etcdutl snapshot restore` it
+    beside the data directory, keep the old one aside, put the new one in place (0700, etcd's)."""
+    data_dir = str(ctx.data["etcd_data_dir"])
     restored, aside = f"{data_dir}.restored-{stamp}", f"{data_dir}.before-restore-{stamp}"
     args = etcd.quoted(
-        work["etcdutl"], "snapshot", "restore", work["db"], f"--name={me.name}",
+        WORK["etcdutl"], "snapshot", "restore", WORK["db"], f"--name={me.name}",
         f"--initial-cluster={ctx.cluster.etcd_initial_cluster}",
         f"--initial-cluster-token=kubesmith-restore-{stamp}",
         f"--initial-advertise-peer-urls={me.peer_url}", f"--data-dir={restored}",
         f"--bump-revision={BUMP_REVISION}", "--mark-compacted")
+    q = {k: shlex.quote(v) for k, v in WORK.items()}
     data, new, old = (shlex.quote(p) for p in (data_dir, restored, aside))
     script = (f"set -e; chmod 700 {q['etcdutl']}; "
-              f"echo {shlex.quote(snap.recorded_sha256())}' '{q['db']} | sha256sum -c --quiet; "
+              f"echo {shlex.quote(sha256 + '  ' + WORK['db'])} | sha256sum -c --quiet; "
               f"{args} >/dev/null 2>{q['dir']}/restore.log || {{ cat {q['dir']}/restore.log; "
               f"exit 1; }}; "
               f"if [ -e {data} ]; then mv {data} {old}; fi; mv {new} {data}; chmod 700 {data}; "
               f"if id -u etcd >/dev/null 2>&1; then chown -R etcd:etcd {data}; fi; "
               f"rm -rf {q['dir']}")
-    ok, output = run_on(remote, f"sh -c {shlex.quote(script)}")
-    if not ok:
-        run_on(remote, f"rm -rf {q['dir']}")
-        raise DeployError(f"{me.name}: etcdutl snapshot restore failed: {output.strip()[-300:]}")
-    runner.out(f"[restore] {me.name}: data directory restored ({data_dir}; previous one kept as "
-               f"{aside})")
+    return f"sh -c {shlex.quote(script)}"
