@@ -143,6 +143,7 @@ def test_restore_drill(cluster, tmp_path) -> None:
     assert "Authentication Status: true" in auth, auth
     cluster.kubectl("wait", "--for=condition=Ready", "node/lab-2", "node/lab-3", "node/lab-4",
                     "--timeout=180s")
+    print(f"nodes Ready {time.monotonic() - start:.1f} s after the restore started")
 
     busybox = settings.versions()["busybox_version"]
     for node in ("lab-2", "lab-3"):
@@ -163,6 +164,8 @@ def test_restore_drill(cluster, tmp_path) -> None:
              f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 {target} 8080'],
             capture_output=True, text=True, timeout=30, check=False).stdout
         if "hello-from-lab-3" in answer:
+            print(f"pod to pod across nodes {time.monotonic() - start:.1f} s after the restore "
+                  "started")
             break
         assert time.monotonic() < deadline, f"pod on lab-3 not reached from lab-2: {answer}"
         time.sleep(1)
@@ -190,8 +193,10 @@ def test_restore_onto_a_replacement_member(cluster, tmp_path) -> None:
     inventory = tmp_path / "replaced.py"
     inventory.write_text(REPLACED)
 
+    start = time.monotonic()
     restored = cluster.deploy("restore", "-i", str(inventory), str(path), "--yes")
     assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr
+    print(f"restore onto a replacement member took {time.monotonic() - start:.1f} s")
     assert "differ from the snapshot's" in restored.stdout
     namespaces = cluster.kubectl("get", "namespaces", "-o", "name").split()
     assert "namespace/before" in namespaces
