@@ -52,7 +52,7 @@ def _lab(args: argparse.Namespace) -> int:
 
 def _binaries(args: argparse.Namespace) -> int:
     """Fill and verify the binary cache at the versions the inventory's settings pin."""
-    from kubesmith.binaries import cache, sources
+    from kubesmith.binaries import cache, sources, toolchain
     from kubesmith.binaries.recipes import COMPONENTS
     from kubesmith.validate import check_settings
 
@@ -66,9 +66,24 @@ def _binaries(args: argparse.Namespace) -> int:
             print(f"binaries: unknown component {name!r}; known: {', '.join(COMPONENTS)}",
                   file=sys.stderr)
             return 2
+    arch = args.arch or cache.host_arch()
+    if args.source == "download":  # refuse every unpinned file before fetching any
+        from kubesmith.binaries import upstream
+
+        missing = [n for n in names if not (cache.component_dir(
+            root, n, versions[COMPONENTS[n].version_key], arch) / cache.MANIFEST).exists()]
+        refused = upstream.unpinned(missing, versions, arch)
+        if refused:
+            raise upstream.NotPinned(
+                f"binaries --source download: no published sum is pinned for {', '.join(refused)}"
+                f" ({arch}) in kubesmith/binaries/upstream.py, so the download path refuses "
+                "them: build them with --source build (needs Go ≥ "
+                f"{toolchain.MIN_GO}, {toolchain.INSTALL}), or pin the sums upstream publishes "
+                "(scripts/update-pins)")
     for name in names:
-        directory = sources.ensure(name, versions, args.arch, root, args.source,
-                                   Path(args.mirror) if args.mirror else None)
+        directory = sources.ensure(name, versions, arch, root, args.source,
+                                   Path(args.mirror) if args.mirror else None,
+                                   args.download_base)
         print(f"{name:<14} {versions[COMPONENTS[name].version_key]:<10} {directory}")
     return 0
 
@@ -356,6 +371,9 @@ def _local_commands(sub: Any) -> None:
                        help="build the versions this inventory's settings pin")
     p_bin.add_argument("--source", choices=("build", "mirror", "download"), default="build")
     p_bin.add_argument("--mirror", help="directory in the cache layout (source mirror)")
+    p_bin.add_argument("--download-base", default=None, metavar="URL",
+                       help="source download: fetch https://HOST/PATH as URL/HOST/PATH, a "
+                            "mirror of upstream's layout (default $KUBESMITH_DOWNLOAD_BASE)")
     p_bin.add_argument("--cache", help="cache root (default $KUBESMITH_CACHE or /var/cache)")
     p_bin.add_argument("--arch", default=None)
     p_bin.set_defaults(func=_binaries)
