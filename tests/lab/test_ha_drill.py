@@ -429,7 +429,7 @@ def test_add_master_keeps_a_log_stream_then_remove_master_one(cluster, ctx, tmp_
     _wait_backends(cluster, four_up, 120)
     assert _pids(cluster) == pids, "a balancer was restarted, not reloaded"
 
-    removed = cluster.deploy("remove-node", "lab-1", "-i", str(four))
+    removed = cluster.deploy("remove-node", "lab-1", "--yes", "-i", str(four))
     assert removed.returncode == 0, removed.stdout[-3000:] + removed.stderr[-3000:]
     three = tmp_path / "three.py"
     after = _inventory(cluster, three, ("lab-2", "lab-3", "lab-6"), etcd=("lab-2", "lab-3"))

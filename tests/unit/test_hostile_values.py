@@ -19,13 +19,15 @@ from pathlib import Path
 import pytest
 from jinja2 import Environment, StrictUndefined
 
+from kubesmith import backup as kubesmith_backup
 from kubesmith import certificates, cis, inventory, membership, runner, settings
 from kubesmith.addons import ADDONS
 from kubesmith.binaries.images import image_ref
 from kubesmith.context import TEMPLATES, DeployContext
 from kubesmith.model import Host
 from kubesmith.validate import check
-from tasks import _ops, addons, balancer, controlplane, etcd, reset
+from kubesmith.workflows import restore
+from tasks import _ops, addons, backup, balancer, controlplane, etcd, reset
 
 MARK = "PWNED"
 PAYLOADS = (
@@ -169,6 +171,9 @@ OUTSIDE_PHASES: dict[str, Callable[[DeployContext, Host], list[str]]] = {
     "kube-bench": lambda ctx, me: [cis.bench_command(
         list(cis.targets(ctx.cluster, me)), f"{ctx.data['kube_config_dir']}/kubesmith.kubeconfig")],
     "journal": lambda ctx, me: [runner.journal_command(s) for s in ("etcd", "kubelet")],
+    "backup": lambda ctx, me: list(kubesmith_backup.save_commands(
+        ctx, f"{kubesmith_backup.REMOTE_DIR}/etcd-c-20260101T000000000Z.db").values()),
+    "restore": lambda ctx, me: [restore.restore_command(ctx, me, "0" * 64, "20260101T000000Z")],
     "secret upload": lambda ctx, me: [c for c in UPLOAD(
         src="/x", dest=f"{ctx.data['pki_dir']}/kubelet-{me.name}.key", mode="600")
         if isinstance(c, str)],
@@ -208,13 +213,24 @@ def test_every_shell_command_quotes_every_payload(field: str, tmp_path: Path, em
 # --- templates --------------------------------------------------------------------------------
 
 JINJA_TEMPLATES = sorted(str(p.relative_to(TEMPLATES)) for p in TEMPLATES.glob("**/*.j2"))
-SHELL_FILES = ("reset.sh.j2", "etcdctl.env.j2")  # executed or sourced by sh
+SHELL_FILES = ("reset.sh.j2", "etcdctl.env.j2", "etcd-backup.sh.j2")  # run or sourced by sh
+
+
+def _manifest(ctx: DeployContext) -> list[tuple[str, str]]:
+    """Manifest entries as the tasks record them from the settings (reset renders from them)."""
+    bin_dir = str(ctx.data["bin_dir"])
+    return [*(("dir", str(v)) for k, v in ctx.data.items() if k.endswith("_dir")),
+            ("file", f"{bin_dir}/crictl"), ("file", f"{bin_dir}/ctr"),
+            ("file", f"{ctx.data['kube_config_dir']}/kubelet.kubeconfig"),
+            ("file", "/etc/systemd/system/kubelet.service"), ("link", "cni0"),
+            ("chain", "KUBE-"), ("user", "etcd"), ("package", "haproxy"),
+            ("slice", "kubepods.slice")]
 
 
 def template_values(ctx: DeployContext, me: Host) -> dict[str, object]:
     """Every value any template uses, as the tasks compute them from the inventory."""
     return {
-        **ctx.values(me), **reset.values(ctx),
+        **ctx.values(me), **reset.values(_manifest(ctx)),
         "pause_image": image_ref("pause", str(ctx.data["pause_version"])),
         "encryption_key": "c2VjcmV0IG9mIHRoaXJ0eS10d28gYnl0ZXMgaGVyZSE=",
         "initial_cluster": ctx.cluster.etcd_initial_cluster, "initial_cluster_state": "new",
@@ -223,7 +239,7 @@ def template_values(ctx: DeployContext, me: Host) -> dict[str, object]:
         "ca_data": "", "cert_data": "", "key_data": "", "resolv_conf": "/etc/resolv.conf",
         "etcd_peer_cn": certificates.ETCD_PEER_CN, "admin_group": certificates.ADMIN_GROUP,
         "kubesmith_user": certificates.KUBESMITH_USER, **addons.values(ctx, ADDONS["coredns"]),
-        **balancer.values(ctx, me),
+        **balancer.values(ctx, me), **backup.values(ctx, me, "daily", 7),
     }
 
 
