@@ -26,7 +26,10 @@ ADMIN_GROUP = "kubesmith:cluster-admins"
 KUBESMITH_USER = "kubesmith"
 # Files kubesmith once placed on hosts and no longer uses: deleted from the hosts on converge.
 # (The masters' admin credential, in system:masters, became kubesmith's own RBAC-bound one.)
-RETIRED = ("flannel-etcd-client.crt", "flannel-etcd-client.key", "admin.crt", "admin.key")
+# (One apiserver certificate shared by every master became one per master: adding or removing a
+# master no longer changes, and restarts, the other masters' apiservers.)
+RETIRED = ("flannel-etcd-client.crt", "flannel-etcd-client.key", "admin.crt", "admin.key",
+           "kube-apiserver.crt", "kube-apiserver.key")
 RETIRED_KUBECONFIGS = ("admin",)
 
 
@@ -80,19 +83,26 @@ def _flannel(host: Host) -> Credential:
                       etcd_role=FLANNEL_ROLE)
 
 
-def _apiserver(cluster: Cluster) -> CertSpec:
-    """The apiserver's serving certificate, valid for every name clients may use."""
+def apiserver_name(host: Host) -> str:
+    """The name of a master's apiserver serving certificate (<name>.crt/.key)."""
+    return f"kube-apiserver-{host.name}"
+
+
+def _apiserver(cluster: Cluster, host: Host) -> CertSpec:
+    """A master's apiserver serving certificate: its own name and address, and every name a
+    client may use for any apiserver (the service, loopback for the node balancers, the
+    endpoint). One per master, so a master added or removed changes no other master's."""
     dns = (
-        *(h.name for h in cluster.masters),
+        host.name,
         "kubernetes",
         "kubernetes.default",
         "kubernetes.default.svc",
         f"kubernetes.default.svc.{cluster.cluster_domain}",
         "localhost",
     )
-    ips = (*(h.address for h in cluster.masters), cluster.service_vip, "127.0.0.1")
+    ips = (host.address, cluster.service_vip, "127.0.0.1")
     dns, ips = _with_endpoint(cluster, dns, ips)
-    return CertSpec("kube-apiserver", "kubernetes-ca", "kube-apiserver",
+    return CertSpec(apiserver_name(host), "kubernetes-ca", "kube-apiserver",
                     dns_names=dns, ip_addresses=ips, server=True)
 
 
@@ -175,7 +185,8 @@ def table(cluster: Cluster) -> list[Credential]:
         Credential("etcd-healthcheck-client", clients, (),
                    _client("etcd-healthcheck-client", "etcd-ca", "etcd-healthcheck-client"),
                    etcd_role=ETCD_ROOT_ROLE),
-        Credential("kube-apiserver", masters, ("kube-apiserver",), _apiserver(cluster)),
+        *(Credential(apiserver_name(h), (h,), ("kube-apiserver",), _apiserver(cluster, h))
+          for h in masters),
         Credential("apiserver-kubelet-client", masters, ("kube-apiserver",),
                    _client("apiserver-kubelet-client", "kubernetes-ca",
                            "kube-apiserver-kubelet-client")),

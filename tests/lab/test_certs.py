@@ -148,7 +148,7 @@ def test_check_fails_naming_the_short_lived_certificates(cluster: Deployed) -> N
     checked = cluster.deploy("certs", "check", "-i", cluster.inventory)
     assert checked.returncode == 1, checked.stdout + checked.stderr
     failing = checked.stderr
-    for name in ("kube-apiserver.crt", "kubelet-lab-2.crt", "etcd-peer-lab-1.crt",
+    for name in ("kube-apiserver-lab-1.crt", "kubelet-lab-2.crt", "etcd-peer-lab-1.crt",
                  "kubelet.kubeconfig", "admin.kubeconfig"):
         assert name in failing, f"{name} not named:\n{failing}"
     assert not any(f"{ca}.crt" in failing for ca in CAS), failing

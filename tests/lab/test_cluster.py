@@ -185,14 +185,14 @@ def _apiserver_cert_without_vip(cluster) -> bytes:
 
     store = pki.PKI(cluster.state / "pki")
     load_key = serialization.load_pem_private_key
-    key = load_key(store.key_pem("kube-apiserver"), None)
+    key = load_key(store.key_pem("kube-apiserver-lab-1"), None)
     ca_key = load_key(store.key_pem("kubernetes-ca"), None)
     ca_cert = x509.load_pem_x509_certificate(store.ca_pem("kubernetes-ca"))
-    current = x509.load_pem_x509_certificate(store.cert_pem("kube-apiserver"))
+    current = x509.load_pem_x509_certificate(store.cert_pem("kube-apiserver-lab-1"))
     ext = current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     ips = tuple(str(ip) for ip in ext.get_values_for_type(x509.IPAddress)
                 if str(ip) != "10.32.0.1")
-    spec = pki.CertSpec("kube-apiserver", "kubernetes-ca", "kube-apiserver",
+    spec = pki.CertSpec("kube-apiserver-lab-1", "kubernetes-ca", "kube-apiserver",
                         dns_names=tuple(ext.get_values_for_type(x509.DNSName)),
                         ip_addresses=ips, server=True)
     cert = pki.sign_leaf(spec, key, ca_cert, ca_key)
@@ -230,7 +230,8 @@ def test_verify_names_each_fault_and_up_repairs_them(cluster) -> None:
     cluster.ssh("lab-3", "chmod 644 /etc/kubernetes/pki/kube-proxy.key")
     bad_cert = _apiserver_cert_without_vip(cluster)
     subprocess.run([*cluster.lab.ssh_args("lab-1"),
-                    "cat > /etc/kubernetes/pki/kube-apiserver.crt"], input=bad_cert, check=True)
+                    "cat > /etc/kubernetes/pki/kube-apiserver-lab-1.crt"], input=bad_cert,
+                   check=True)
     # Only the checks of these faults, done well within the 50 s before lab-2 (kubelet stopped)
     # turns NotReady: that takes its CoreDNS replica out of the endpoints, and kube-proxy's
     # resync would rewrite the flushed KUBE-SERVICES before its check ran.

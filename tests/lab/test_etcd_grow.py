@@ -143,6 +143,7 @@ def test_add_a_master_while_serving(cluster, tmp_path) -> None:
                  bridge=TEST_BRIDGE).hosts[3].address
     inventory = tmp_path / "two-masters.py"
     inventory.write_text(INVENTORY.format(root=str(cluster.lab.paths.root)))
+    before = cluster.started("lab-1", ("kube-apiserver",))
     added, reader = _serving_while(cluster, "add-master", "lab-4", "-i", str(inventory))
     assert added.returncode == 0, added.stdout + added.stderr
     ready = cluster.kubectl(f"--server=https://{new}:6443", "get", "--raw", "/readyz")
@@ -151,9 +152,8 @@ def test_add_a_master_while_serving(cluster, tmp_path) -> None:
                                 "kubernetes.io/service-name=kubernetes", "-o",
                                 "jsonpath={.items[*].endpoints[*].addresses[*]}").split()
     assert new in endpoints and cluster.lab.state.hosts[0].address in endpoints, endpoints
-    sans = cluster.ssh("lab-1", "openssl x509 -noout -ext subjectAltName -in "
-                       f"{group_data()['pki_dir']}/kube-apiserver.crt").stdout
-    assert new in sans, f"lab-1's apiserver certificate was not rolled: {sans}"
+    # Each master has its own serving certificate: lab-1's apiserver kept running.
+    assert cluster.started("lab-1", ("kube-apiserver",)) == before
     gap = reader.longest_gap()
     print(added.stdout[-3000:])
     print(f"reads: {len(reader.results)}, longest failing stretch {gap:.1f} s")

@@ -26,7 +26,7 @@ READY_FOR = 60.0  # seconds the node must stay Ready after master 1 is gone
 READER = (
     'end=$(( $(date +%s) + $1 )); while [ "$(date +%s)" -lt "$end" ]; do t=$(date +%s.%N); '
     "if timeout 4 kubectl --kubeconfig=/etc/kubernetes/kubelet.kubeconfig get node "
-    f"{NODE} -o name --request-timeout=3s >/dev/null 2>&1; then echo \"$t ok\"; "
+    '"$(hostname)" -o name --request-timeout=3s >/dev/null 2>&1; then echo "$t ok"; '
     'else echo "$t fail"; fi; sleep 0.5; done'
 )
 
@@ -116,12 +116,14 @@ def test_master_one_back_rejoins_without_restarts(cluster) -> None:
 
 
 def test_rerun_changes_nothing_and_restarts_nothing(cluster) -> None:
-    units = ("apiserver-lb", "kubelet", "kube-proxy")
-    before = cluster.started(NODE, units)
+    units = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "flanneld",
+             "containerd", "apiserver-lb", "kubelet", "kube-proxy")
+    hosts = ("lab-1", "lab-2", NODE)
+    before = {h: cluster.started(h, units) for h in hosts}
     result = cluster.deploy("up")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 operations changed" in result.stdout, result.stdout
-    assert cluster.started(NODE, units) == before
+    assert {h: cluster.started(h, units) for h in hosts} == before
 
 
 @pytest.mark.ha_drill

@@ -91,7 +91,7 @@ def test_bad_apiserver_endpoint_is_an_error_line() -> None:
                                                       None)])
 def test_endpoint_joins_the_apiserver_sans(endpoint: str, dns: str | None, ip: str | None) -> None:
     cluster = replace(CLUSTER, apiserver_endpoint=endpoint)
-    spec = next(s for s in certificates.cert_specs(cluster) if s.name == "kube-apiserver")
+    spec = next(s for s in certificates.cert_specs(cluster) if s.name == "kube-apiserver-m1")
     assert (dns in spec.dns_names) if dns else (ip in spec.ip_addresses)
     assert cluster.apiserver_url == endpoint
     assert cluster.apiserver_urls == (endpoint, "https://10.0.0.1:6443", "https://10.0.0.2:6443")

@@ -18,19 +18,19 @@ def test_nodes_get_no_ca_key_and_no_apiserver_credentials() -> None:
     files = _files(N)
     assert {"kubernetes-ca.crt", "etcd-ca.crt", "kubelet-n1.crt", "kubelet-n1.key",
             "kube-proxy.crt", "flannel-etcd-client-n1.key"} <= files
-    assert not files & {"kubernetes-ca.key", "sa.key", "kube-apiserver.key", "admin.key",
+    assert not files & {"kubernetes-ca.key", "sa.key", "kube-apiserver-m1.key", "admin.key",
                         "etcd-server-m1.key"}
 
 
 def test_masters_get_signing_keys_and_their_member_certs() -> None:
     files = _files(M)
-    assert {"kubernetes-ca.key", "sa.key", "sa.pub", "kube-apiserver.crt", "kubesmith.key",
+    assert {"kubernetes-ca.key", "sa.key", "sa.pub", "kube-apiserver-m1.crt", "kubesmith.key",
             "etcd-server-m1.crt", "etcd-peer-m1.key", "etcd-healthcheck-client.crt"} <= files
     assert "kubelet-n1.crt" not in files
 
 
 def test_readers_follow_the_table() -> None:
-    assert certificates.readers(CLUSTER, M, "kube-apiserver.crt") == ("kube-apiserver",)
+    assert certificates.readers(CLUSTER, M, "kube-apiserver-m1.crt") == ("kube-apiserver",)
     assert certificates.readers(CLUSTER, M, "etcd-peer-m1.key") == ("etcd",)
     assert certificates.readers(CLUSTER, M, "kubernetes-ca.key") == ("kube-controller-manager",)
     assert "kubelet" in certificates.readers(CLUSTER, N, "kubernetes-ca.crt")
@@ -79,3 +79,15 @@ def test_cluster_admin_is_by_rbac_and_system_masters_stays_on_the_control_machin
     assert credentials["kubesmith"].spec.common_name == certificates.KUBESMITH_USER
     local = {c.name for c in credentials.values() if c.control_machine}
     assert local == {"admin", "super-admin", "kubesmith"}
+
+
+def test_each_master_has_its_own_apiserver_certificate() -> None:
+    """A master added or removed changes no other master's certificate (no apiserver restart)."""
+    second = Host("m2", "10.0.0.3", frozenset({"masters"}))
+    one = {s.name: s for s in certificates.cert_specs(CLUSTER)}
+    two = {s.name: s for s in certificates.cert_specs(Cluster((M, second, N)))}
+    assert two["kube-apiserver-m1"] == one["kube-apiserver-m1"]
+    assert "m2" not in two["kube-apiserver-m1"].dns_names
+    assert {"m2", "kubernetes"} <= set(two["kube-apiserver-m2"].dns_names)
+    assert {"10.0.0.3", "127.0.0.1"} <= set(two["kube-apiserver-m2"].ip_addresses)
+    assert "kube-apiserver-m2.key" not in _files(M)

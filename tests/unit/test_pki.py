@@ -59,7 +59,7 @@ def test_spec_names_for_the_cluster() -> None:
         "etcd-server-lab-1", "etcd-peer-lab-1", "apiserver-etcd-client",
         "flannel-etcd-client-lab-1",
         "flannel-etcd-client-lab-2", "flannel-etcd-client-lab-3",
-        "etcd-healthcheck-client", "kube-apiserver", "apiserver-kubelet-client",
+        "etcd-healthcheck-client", "kube-apiserver-lab-1", "apiserver-kubelet-client",
         "front-proxy-client", "kubelet-lab-2", "kubelet-lab-3", "apiserver-lb-healthcheck",
         "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubesmith", "admin",
         "super-admin", "metrics-server",
@@ -77,7 +77,7 @@ def test_first_ensure_makes_everything(made: tuple[PKI, list[CertSpec], list[str
 
 def test_apiserver_sans(made: tuple[PKI, list[CertSpec], list[str]]) -> None:
     pki, _, _ = made
-    cert = _cert(pki, "kube-apiserver")
+    cert = _cert(pki, "kube-apiserver-lab-1")
     dns, ips = _sans(cert)
     assert "10.32.0.1" in ips and "10.240.0.11" in ips and "127.0.0.1" in ips
     assert {"lab-1", "kubernetes", "kubernetes.default.svc.cluster.local"} <= set(dns)
@@ -157,15 +157,15 @@ def test_second_ensure_is_a_no_op(made: tuple[PKI, list[CertSpec], list[str]]) -
     assert all(pki.reason(s) is None for s in specs)
 
 
-def test_new_master_ip_regenerates_only_apiserver(
+def test_new_master_gets_its_own_apiserver_cert_and_keeps_the_others(
     made: tuple[PKI, list[CertSpec], list[str]],
 ) -> None:
     pki, _, _ = made
     specs = cert_specs(_cluster(lab2_master=True))
-    why = pki.reason(_spec(specs, "kube-apiserver"))
-    assert why == "SANs differ: +DNS:lab-2 +IP:10.240.0.12"
-    assert pki.ensure(specs) == ["kube-apiserver"]
-    assert "10.240.0.12" in _sans(_cert(pki, "kube-apiserver"))[1]
+    assert pki.reason(_spec(specs, "kube-apiserver-lab-1")) is None
+    assert pki.ensure(specs) == ["kube-apiserver-lab-2"]
+    assert "10.240.0.12" in _sans(_cert(pki, "kube-apiserver-lab-2"))[1]
+    assert "10.240.0.12" not in _sans(_cert(pki, "kube-apiserver-lab-1"))[1]
 
 
 def test_expiring_cert_is_renewed(made: tuple[PKI, list[CertSpec], list[str]]) -> None:

@@ -54,22 +54,25 @@ def test_apiserver_uses_every_etcd_member(ctx, master_host: Host) -> None:
         f"{','.join(sorted(want))}: run `python deploy.py up` (or add-etcd for new members)")
 
 
-def _required_sans(ctx) -> set[str]:
-    """The SANs the certificate table asks of the apiserver's serving certificate."""
-    spec = next(s for s in certificates.cert_specs(ctx.cluster) if s.name == "kube-apiserver")
+def _required_sans(ctx, master: Host) -> set[str]:
+    """The SANs the certificate table asks of this master's apiserver serving certificate."""
+    name = certificates.apiserver_name(ctx.cluster.host(master.name))
+    spec = next(s for s in certificates.cert_specs(ctx.cluster) if s.name == name)
     return {*spec.dns_names, *spec.ip_addresses}
 
 
 def test_apiserver_cert_sans(ctx, master_host: Host) -> None:
-    path = f"{ctx.data['pki_dir']}/kube-apiserver.crt"
-    missing = _required_sans(ctx) - sans(certificate(master_host.name, path))
-    assert not missing, f"kube-apiserver.crt lacks SANs: {', '.join(sorted(missing))}"
+    name = certificates.apiserver_name(ctx.cluster.host(master_host.name))
+    wanted = _required_sans(ctx, master_host)
+    missing = wanted - sans(certificate(master_host.name, f"{ctx.data['pki_dir']}/{name}.crt"))
+    assert not missing, f"{name}.crt lacks SANs: {', '.join(sorted(missing))}"
     pem = ssl.get_server_certificate((master_host.address, APISERVER_PORT), timeout=timeout(5))
     served = x509.load_pem_x509_certificate(pem.encode())
-    missing = _required_sans(ctx) - sans(served)
+    missing = wanted - sans(served)
     assert not missing, f"served certificate lacks SANs: {', '.join(sorted(missing))}"
 
 
 def test_apiserver_certificates(ctx, master_host: Host) -> None:
-    for name in ("kube-apiserver", "apiserver-kubelet-client", "apiserver-etcd-client"):
+    own = certificates.apiserver_name(ctx.cluster.host(master_host.name))
+    for name in (own, "apiserver-kubelet-client", "apiserver-etcd-client"):
         assert_cert_ok(ctx, master_host.name, name)
