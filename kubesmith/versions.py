@@ -89,9 +89,12 @@ def targets(data: dict[str, object], keys: dict[str, str]) -> dict[str, Version]
 
 def newer_than_pinned(running: dict[str, Version | None], pinned: dict[str, Version],
                       keys: dict[str, str]) -> list[str]:
-    """One line per component running a newer version than the settings pin (what `up` refuses:
-    it never downgrades)."""
-    return [f"{name} runs {version}, newer than {keys[name]} {pinned[name]} in the "
-            "inventory: `up` never downgrades (to move versions: `python deploy.py upgrade`)"
-            for name, version in running.items()
-            if version is not None and name in pinned and version > pinned[name]]
+    """One line per pinned version that components run newer than (what `up` refuses: it never
+    downgrades), naming those components."""
+    newer: dict[tuple[str, Version], list[str]] = {}
+    for name, version in running.items():
+        if version is not None and name in pinned and version > pinned[name]:
+            newer.setdefault((keys[name], version), []).append(name)
+    return [f"{', '.join(names)} run{'s' if len(names) == 1 else ''} {version}, newer than "
+            f"{key} {pinned[names[0]]} in the inventory: `up` never downgrades (to move "
+            "versions: `python deploy.py upgrade`)" for (key, version), names in newer.items()]

@@ -75,6 +75,9 @@ def run(runner: Runner, inventory: str, dry: bool = False, to: str | None = None
     if left:
         raise DeployError("upgrade incomplete, still behind: " + "; ".join(left))
     warn_deprecated(runner, targets)
+    runner.out("[upgrade] wall time: " + ", ".join(
+        f"{k.removeprefix('upgrade ')} {v:.1f} s" for k, v in runner.report.seconds.items()
+        if k.startswith("upgrade ")))
     return runner.finish(start, f"every host runs kubernetes {ctx.data['kubernetes_version']}, "
                                 f"etcd {ctx.data['etcd_version']}")
 

@@ -184,7 +184,8 @@ def test_up_refuses_a_host_running_newer_than_the_inventory() -> None:
     pinned = str(group_data()["kubernetes_version"])
     at_pin = dict(good, **{"version:kubelet": [f"Kubernetes {pinned}"]})
     assert preflight.problems(ctx, CLUSTER.host("n1"), at_pin) == []
-    newer = dict(good, **{"version:kubelet": ["Kubernetes v1.99.0"]})
+    newer = dict(good, **{"version:kubelet": ["Kubernetes v1.99.0"],
+                          "version:kube-proxy": ["Kubernetes v1.99.0"]})
     assert preflight.problems(ctx, CLUSTER.host("n1"), newer) == [
-        f"kubelet runs v1.99.0, newer than kubernetes_version {V(pinned)} in the inventory: "
-        "`up` never downgrades (to move versions: `python deploy.py upgrade`)"]
+        f"kubelet, kube-proxy run v1.99.0, newer than kubernetes_version {V(pinned)} in the "
+        "inventory: `up` never downgrades (to move versions: `python deploy.py upgrade`)"]
