@@ -128,10 +128,14 @@ def skew_refusals(read: list[HostVersions], targets: dict[str, Version]) -> list
     return found
 
 
-def health_refusals(nodes: list[NodeState], etcd_problem: str | None) -> list[str]:
-    """An unhealthy cluster: a NotReady node, an unhealthy etcd member."""
-    found = [f"{n.name}: node NotReady: make it Ready (or remove it) before upgrading"
-             for n in nodes if not n.ready]
+def health_refusals(cluster: Cluster, nodes: list[NodeState],
+                    etcd_problem: str | None) -> list[str]:
+    """An unhealthy cluster: a node NotReady or not registered, an unhealthy etcd member."""
+    listed = {n.name for n in nodes}
+    found = [f"{h.name}: no Node object: bring it up (`python deploy.py up`) before upgrading"
+             for h in cluster.nodes if h.name not in listed]
+    found += [f"{n.name}: node NotReady: make it Ready (or remove it) before upgrading"
+              for n in nodes if not n.ready]
     if etcd_problem:
         found.append(f"etcd unhealthy: {etcd_problem}")
     return found

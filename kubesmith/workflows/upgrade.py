@@ -94,7 +94,7 @@ def check(runner: Runner, inventory: str) -> tuple[Plan, dict[str, versions.Vers
         problems = [line]
     if not problems:
         nodes = node_states(ctx)
-        problems = upgrade.health_refusals(nodes, etcd_problem(runner))
+        problems = upgrade.health_refusals(ctx.cluster, nodes, etcd_problem(runner))
     if problems:
         raise DeployError("upgrade refused, nothing was changed: " + "\n  ".join(problems))
     return upgrade.plan(ctx.cluster, read, targets, nodes), targets

@@ -140,9 +140,11 @@ def test_etcd_rules() -> None:
 
 def test_unhealthy_cluster_is_refused() -> None:
     nodes = [NodeState("n1", True, False, False), NodeState("n2", False, False, False)]
-    assert upgrade.health_refusals(nodes, None) == [
+    assert upgrade.health_refusals(CLUSTER, nodes, None) == [
         "n2: node NotReady: make it Ready (or remove it) before upgrading"]
-    assert upgrade.health_refusals(ready(), "https://10.0.0.1:2379 is unhealthy") == [
+    assert upgrade.health_refusals(CLUSTER, nodes[:1], None) == [
+        "n2: no Node object: bring it up (`python deploy.py up`) before upgrading"]
+    assert upgrade.health_refusals(CLUSTER, ready(), "https://10.0.0.1:2379 is unhealthy") == [
         "etcd unhealthy: https://10.0.0.1:2379 is unhealthy"]
 
 
