@@ -170,16 +170,18 @@ def removed_apis(metrics: str, target: Version) -> list[str]:
     return found
 
 
-def cache_refusal(missing: dict[str, str], inventory: str) -> str | None:
+def cache_refusal(missing: dict[str, str], inventory: str, to: str | None = None) -> str | None:
     """The line naming the components whose target binaries are not cached ({name: version})
-    and the command that builds them."""
+    and the command that builds them (which builds what the inventory's settings pin: with
+    --to, the setting to change first)."""
     if not missing:
         return None
     names = " ".join(missing)
     inventory = shlex.quote(inventory)
     listed = ", ".join(f"{n} {v}" for n, v in missing.items())
-    return (f"not in the binary cache: {listed}: build them first with "
-            f"`python deploy.py binaries -i {inventory} {names}`")
+    first = f"set kubernetes_version = {to!r} in the inventory's settings, then " if to else ""
+    return (f"not in the binary cache: {listed}: build them first ({first}"
+            f"`python deploy.py binaries -i {inventory} {names}`)")
 
 
 def plan(cluster: Cluster, read: list[HostVersions], targets: dict[str, Version],

@@ -50,9 +50,12 @@ def run(runner: Runner, inventory: str, dry: bool = False, to: str | None = None
         if not rules.version(to):
             raise DeployError(rules.printable(f"upgrade: --to {to!r} is not a version like "
                                               "v1.2.3"))
-        ctx.data = {**ctx.data, "kubernetes_version": to}
+        if to == ctx.data["kubernetes_version"]:
+            to = None  # the settings pin it already
+        else:
+            ctx.data = {**ctx.data, "kubernetes_version": to}
     ctx.dry = dry
-    plan, targets = check(runner, inventory)
+    plan, targets = check(runner, inventory, to)
     for line in (*plan.lines, *(f"step {n}. {s}" for n, s in
                                 enumerate(upgrade.steps(plan), 1))):
         runner.out(f"[upgrade] {line}")
@@ -82,7 +85,8 @@ def run(runner: Runner, inventory: str, dry: bool = False, to: str | None = None
                                 f"etcd {ctx.data['etcd_version']}")
 
 
-def check(runner: Runner, inventory: str) -> tuple[Plan, dict[str, versions.Version]]:
+def check(runner: Runner, inventory: str,
+          to: str | None) -> tuple[Plan, dict[str, versions.Version]]:
     """Read the hosts and the cluster's health; raise one line per reason to refuse."""
     ctx = runner.ctx
     read = read_hosts(runner)
@@ -90,7 +94,7 @@ def check(runner: Runner, inventory: str) -> tuple[Plan, dict[str, versions.Vers
     targets = versions.targets(ctx.data, keys)
     problems = upgrade.version_refusals(read, targets)
     nodes: list[NodeState] = []
-    if not problems and (line := upgrade.cache_refusal(uncached(ctx), inventory)):
+    if not problems and (line := upgrade.cache_refusal(uncached(ctx), inventory, to)):
         problems = [line]
     if not problems:
         nodes = node_states(ctx)

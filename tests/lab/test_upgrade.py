@@ -248,7 +248,8 @@ def test_refusals_change_nothing(cluster: Deployed) -> None:
     cases = [(("--to", NEXT), "skips a minor release"),
              (("--to", "v1.33.6"), "downgrades are not supported"),
              (("--to", "v1.34.3"), "not in the binary cache: kubernetes v1.34.3: build them "
-                                   "first with `python deploy.py binaries -i")]
+                                   "first (set kubernetes_version = 'v1.34.3' in the "
+                                   "inventory's settings, then `python deploy.py binaries -i")]
     for args, reason in cases:
         refused = run(cluster, "upgrade", *args)
         lines = refused.stderr.strip().splitlines()

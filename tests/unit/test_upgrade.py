@@ -150,8 +150,12 @@ def test_unhealthy_cluster_is_refused() -> None:
 
 def test_uncached_binaries_name_the_build_command() -> None:
     line = upgrade.cache_refusal({"kubernetes": "v1.35.4"}, "inv dir/hosts.py")
-    assert line == ("not in the binary cache: kubernetes v1.35.4: build them first with "
-                    "`python deploy.py binaries -i 'inv dir/hosts.py' kubernetes`")
+    assert line == ("not in the binary cache: kubernetes v1.35.4: build them first "
+                    "(`python deploy.py binaries -i 'inv dir/hosts.py' kubernetes`)")
+    assert upgrade.cache_refusal({"kubernetes": "v1.35.4"}, "hosts.py", "v1.35.4") == (
+        "not in the binary cache: kubernetes v1.35.4: build them first (set kubernetes_version "
+        "= 'v1.35.4' in the inventory's settings, then `python deploy.py binaries -i hosts.py "
+        "kubernetes`)")
     assert upgrade.cache_refusal({}, "x") is None
 
 
