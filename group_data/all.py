@@ -25,6 +25,11 @@ metrics_server_version = "v0.8.0"
 # updates included (its dependencies come at the archive's current versions).
 haproxy_version = "2.6.12-1+deb12u4"
 
+# The cluster's name: its control-side state (CAs, keys, kubeconfigs) is state/<cluster_name>/.
+# Empty: the inventory file's name (state/lab for inventories/lab.py). Two inventories never
+# share a state directory: the first to write one owns it (state/<name>/owner.json).
+cluster_name = ""
+
 # Networks.
 pod_cidr = "10.200.0.0/16"
 service_cidr = "10.32.0.0/24"

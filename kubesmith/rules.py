@@ -273,6 +273,16 @@ def apiserver_endpoint(value: object) -> str | None:
     return None if why is None else f"names the host {name!r}, which {why}: {usage}"
 
 
+def cluster_name(value: object) -> str | None:
+    """A cluster's name (it names its state directory): empty, or a DNS label."""
+    if not isinstance(value, str):
+        return f"is {kind(value)}, not a string"
+    if value and (len(value) > MAX_LABEL or not DNS_LABEL.fullmatch(value)):
+        return ("is not a DNS label: 1-63 of lowercase a-z, 0-9 and '-', starting and ending "
+                "with a letter or digit (it names the state directory)")
+    return None
+
+
 def endpoint_host(value: str) -> str:
     """The name or address of a valid apiserver_endpoint (empty when there is none)."""
     return value[len("https://"):].partition(":")[0] if value else ""

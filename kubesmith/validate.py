@@ -470,6 +470,8 @@ def _setting_rule(key: str) -> Rule | None:
         return _strict
     if key == "apiserver_endpoint":
         return rules.apiserver_endpoint
+    if key == "cluster_name":
+        return rules.cluster_name
     if key.endswith(("_version", "_cidr")) or key in CHECKED_ELSEWHERE:
         return None
     return rules.plain
