@@ -163,6 +163,7 @@ class Watch:
     probes: list[tuple[float, bool]] = field(default_factory=list)
     worst: int = 0  # most nodes unschedulable or NotReady at once
     worst_seen: str = ""
+    polls: int = 0  # node listings read
     stop: threading.Event = field(default_factory=threading.Event)
 
     def _probe(self) -> None:
@@ -186,6 +187,7 @@ class Watch:
                                        check=False)
             try:
                 items = json.loads(out)["items"]
+                self.polls += 1
             except (ValueError, KeyError):
                 items = []  # the apiserver restarting
             out_now = [n["metadata"]["name"] for n in items
@@ -237,6 +239,7 @@ def assert_served(watch: Watch) -> None:
     """>= 99% of probes answered, no gap over 5 s, never two nodes out at once."""
     assert watch.success >= 0.99, f"{watch.success:.2%} of {len(watch.probes)} probes ok"
     assert watch.longest_gap <= 5.0, f"{watch.longest_gap:.1f} s without an answer"
+    assert watch.polls > 0, "the node watch read no node listing"
     assert watch.worst <= 1, f"nodes out at once: {watch.worst_seen}"
 
 
@@ -304,6 +307,8 @@ def test_upgrade_one_minor_serving_throughout(cluster: Deployed) -> None:
     assert restarted, "the upgrade restarted nothing"
     assert snapshot.stat().st_mtime <= min(restarted.values()) + 1, restarted
     assert_served(watch)
+    if "node lab-2: cordon" in result.stdout:  # the watch saw each node out, one at a time
+        assert watch.worst == 1, watch.worst_seen
     assert_at(cluster, TO)
     # A re-run finds every host at the target: nothing to upgrade, nothing restarted.
     before = started(cluster)
