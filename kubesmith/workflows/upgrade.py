@@ -35,6 +35,7 @@ from tasks.phases import (
 UPGRADING = "kubesmith.io/upgrading"  # on a node this upgrade cordoned, until it uncordons it
 DRAIN_TIMEOUT = 300
 READY_TIMEOUT = 180
+VERSION_TIMEOUT = 120  # a restarted daemon's process at the target version
 STAGE_PHASES = {
     "etcd": (HOSTS, ETCD),
     "masters": (HOSTS, CONTROL_PLANE, NETWORK),
@@ -179,10 +180,19 @@ def converge(runner: Runner, stage: str, name: str, targets: dict[str, versions.
                 raise DeployError(f"upgrade stopped at {name} ({stage}): {error}\nfix it, then "
                                   "re-run the same command: hosts at the target are skipped") \
                     from error
-    still = upgrade.behind(host_versions(runner, me), targets, upgrade.STAGES[stage])
-    if still:
-        raise DeployError(f"upgrade stopped at {name} ({stage}): still runs the old "
-                          f"{', '.join(still)} after its upgrade")
+    # A restarted daemon may still be starting (or in systemd's restart delay): wait for it.
+    deadline = time.monotonic() + VERSION_TIMEOUT
+    while True:
+        now = host_versions(runner, me)
+        still = upgrade.behind(now, targets, upgrade.STAGES[stage])
+        if not still:
+            return
+        if time.monotonic() > deadline:
+            raise DeployError(f"upgrade stopped at {name} ({stage}): after its upgrade, "
+                              + ", ".join(f"{c} runs {now.running[c] or 'nothing'}"
+                                          for c in still)
+                              + f" (target {', '.join(str(targets[c]) for c in still)})")
+        time.sleep(3)
 
 
 def host_versions(runner: Runner, me: Host) -> HostVersions:
