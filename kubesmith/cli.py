@@ -128,6 +128,12 @@ def _add_node(runner: Any, args: argparse.Namespace) -> object:
     return add_node.run(runner, args.names, args.dry, args.skip_preflight)
 
 
+def _upgrade(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import upgrade
+
+    return upgrade.run(runner, args.inventory, args.dry, args.to)
+
+
 def _add_etcd(runner: Any, args: argparse.Namespace) -> object:
     from kubesmith.workflows import add_etcd
 
@@ -328,6 +334,14 @@ def _workflow_commands(sub: Any) -> None:
         _preflight_flags(_cluster_command(sub, name, f"add {role} hosts (in the inventory) one "
                                           "at a time, the cluster serving throughout",
                                           workflow, "+"), dry=False)
+    move = _cluster_command(sub, "upgrade", "move a running cluster to the versions the "
+                            "inventory pins: plan (refused before any change when unsafe), etcd "
+                            "snapshot, then etcd, masters and nodes one at a time", _upgrade)
+    move.add_argument("--dry", action="store_true",
+                      help="print what runs on every host and the plan; change nothing")
+    move.add_argument("--to", metavar="VERSION",
+                      help="the Kubernetes version to move to (default: kubernetes_version of "
+                           "the inventory's settings)")
     remove = _cluster_command(sub, "remove-node", "drain, delete and reset nodes", _remove_node,
                               "+")
     remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")

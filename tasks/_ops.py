@@ -204,12 +204,15 @@ def sync(items: Sequence[Item]) -> Synced:
 
 
 def _operation(item: Item) -> tuple[Callable[..., Op], dict[str, object]]:
-    """The op writing an item: a directory; a secret (or, dry, a file not made yet) uploaded
-    without printing it; any other file by files.put (whose --diff shows the change)."""
+    """The op writing an item: a directory; a secret, or a file copied from the control machine
+    (binaries, images, certificates; dry: maybe not made yet), uploaded without printing it
+    through a temporary file renamed into place (a running binary cannot be written in place:
+    "text file busy", which an upgrade meets on every host); a rendered file by files.put
+    (whose --diff shows the change)."""
     if item.directory:
         return files.directory, {"path": item.dest, "mode": item.mode, "present": True}
     src = item.src if item.src else io.StringIO(item.content)
-    if item.secret or (item.src and not os.path.exists(item.src)):
+    if item.secret or item.src:
         return upload, {"src": src, "dest": item.dest, "mode": item.mode}
     return files.put, {"src": src, "dest": item.dest, "mode": item.mode}
 

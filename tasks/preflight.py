@@ -10,7 +10,7 @@ from pyinfra import host
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.context import ctx_host, ctx_state
 
-from kubesmith import manifest
+from kubesmith import manifest, versions
 from kubesmith.context import DeployContext
 from kubesmith.model import Host
 from kubesmith.services import FLANNEL_VXLAN_PORT, SERVICES
@@ -88,8 +88,10 @@ def foreign_runtimes(ctx: DeployContext, found: dict[str, list[str]]) -> list[st
 
 def facts(ctx: DeployContext) -> dict[str, list[str]]:
     """The probe's key=value lines of this host (listen may repeat)."""
+    me = ctx.cluster.host(host.name)
+    running = versions.probe(ctx.cluster, me, str(ctx.data["bin_dir"]))
     output = host.get_fact(_ops.ShellOutput,
-                           probe=etcd_data_probe(ctx) + runtime_probe(ctx) + PROBE)
+                           probe=f"{etcd_data_probe(ctx)}{runtime_probe(ctx)}{PROBE}; {running}")
     found: dict[str, list[str]] = {}
     for line in output.splitlines():
         key, _, value = line.partition("=")
@@ -133,6 +135,10 @@ def problems(ctx: DeployContext, me: Host, found: dict[str, list[str]]) -> list[
     if me.has("nodes") and first.get("os") not in NODE_OS:
         issues.append(f"OS {first.get('os')} unsupported for a node: its apiserver balancer is "
                       f"installed from Debian 12 (bookworm) packages ({', '.join(NODE_OS)})")
+    keys = versions.watched(ctx.cluster, me)
+    running = versions.parse("\n".join(f"{k}={v[0]}" for k, v in found.items()
+                                       if k.startswith(versions.PREFIX)))
+    issues += versions.newer_than_pinned(running, versions.targets(ctx.data, keys), keys)
     for service in SERVICES.values():
         if me not in getattr(ctx.cluster, service.role):
             continue

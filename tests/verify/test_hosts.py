@@ -1,7 +1,9 @@
-"""Every host: private keys are 0600 and the PKI directory 0700."""
+"""Every host: private keys are 0600 and the PKI directory 0700; services run the pinned
+versions."""
 
 from __future__ import annotations
 
+from kubesmith import versions
 from kubesmith.model import Host
 from tests.verify.conftest import remote
 
@@ -15,3 +17,14 @@ def test_private_keys_0600(ctx, any_host: Host) -> None:
         f"find {conf} \\( -name '*.key' -o -name '*.kubeconfig' \\) -printf '%m %p\\n'")
     loose = [line.split()[1] for line in listing.splitlines() if line.split()[0] != "600"]
     assert not loose, f"not 0600: {', '.join(loose)}"
+
+
+def test_services_run_the_pinned_versions(ctx, any_host: Host) -> None:
+    """Each service's running process (and runc) reports the version the inventory pins: a
+    half-upgraded host fails here."""
+    keys = versions.watched(ctx.cluster, any_host)
+    pinned = versions.targets(ctx.data, keys)
+    running = versions.parse(remote(any_host.name).check_output(
+        versions.probe(ctx.cluster, any_host, str(ctx.data["bin_dir"]))))
+    wrong = {name: str(v) for name, v in running.items() if name in pinned and v != pinned[name]}
+    assert not wrong, f"not at the pinned version: {wrong}"
