@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 from kubesmith import addons, membership
@@ -9,7 +10,7 @@ from kubesmith.binaries import cache, sources
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext
 from kubesmith.model import Host
-from kubesmith.runner import DeployError, Out, Runner
+from kubesmith.runner import DeployError, Out, Runner, run_on
 from tasks import addons as addon_tasks
 from tasks import pki, preflight
 from tasks.phases import PHASES, wait_for_addons
@@ -58,6 +59,17 @@ def roll(runner: Runner, hosts: Sequence[Host]) -> None:
     for one in hosts:
         for phase in PHASES:
             runner.run(phase, phase.on(runner.ctx.cluster, [one.name]))
+
+
+def serving(runner: Runner, hosts: Sequence[Host], services: Sequence[str]) -> bool:
+    """Whether every one of these hosts runs all these services (a cluster to converge, not to
+    bootstrap: a new etcd member's first start waits for the others)."""
+    if not hosts:
+        return False
+    units = " ".join(shlex.quote(f"{s}.service") for s in services)
+    with runner.connect("running services", hosts) as connected:
+        return all(run_on(remote, f"systemctl is-active --quiet {units}")[0]
+                   for remote in connected)
 
 
 def named(runner: Runner, names: Sequence[str], role: str) -> tuple[Host, ...]:
