@@ -1,5 +1,6 @@
 """The Secrets encryption key ring: a fresh or migrated ring, a rotation's phases and the
-configuration each phase renders, the ring file (0600, fails closed), the snapshot key listing."""
+configuration each phase renders, the ring file (0600, fails closed), the snapshot key listing;
+and `up` restarting etcd members and apiservers one at a time where they already run."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from kubesmith import encryption
+from kubesmith import encryption, inventory, settings
+from kubesmith.context import DeployContext
+from kubesmith.runner import Phase, Report
+from kubesmith.workflows import steps, up
 from kubesmith.workflows.rotate_encryption_key import stored_elsewhere
 from tasks import _ops
+from tasks.phases import PHASES
 
 OLD_SECRET = base64.b64encode(b"a" * 32).decode()
 
@@ -125,3 +130,39 @@ def test_secrets_stored_under_another_key_are_named() -> None:
     ]}
     assert stored_elsewhere(listing, key) == ["default/b", "kube-system/c"]
     assert stored_elsewhere({}, key) == []
+
+
+class _Runner:
+    """Stands for the phase runner: records which hosts each phase run was given."""
+
+    def __init__(self, ctx: DeployContext) -> None:
+        self.ctx, self.runs = ctx, []
+        self.report = Report()
+
+    def run(self, phase: Phase, hosts: tuple, dry: bool = False) -> None:
+        self.runs.append((phase.name, [h.name for h in hosts]))
+
+    @staticmethod
+    def out(_line: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("running", [True, False])
+def test_up_rolls_etcd_and_apiservers_only_where_they_run(tmp_path: Path, monkeypatch,
+                                                          running: bool) -> None:
+    entries = [(f"h{i}", {"address": f"192.0.2.{10 + i}"}) for i in (1, 2, 3)]
+    groups: inventory.Groups = {"etcd": entries, "masters": entries[:2], "nodes": entries[2:]}
+    data = settings.group_data()
+    runner = _Runner(DeployContext(inventory.to_cluster(groups, data), data, tmp_path, groups))
+    monkeypatch.setattr(steps, "prepare_local", lambda *_a, **_k: None)
+    monkeypatch.setattr(steps, "serving", lambda _runner, hosts, _services: running)
+    up.converge(runner, skip_preflight=True)  # type: ignore[arg-type]
+    runs = dict.fromkeys(name for name, _hosts in runner.runs)
+    assert list(runs) == [p.name for p in PHASES]
+    etcd = [hosts for name, hosts in runner.runs if name == "etcd"]
+    masters = [hosts for name, hosts in runner.runs if name == "control plane"]
+    if running:  # one member, then one apiserver, at a time
+        assert etcd == [["h1"], ["h2"], ["h3"]] and masters == [["h1"], ["h2"]]
+    else:  # a new cluster's members start together
+        assert etcd == [["h1", "h2", "h3"]] and masters == [["h1", "h2"]]
+    assert [hosts for name, hosts in runner.runs if name == "network"] == [["h1", "h2", "h3"]]
