@@ -51,5 +51,8 @@ def converge(runner: Runner, dry: bool = False, skip_preflight: bool = False,
                                                                     p.services)}
     for phase in PHASES:
         hosts = phase.on(cluster, names)
+        if phase is ETCD and phase.name in rolling:
+            steps.roll_etcd(runner, hosts)
+            continue
         for group in ([(h,) for h in hosts] if phase.name in rolling else [hosts]):
             runner.run(phase, group, dry)

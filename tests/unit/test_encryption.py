@@ -136,11 +136,13 @@ class _Runner:
     """Stands for the phase runner: records which hosts each phase run was given."""
 
     def __init__(self, ctx: DeployContext) -> None:
-        self.ctx, self.runs = ctx, []
+        self.ctx, self.runs, self.old_peers = ctx, [], []
         self.report = Report()
 
     def run(self, phase: Phase, hosts: tuple, dry: bool = False) -> None:
         self.runs.append((phase.name, [h.name for h in hosts]))
+        if phase.name == "etcd":
+            self.old_peers.append(self.ctx.etcd_old_peers)
 
     @staticmethod
     def out(_line: str) -> None:
@@ -156,13 +158,18 @@ def test_up_rolls_etcd_and_apiservers_only_where_they_run(tmp_path: Path, monkey
     runner = _Runner(DeployContext(inventory.to_cluster(groups, data), data, tmp_path, groups))
     monkeypatch.setattr(steps, "prepare_local", lambda *_a, **_k: None)
     monkeypatch.setattr(steps, "serving", lambda _runner, hosts, _services: running)
+    old = [["h2"], []]  # h2 runs an earlier kubesmith's peer certificate, then its new one
+    monkeypatch.setattr(steps, "old_peer_certificates", lambda _runner, _members: old.pop(0))
     up.converge(runner, skip_preflight=True)  # type: ignore[arg-type]
     runs = dict.fromkeys(name for name, _hosts in runner.runs)
     assert list(runs) == [p.name for p in PHASES]
     etcd = [hosts for name, hosts in runner.runs if name == "etcd"]
     masters = [hosts for name, hosts in runner.runs if name == "control plane"]
     if running:  # one member, then one apiserver, at a time
-        assert etcd == [["h1"], ["h2"], ["h3"]] and masters == [["h1"], ["h2"]]
+        # Without the peer CN check while h2 presents its old certificate; then with it.
+        assert etcd == [["h1"], ["h2"], ["h3"]] * 2 and masters == [["h1"], ["h2"]]
+        assert runner.old_peers == [True] * 3 + [False] * 3
     else:  # a new cluster's members start together
         assert etcd == [["h1", "h2", "h3"]] and masters == [["h1", "h2"]]
+        assert runner.old_peers == [False]
     assert [hosts for name, hosts in runner.runs if name == "network"] == [["h1", "h2", "h3"]]
