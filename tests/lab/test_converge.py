@@ -32,8 +32,10 @@ RELEASE = "v0.1.0"
 NODE = "lab-3"
 ETCDCTL = ". /etc/kubernetes/etcdctl.env && etcdctl "
 PKI = "/etc/kubernetes/pki"
-READYZ = (f"curl -sf --max-time 2 --cacert {PKI}/kubernetes-ca.crt --cert {PKI}/kubesmith.crt "
-          f"--key {PKI}/kubesmith.key https://127.0.0.1:{APISERVER_PORT}/readyz")
+# With a credential masters hold in the release and now (any authenticated user may ask).
+READYZ = (f"curl -sf --max-time 2 --cacert {PKI}/kubernetes-ca.crt "
+          f"--cert {PKI}/apiserver-kubelet-client.crt --key {PKI}/apiserver-kubelet-client.key "
+          f"https://127.0.0.1:{APISERVER_PORT}/readyz")
 
 
 @pytest.fixture(scope="module")
