@@ -25,6 +25,11 @@ metrics_server_version = "v0.8.0"
 # updates included (its dependencies come at the archive's current versions).
 haproxy_version = "2.6.12-1+deb12u4"
 
+# The cluster's name: its control-side state (CAs, keys, kubeconfigs) is state/<cluster_name>/.
+# Empty: the inventory file's name (state/lab for inventories/lab.py). Two inventories never
+# share a state directory: the first to write one owns it (state/<name>/owner.json).
+cluster_name = ""
+
 # Networks.
 pod_cidr = "10.200.0.0/16"
 service_cidr = "10.32.0.0/24"
@@ -42,6 +47,13 @@ addons = ["coredns", "metrics-server"]
 # (empty: none). Its name or address joins the apiserver certificate's SANs and is the server of
 # the operator's admin kubeconfig; nodes keep their local balancer (127.0.0.1:6444) either way.
 apiserver_endpoint = ""
+
+# Certificate lifetimes (a number and m, h or d). Leaf certificates are renewed by `up` and
+# `certs renew` when less than a third of leaf_cert_lifetime is left (verify fails below that
+# too). ca_cert_lifetime applies when a CA is made (a new cluster): CAs are never renewed by
+# kubesmith (README, Certificates).
+leaf_cert_lifetime = "365d"
+ca_cert_lifetime = "3650d"
 
 # Paths on the hosts.
 bin_dir = "/usr/local/bin"

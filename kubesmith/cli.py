@@ -7,6 +7,7 @@ import argparse
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def _lab(args: argparse.Namespace) -> int:
 
 def _binaries(args: argparse.Namespace) -> int:
     """Fill and verify the binary cache at the versions the inventory's settings pin."""
-    from kubesmith.binaries import cache, sources
+    from kubesmith.binaries import cache, sources, toolchain
     from kubesmith.binaries.recipes import COMPONENTS
     from kubesmith.validate import check_settings
 
@@ -64,9 +65,24 @@ def _binaries(args: argparse.Namespace) -> int:
             print(f"binaries: unknown component {name!r}; known: {', '.join(COMPONENTS)}",
                   file=sys.stderr)
             return 2
+    arch = args.arch or cache.host_arch()
+    if args.source == "download":  # refuse every unpinned file before fetching any
+        from kubesmith.binaries import upstream
+
+        missing = [n for n in names if not (cache.component_dir(
+            root, n, versions[COMPONENTS[n].version_key], arch) / cache.MANIFEST).exists()]
+        refused = upstream.unpinned(missing, versions, arch)
+        if refused:
+            raise upstream.NotPinned(
+                f"binaries --source download: no published sum is pinned for {', '.join(refused)}"
+                f" ({arch}) in kubesmith/binaries/upstream.py, so the download path refuses "
+                "them: build them with --source build (needs Go ≥ "
+                f"{toolchain.MIN_GO}, {toolchain.INSTALL}), or pin the sums upstream publishes "
+                "(scripts/update-pins)")
     for name in names:
-        directory = sources.ensure(name, versions, args.arch, root, args.source,
-                                   Path(args.mirror) if args.mirror else None)
+        directory = sources.ensure(name, versions, arch, root, args.source,
+                                   Path(args.mirror) if args.mirror else None,
+                                   args.download_base)
         print(f"{name:<14} {versions[COMPONENTS[name].version_key]:<10} {directory}")
     return 0
 
@@ -137,7 +153,7 @@ def _rotate_encryption_key(runner: Any, args: argparse.Namespace) -> object:
 def _reset(runner: Any, args: argparse.Namespace) -> object:
     from kubesmith.workflows import reset
 
-    return reset.run(runner, args.names)
+    return reset.run(runner, args.names, args.force)
 
 
 def _cis(runner: Any, args: argparse.Namespace) -> object:
@@ -152,29 +168,63 @@ def _conformance(runner: Any, args: argparse.Namespace) -> object:
     return conformance.run(runner, args.focus, args.quick, args.junit, args.procs)
 
 
-def _confirm_reset(args: argparse.Namespace) -> bool:
-    """Ask before a reset unless --yes."""
-    if args.yes:
-        return True
-    targets = ", ".join(args.names) if args.names else "EVERY host of the inventory"
+def _certs_check(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import certs_check
+
+    return certs_check.run(runner, timedelta(days=args.within))
+
+
+def _certs_renew(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import certs_renew
+
+    if args.schedule:
+        print(certs_renew.schedule(runner.ctx, Path(args.inventory)))
+        return None
+    within = None if args.within is None else timedelta(days=args.within)
+    return certs_renew.run(runner, within, args.all)
+
+
+def _days(value: str) -> float:
+    """A number of days >= 0 (fractions allowed: 0.01 is 14.4 minutes)."""
     try:
-        answer = input(f"reset {targets}: remove all kubesmith installed there? [y/N] ")
+        days = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of days") from None
+    if not 0 <= days <= 36500:
+        raise argparse.ArgumentTypeError(f"{value!r} days: use 0 to 36500")
+    return days
+
+
+def _confirm(args: argparse.Namespace, ctx: Any) -> bool:
+    """reset and remove-node ask first, naming the inventory, its state and the hosts (unless
+    --yes); other commands go on."""
+    if args.command not in ("reset", "remove-node") or args.yes:
+        return True
+    from kubesmith.workflows import reset
+
+    hosts = ", ".join(h.name for h in reset.targets(ctx.cluster, args.names))
+    what = ("stop and remove what kubesmith installed there" if args.command == "reset"
+            else "drain, delete, leave etcd and reset them")
+    try:
+        answer = input(f"{args.command} {hosts} of inventory {ctx.inventory} (state {ctx.state}): "
+                       f"{what}? [y/N] ")
     except EOFError:
         answer = ""
     if answer.strip().lower() in ("y", "yes"):
         return True
-    print("\nreset: nothing done (confirm with y, or pass --yes)")
+    print(f"\n{args.command}: nothing done (confirm with y, or pass --yes)")
     return False
 
 
 def _workflow(args: argparse.Namespace) -> int:
-    """Load and validate the inventory, then run the command's workflow with a phase runner."""
-    if args.command == "reset" and not _confirm_reset(args):
-        return 1
+    """Load and validate the inventory, ask when the command destroys, then run the command's
+    workflow with a phase runner."""
     from kubesmith import context
     from kubesmith.runner import Runner
 
     ctx = context.load(Path(args.inventory))
+    if not _confirm(args, ctx):
+        return 1
     args.workflow(Runner(ctx, trust_new_host_keys=getattr(args, "trust_new_host_keys", False)),
                   args)
     return 0
@@ -255,14 +305,18 @@ def _workflow_commands(sub: Any) -> None:
         _preflight_flags(_cluster_command(sub, name, f"add {role} hosts (in the inventory) one "
                                           "at a time, the cluster serving throughout",
                                           workflow, "+"), dry=False)
-    _cluster_command(sub, "remove-node", "drain, delete and reset nodes", _remove_node, "+")
+    remove = _cluster_command(sub, "remove-node", "drain, delete and reset nodes", _remove_node,
+                              "+")
+    remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _cluster_command(sub, "rotate-encryption-key", "a new Secrets encryption key on every "
                      "apiserver, every Secret rewritten under it, the old key dropped (kept in "
                      "the state directory); resumes an interrupted rotation",
                      _rotate_encryption_key)
-    reset = _cluster_command(sub, "reset", "remove everything kubesmith installed on hosts",
-                             _reset, "*")
+    reset = _cluster_command(sub, "reset", "remove what kubesmith installed (its manifest on "
+                             "each host) from hosts of the inventory's role groups", _reset, "*")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset.add_argument("--force", action="store_true",
+                       help="reset a host even if its CA is not this state directory's")
     verify = _cluster_command(sub, "verify", "prove a cluster with testinfra (per host, per "
                               "check)")
     verify.add_argument("--junit", help="also write a JUnit XML report to this file")
@@ -288,8 +342,32 @@ def _workflow_commands(sub: Any) -> None:
                             "<state>/conformance/<time>)")
     suite.add_argument("--procs", type=int, default=4,
                        help="specs run in parallel ([Serial] ones alone, at the end)")
+    _certs_commands(sub)
     _cluster_command(sub, "cis", "run kube-bench (CIS benchmark) on masters and nodes; exit 1 "
                      "on a FAIL that is not a documented exception", _cis)
+
+
+def _certs_commands(sub: Any) -> None:
+    """certs check and certs renew."""
+    certs = sub.add_parser("certs", help="certificate expiry: check every host, renew")
+    actions = certs.add_subparsers(dest="certs_command", required=True)
+    check = _cluster_command(actions, "check", "every certificate on every host and on the "
+                             "control machine: subject, issuer, time left, PKI copy; exit 1 if "
+                             "one expires within DAYS", _certs_check)
+    check.add_argument("--within", type=_days, default=30.0, metavar="DAYS",
+                       help="fail when a certificate expires within DAYS (default 30; "
+                            "fractions allowed: 0.25 is 6 hours)")
+    renew = _cluster_command(actions, "renew", "re-issue leaf certificates now (CAs unchanged) "
+                             "and roll them out host by host, restarting their readers",
+                             _certs_renew)
+    chosen = renew.add_mutually_exclusive_group()
+    chosen.add_argument("--within", type=_days, metavar="DAYS",
+                        help="renew those expiring within DAYS (default: those `up` would "
+                             "renew: less than a third of leaf_cert_lifetime left)")
+    chosen.add_argument("--all", action="store_true", help="renew every leaf certificate")
+    chosen.add_argument("--schedule", action="store_true",
+                        help="print a crontab line that runs `certs renew` daily (installs "
+                             "nothing)")
 
 
 def _local_commands(sub: Any) -> None:
@@ -319,6 +397,9 @@ def _local_commands(sub: Any) -> None:
                        help="build the versions this inventory's settings pin")
     p_bin.add_argument("--source", choices=("build", "mirror", "download"), default="build")
     p_bin.add_argument("--mirror", help="directory in the cache layout (source mirror)")
+    p_bin.add_argument("--download-base", default=None, metavar="URL",
+                       help="source download: fetch https://HOST/PATH as URL/HOST/PATH, a "
+                            "mirror of upstream's layout (default $KUBESMITH_DOWNLOAD_BASE)")
     p_bin.add_argument("--cache", help="cache root (default $KUBESMITH_CACHE or /var/cache)")
     p_bin.add_argument("--arch", default=None)
     p_bin.set_defaults(func=_binaries)

@@ -3,26 +3,89 @@ built in one place (`load`) for the CLI, the pyinfra-CLI path and verify."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from kubesmith import inventory, settings
 from kubesmith.binaries import cache
 from kubesmith.binaries.recipes import COMPONENTS
+from kubesmith.errors import UserError
 from kubesmith.model import Cluster, Host
-from kubesmith.pki import PKI
+from kubesmith.pki import CA_LIFETIME, LEAF_LIFETIME, PKI
 from kubesmith.validate import validate
 
 TEMPLATES = settings.PROJECT / "templates"
 
 
+STATE_ROOT = settings.PROJECT / "state"  # $KUBESMITH_STATE_ROOT overrides it
+# The file in a state directory naming the inventory that owns it (and its cluster_name).
+OWNER = "owner.json"
+
+
+class StateError(UserError):
+    """A state directory that belongs to another inventory."""
+
+
+def cluster_name(data: dict[str, object], inventory_name: str) -> str:
+    """The cluster's name: group data `cluster_name`, else the inventory file's name."""
+    return str(data.get("cluster_name") or inventory_name)
+
+
+def state_root() -> Path:
+    """Where the clusters' state directories are: $KUBESMITH_STATE_ROOT, else state/."""
+    return Path(os.environ.get("KUBESMITH_STATE_ROOT") or STATE_ROOT)
+
+
 def state_dir(name: str) -> Path:
-    """The control-side state of a cluster: $KUBESMITH_STATE or state/<inventory name>/."""
+    """The control-side state of a cluster: $KUBESMITH_STATE (named outright), else
+    <state root>/<cluster name>/."""
     if env := os.environ.get("KUBESMITH_STATE"):
         return Path(env)
-    return settings.PROJECT / "state" / name
+    return state_root() / name
+
+
+def owner(state: Path) -> str | None:
+    """The inventory recorded as the state directory's owner (None: none recorded yet)."""
+    try:
+        return str(json.loads((state / OWNER).read_text())["inventory"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise StateError(f"{state / OWNER}: unreadable ({error}): it names the inventory "
+                         "owning this state directory; fix or remove it") from error
+
+
+def check_owner(state: Path, source: str, name: str, inventory_name: str) -> None:
+    """Refuse a state directory another inventory owns, and a cluster_name that would start a
+    new state (a new CA) while this inventory's state is still under its old name. A state
+    directory named outright ($KUBESMITH_STATE, e.g. several inventories of one test lab) is
+    the caller's choice: not checked."""
+    if os.environ.get("KUBESMITH_STATE"):
+        return
+    found = owner(state)
+    if found is not None and found != source:
+        raise StateError(f"state directory {state} belongs to inventory {found}, not {source}: "
+                         "two inventories would share a CA; give this one its own "
+                         f"`cluster_name` (group data), or, if the inventory moved, put its path "
+                         f"in {state / OWNER}")
+    legacy = state_root() / inventory_name
+    if name != inventory_name and not state.exists() and legacy.is_dir() \
+            and owner(legacy) in (None, source):
+        raise StateError(f"cluster_name {name!r}: {state} does not exist but {legacy} holds this "
+                         f"inventory's state (its CAs): move it there (mv {legacy} {state}), or "
+                         "remove cluster_name; kubesmith never starts a new CA silently")
+
+
+def claim(ctx: DeployContext) -> None:
+    """Record the inventory as the owner of its state directory (once, when first written)."""
+    if owner(ctx.state) is None:
+        ctx.state.mkdir(parents=True, exist_ok=True)
+        (ctx.state / OWNER).write_text(json.dumps(
+            {"inventory": ctx.inventory, "cluster_name": ctx.name}, indent=1) + "\n")
 
 
 @dataclass
@@ -43,6 +106,9 @@ class DeployContext:
     etcd_old_peers: bool = False
     # A dry run: nothing is written locally either, so the PKI and binaries may not exist yet.
     dry: bool = False
+    # The inventory (its file's absolute path) and the cluster's name, which keys the state.
+    inventory: str = ""
+    name: str = ""
 
     def need_restart(self, host_name: str, services: tuple[str, ...]) -> None:
         """Record that these services on the host read a replaced file."""
@@ -63,8 +129,13 @@ class DeployContext:
 
     @property
     def pki(self) -> PKI:
-        """The cluster PKI on the control machine."""
-        return PKI(self.state / "pki")
+        """The cluster PKI on the control machine, issuing with the settings' lifetimes."""
+        return PKI(self.state / "pki", str(self.data.get("leaf_cert_lifetime", LEAF_LIFETIME)),
+                   str(self.data.get("ca_cert_lifetime", CA_LIFETIME)))
+
+    def lifetime(self, kind: str) -> timedelta:
+        """The lifetime of a new leaf ("leaf") or CA ("ca") certificate."""
+        return self.pki.leaf_lifetime if kind == "leaf" else self.pki.ca_lifetime
 
     def binary(self, component: str, file: str) -> str:
         """Local path of a cached binary at the version the settings pin."""
@@ -86,14 +157,21 @@ class DeployContext:
         }
 
 
-def build(groups: inventory.Groups, data: dict[str, object], name: str,
-          warn: Callable[[str], None] = print) -> DeployContext:
-    """Validate an inventory's groups and settings (raising on errors) and build its context."""
+def build(groups: inventory.Groups, data: dict[str, object], inventory_name: str,
+          warn: Callable[[str], None] = print, source: str = "") -> DeployContext:
+    """Validate an inventory's groups and settings (raising on errors), check that its state
+    directory is its own, and build its context. `source` identifies the inventory (its file's
+    absolute path; default: its name)."""
     for warning in validate(groups, data):
         warn(str(warning))
-    return DeployContext(inventory.to_cluster(groups, data), data, state_dir(name), groups)
+    name = cluster_name(data, inventory_name)
+    state = state_dir(name)
+    check_owner(state, source or inventory_name, name, inventory_name)
+    return DeployContext(inventory.to_cluster(groups, data), data, state, groups,
+                         inventory=source or inventory_name, name=name)
 
 
 def load(path: Path, warn: Callable[[str], None] = print) -> DeployContext:
     """The context of an inventory file with its settings (the CLI's and verify's entry)."""
-    return build(inventory.load_groups(path), settings.group_data(path), path.stem, warn)
+    return build(inventory.load_groups(path), settings.group_data(path), path.stem, warn,
+                 str(path.resolve()))

@@ -21,14 +21,20 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kubesmith.errors import UserError
+from kubesmith.rules import lifetime_of
 
 # CA file name -> common name. front-proxy-ca signs only the apiserver's client certificate for
 # aggregated APIs (kubeadm's split): extension apiservers trust it for request headers alone.
 CAS = {"kubernetes-ca": "kubernetes", "etcd-ca": "etcd-ca", "front-proxy-ca": "front-proxy-ca"}
 T = TypeVar("T")
-CA_DAYS = 3650
-LEAF_DAYS = 365
-RENEW_WITHIN = timedelta(days=30)
+# Defaults of the settings ca_cert_lifetime and leaf_cert_lifetime (group_data/all.py).
+CA_LIFETIME = "3650d"
+LEAF_LIFETIME = "365d"
+DEFAULT_CA_LIFETIME, DEFAULT_LEAF_LIFETIME = lifetime_of(CA_LIFETIME), lifetime_of(LEAF_LIFETIME)
+# A certificate with less than this part of its lifetime left is renewed by `up` (and fails
+# verify): the line scales with the lifetime, so a 15-minute certificate in a test behaves like
+# a 365-day one in production.
+RENEW_FRACTION = 3
 BACKDATE = timedelta(hours=1)
 SA = "sa"
 EKU_NAMES = {
@@ -117,8 +123,14 @@ def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
     return x509.Name([*attributes, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
+def renew_before(lifetime: timedelta) -> timedelta:
+    """The validity a certificate of this lifetime must keep: below it, `up` renews it and
+    verify fails (a third of the lifetime)."""
+    return lifetime / RENEW_FRACTION
+
+
 def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey,
-             days: int) -> x509.CertificateBuilder:
+             lifetime: timedelta) -> x509.CertificateBuilder:
     """A certificate builder with subject, issuer, key, serial and validity filled in."""
     now = datetime.now(UTC)
     return (
@@ -128,13 +140,13 @@ def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivate
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + timedelta(days=days))
+        .not_valid_after(now + lifetime)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
     )
 
 
 def make_ca(common_name: str, key: ec.EllipticCurvePrivateKey,
-            days: int = CA_DAYS) -> x509.Certificate:
+            lifetime: timedelta = DEFAULT_CA_LIFETIME) -> x509.Certificate:
     """A self-signed CA certificate."""
     usage = x509.KeyUsage(
         digital_signature=True, content_commitment=False, key_encipherment=False,
@@ -142,7 +154,7 @@ def make_ca(common_name: str, key: ec.EllipticCurvePrivateKey,
         encipher_only=False, decipher_only=False,
     )
     return (
-        _builder(_name(common_name), _name(common_name), key, days)
+        _builder(_name(common_name), _name(common_name), key, lifetime)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(usage, critical=True)
         .sign(key, hashes.SHA256())
@@ -150,7 +162,8 @@ def make_ca(common_name: str, key: ec.EllipticCurvePrivateKey,
 
 
 def sign_leaf(spec: CertSpec, key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate,
-              ca_key: ec.EllipticCurvePrivateKey, days: int = LEAF_DAYS) -> x509.Certificate:
+              ca_key: ec.EllipticCurvePrivateKey,
+              lifetime: timedelta = DEFAULT_LEAF_LIFETIME) -> x509.Certificate:
     """A leaf certificate for `spec` and `key`, signed by the CA."""
     usage = x509.KeyUsage(
         digital_signature=True, content_commitment=False, key_encipherment=True,
@@ -160,7 +173,7 @@ def sign_leaf(spec: CertSpec, key: ec.EllipticCurvePrivateKey, ca_cert: x509.Cer
     ekus = [oid for oid, name in EKU_NAMES.items() if name in spec.usages()]
     aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key())
     builder = (
-        _builder(_name(spec.common_name, spec.organizations), ca_cert.subject, key, days)
+        _builder(_name(spec.common_name, spec.organizations), ca_cert.subject, key, lifetime)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(usage, critical=True)
         .add_extension(aki, critical=False)
@@ -240,8 +253,21 @@ def _ec_key(data: bytes) -> ec.EllipticCurvePrivateKey:
 class PKI:
     """The cluster's certificates and keys in one directory, made and renewed as needed."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, leaf_lifetime: str = LEAF_LIFETIME,
+                 ca_lifetime: str = CA_LIFETIME) -> None:
         self.directory = Path(directory)
+        # Settings values (validated at the edge), read when a certificate is issued or checked.
+        self._lifetimes = {"leaf": leaf_lifetime, "ca": ca_lifetime}
+
+    @property
+    def leaf_lifetime(self) -> timedelta:
+        """How long a new leaf certificate is valid (setting leaf_cert_lifetime)."""
+        return lifetime_of(self._lifetimes["leaf"])
+
+    @property
+    def ca_lifetime(self) -> timedelta:
+        """How long a new CA is valid (setting ca_cert_lifetime)."""
+        return lifetime_of(self._lifetimes["ca"])
 
     def __repr__(self) -> str:
         """The directory only (never key material)."""
@@ -336,14 +362,17 @@ class PKI:
         if not signed_by(cert, self._cert(spec.ca)):
             return f"not signed by the current {spec.ca}"
         expires = cert.not_valid_after_utc
-        if expires - datetime.now(UTC) < RENEW_WITHIN:
-            return f"expires {expires:%Y-%m-%d}, within {RENEW_WITHIN.days} days"
+        if expires - datetime.now(UTC) < renew_before(self.leaf_lifetime):
+            return (f"expires {expires:%Y-%m-%d %H:%M} UTC: less than a third of its lifetime "
+                    f"({self.leaf_lifetime}) left")
         return "; ".join(differences(spec, cert)) or None
 
-    def issue(self, spec: CertSpec, days: int = LEAF_DAYS) -> None:
-        """Make a fresh key and certificate for the spec, signed by its current CA."""
+    def issue(self, spec: CertSpec, lifetime: timedelta | None = None) -> None:
+        """Make a fresh key and certificate for the spec, signed by its current CA, valid for
+        the leaf lifetime (unless another is given)."""
         key = new_key()
-        cert = sign_leaf(spec, key, self._cert(spec.ca), self._key(spec.ca), days)
+        cert = sign_leaf(spec, key, self._cert(spec.ca), self._key(spec.ca),
+                         lifetime or self.leaf_lifetime)
         self._write_pair(spec.name, key, cert)
 
     def _sa_reason(self) -> str | None:
@@ -393,7 +422,7 @@ class PKI:
             if why := self.ca_reason(ca_name):
                 self._progress(ca_name, why)
                 key = new_key()
-                self._write_pair(ca_name, key, make_ca(common_name, key))
+                self._write_pair(ca_name, key, make_ca(common_name, key, self.ca_lifetime))
                 made.append(ca_name)
         if why := self._sa_reason():
             self._progress(SA, why)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from pathlib import Path
 
 from pyinfra import inventory
 
@@ -40,6 +41,15 @@ def _inventory_name() -> str:
     return "inventory"
 
 
+def _inventory_file(name: str) -> str:
+    """The inventory file on pyinfra's command line (its absolute path), else its name."""
+    for arg in sys.argv[1:]:
+        path = Path(arg)
+        if path.suffix == ".py" and path.stem == name and path.is_file():
+            return str(path.resolve())
+    return name
+
+
 def _unverified_hosts() -> list[str]:
     """Hosts pyinfra connected to without strict host key checking, unless the command line
     asked for it (`--data ssh_strict_host_key_checking=accept-new`, like --trust-new-host-keys).
@@ -62,7 +72,8 @@ def _context() -> DeployContext:
     """The cached context, made on first use."""
     if id(inventory) not in _CONTEXTS:
         data = {**settings.group_data(), **inventory.get_data()}
-        ctx = context_mod.build(_groups(), data, _inventory_name())
+        name = _inventory_name()
+        ctx = context_mod.build(_groups(), data, name, source=_inventory_file(name))
         if unverified := _unverified_hosts():
             raise DeployError(
                 f"{', '.join(unverified)}: host keys were not checked strictly: set "

@@ -7,6 +7,7 @@ import ipaddress
 import posixpath
 import re
 import unicodedata
+from datetime import timedelta
 
 DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 DNS_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-.")
@@ -16,6 +17,11 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DIRECTORY = re.compile(r"/[A-Za-z0-9_./-]*")
 LOCAL_PATH = re.compile(r"[A-Za-z0-9_.,/~+@:=-]+")
 DURATION = re.compile(r"[0-9]+(ms|s|m|h)")
+# Certificate lifetimes: minutes, hours or days (15m, 12h, 365d), from 2 minutes to 100 years.
+LIFETIME = re.compile(r"([0-9]{1,6})(m|h|d)")
+LIFETIME_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+MIN_LIFETIME = timedelta(minutes=2)
+MAX_LIFETIME = timedelta(days=36500)
 ETCD_PREFIX = re.compile(r"(/[A-Za-z0-9_.-]+)+")
 # Upstream versions (v1.2.3-rc.1+build) and Debian package versions (2.6.12-1+deb12u4).
 VERSION = re.compile(r"v?[0-9]+\.[0-9]+\.[0-9]+([-+~][0-9A-Za-z.+~-]+)?")
@@ -195,6 +201,25 @@ def duration(value: object) -> str | None:
     return None
 
 
+def lifetime(value: object) -> str | None:
+    """A certificate lifetime: a number and m, h or d (15m, 12h, 365d), 2 minutes to 100 years."""
+    if not isinstance(value, str):
+        return f"is {kind(value)}, not a string"
+    if not LIFETIME.fullmatch(value):
+        return "is not a lifetime: use a number and m, h or d (e.g. 365d, 12h, 15m)"
+    if not MIN_LIFETIME <= lifetime_of(value) <= MAX_LIFETIME:
+        return "is out of range: use 2m to 36500d"
+    return None
+
+
+def lifetime_of(value: str) -> timedelta:
+    """The timedelta of a valid lifetime (see `lifetime`)."""
+    match = LIFETIME.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not a lifetime: {value!r}")
+    return timedelta(**{LIFETIME_UNITS[match[2]]: int(match[1])})
+
+
 def etcd_prefix(value: object) -> str | None:
     """An etcd key prefix like /coreos.com/network."""
     if not isinstance(value, str):
@@ -271,6 +296,16 @@ def apiserver_endpoint(value: object) -> str | None:
         pass
     why = dns_name(name)
     return None if why is None else f"names the host {name!r}, which {why}: {usage}"
+
+
+def cluster_name(value: object) -> str | None:
+    """A cluster's name (it names its state directory): empty, or a DNS label."""
+    if not isinstance(value, str):
+        return f"is {kind(value)}, not a string"
+    if value and (len(value) > MAX_LABEL or not DNS_LABEL.fullmatch(value)):
+        return ("is not a DNS label: 1-63 of lowercase a-z, 0-9 and '-', starting and ending "
+                "with a letter or digit (it names the state directory)")
+    return None
 
 
 def endpoint_host(value: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kubesmith import paths
 from kubesmith.binaries.recipes import COMPONENTS
 
 APISERVER_PORT = 6443
@@ -25,6 +26,10 @@ class Service:
     ports: tuple[str, ...]
     binaries: tuple[tuple[str, tuple[str, ...]], ...]
     process: str = ""  # the name its listening process has, when not the service's name
+    # What the running service makes on its host besides kubesmith's own files, recorded in the
+    # host's manifest before its first start (kubesmith.manifest kinds): its state directories
+    # and network links (when absent, or empty, before), iptables chain prefixes, slices.
+    makes: tuple[tuple[str, str], ...] = ()
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -41,12 +46,20 @@ SERVICES = {s.name: s for s in (
             (("kubernetes", ("kube-controller-manager",)),)),
     Service("kube-scheduler", "masters", ("tcp/10259",), (("kubernetes", ("kube-scheduler",)),)),
     Service("flanneld", "pod_hosts", (f"udp/{FLANNEL_VXLAN_PORT}",),
-            (("flannel", ("flanneld",)),)),
+            (("flannel", ("flanneld",)),),
+            makes=(("dir", paths.FLANNEL_RUN_DIR), ("link", "flannel.1"), ("chain", "FLANNEL-"))),
+    # The CNI plugins containerd runs make the pods' bridge, IPAM state and portmap chains.
     Service("containerd", "nodes", (),
             (("containerd", COMPONENTS["containerd"].files), ("runc", ("runc",)),
-             ("crictl", ("crictl",)))),
-    Service("kubelet", "nodes", ("tcp/10250",), (("kubernetes", ("kubelet", "kubectl")),)),
-    Service("kube-proxy", "nodes", ("tcp/10256",), (("kubernetes", ("kube-proxy",)),)),
+             ("crictl", ("crictl",))),
+            makes=(("dir", paths.CONTAINERD_DIR), ("dir", "/run/containerd"),
+                   ("dir", "/var/lib/cni"), ("dir", "/run/netns"), ("link", "cni0"),
+                   ("chain", "CNI-"))),
+    Service("kubelet", "nodes", ("tcp/10250",), (("kubernetes", ("kubelet", "kubectl")),),
+            makes=(("dir", "/var/log/pods"), ("dir", "/var/log/containers"),
+                   ("slice", "kubepods.slice"), ("chain", "KUBE-"))),
+    Service("kube-proxy", "nodes", ("tcp/10256",), (("kubernetes", ("kube-proxy",)),),
+            makes=(("chain", "KUBE-"),)),
     # haproxy from Debian packages (component "haproxy"), not from bin_dir; started before kubelet.
     Service("apiserver-lb", "nodes", (f"tcp/{APISERVER_LB_PORT}",), (), "haproxy"),
 )}

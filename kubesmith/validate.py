@@ -464,12 +464,16 @@ def _setting_rule(key: str) -> Rule | None:
         return rules.directory
     if key.startswith("leader_elect_"):
         return rules.duration
+    if key.endswith("_cert_lifetime"):
+        return rules.lifetime
     if key == "flannel_etcd_prefix":
         return rules.etcd_prefix
     if key == "ssh_strict_host_key_checking":
         return _strict
     if key == "apiserver_endpoint":
         return rules.apiserver_endpoint
+    if key == "cluster_name":
+        return rules.cluster_name
     if key.endswith(("_version", "_cidr")) or key in CHECKED_ELSEWHERE:
         return None
     return rules.plain
@@ -482,6 +486,16 @@ def _check_settings(data: dict[str, object]) -> Iterator[Problem]:
         rule = _setting_rule(str(key)) if str(key) in known else None
         if rule is not None and (why := rule(value)):
             yield _error(str(key), f"{_shown(value)} {why}")
+    yield from _check_lifetimes(data)
+
+
+def _check_lifetimes(data: dict[str, object]) -> Iterator[Problem]:
+    """A leaf certificate must not be meant to outlive its CA."""
+    leaf, ca = data.get("leaf_cert_lifetime"), data.get("ca_cert_lifetime")
+    if rules.lifetime(leaf) is None and rules.lifetime(ca) is None and \
+            rules.lifetime_of(str(leaf)) >= rules.lifetime_of(str(ca)):
+        yield _error("leaf_cert_lifetime", f"{_shown(leaf)} is not shorter than "
+                     f"ca_cert_lifetime {_shown(ca)}: a leaf certificate must not outlive its CA")
 
 
 def check_settings(data: dict[str, object]) -> None:

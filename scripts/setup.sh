@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what kubesmith needs on this (Debian) control machine; idempotent and cached:
-# OS packages, the Python venv, the binary cache (built from Go modules when empty), the lab image.
+# OS packages, the Python venv, the binary cache (built from Go modules when empty, or downloaded:
+# scripts/fill-cache.sh), the lab image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +23,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
 
-export KUBESMITH_CACHE="${KUBESMITH_CACHE:-/var/cache/kubesmith}"
-start=$(date +%s)
-.venv/bin/python deploy.py binaries
-echo "setup: binary cache ready in $(( $(date +%s) - start )) s ($KUBESMITH_CACHE)"
+bash scripts/fill-cache.sh
 .venv/bin/python deploy.py lab image

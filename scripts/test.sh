@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 # Two lab modules at a time (each worker its own bridge and subnet: tests/lab/conftest.py).
-exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
+# The slowest tests are listed at the end (where CI time goes).
+exec .venv/bin/python -m pytest -n 2 --dist loadfile --durations=30 "$@"

@@ -19,7 +19,8 @@ from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files, server, systemd
 
-from kubesmith import rules
+from kubesmith import manifest, rules
+from kubesmith import services as service_table
 from kubesmith.binaries import cache
 from kubesmith.context import TEMPLATES, DeployContext
 from kubesmith.errors import UserError
@@ -96,11 +97,16 @@ def local(name: str, src: str, dest: str, mode: str = "644", sha256: str = "",
     return Item(name, dest, mode, src=src, sha256=digest, secret=secret)
 
 
+# FileStates' key for the lines of the host's manifest (paths are absolute: no clash).
+MANIFEST = "manifest"
+
+
 class FileStates(FactBase):
-    """Mode and sha256 of many paths in one command: {path: (mode, sha256|'dir')}."""
+    """Mode and sha256 of many paths in one command: {path: (mode, sha256|'dir')}, and under
+    MANIFEST the lines of the host's manifest (what kubesmith recorded there)."""
 
     @staticmethod
-    def default() -> dict[str, tuple[str, str]]:
+    def default() -> dict[str, tuple[str, ...]]:
         return {}
 
     def command(self, paths: list[str]) -> str:
@@ -109,32 +115,78 @@ class FileStates(FactBase):
             f'for p in {quoted}; do if [ -d "$p" ]; then echo "$p $(stat -c %a "$p") dir";'
             ' elif [ -f "$p" ]; then'
             ' echo "$p $(stat -c %a "$p") $(sha256sum < "$p" | cut -c1-64)";'
-            ' else echo "$p - -"; fi; done'
+            f' else echo "$p - -"; fi; done; sed "s/^/# /" {manifest.PATH} 2>/dev/null; true'
         )
 
-    def process(self, output: list[str]) -> dict[str, tuple[str, str]]:
-        states = {}
+    def process(self, output: list[str]) -> dict[str, tuple[str, ...]]:
+        states: dict[str, tuple[str, ...]] = {}
+        recorded = []
         for line in output:
+            if line.startswith("# "):
+                recorded.append(line[2:].strip())
+                continue
             path, mode, digest = line.rsplit(" ", 2)
             states[path] = (mode, digest)
+        states[MANIFEST] = tuple(recorded)
         return states
 
 
 class Synced:
-    """What sync decided per item: its op (None when the host already has it) and which items'
-    content the host had otherwise (replaced: their readers must restart)."""
+    """What sync decided per item: its op (None when the host already has it), which items'
+    content the host had otherwise (replaced: their readers must restart), and the host's
+    manifest lines with those this deploy records."""
 
-    def __init__(self, ops: dict[Item, Op], replaced: list[Item]) -> None:
+    def __init__(self, ops: dict[Item, Op], replaced: list[Item],
+                 recorded: set[str] | None = None) -> None:
         self.ops, self.replaced = ops, replaced
+        self.recorded = recorded if recorded is not None else set()
 
     def changed(self, *items: Item) -> bool:
         """Whether any of these items is written by this deploy."""
         return any(self.ops[item] is not None for item in items)
 
 
+def _ancestors(items: Sequence[Item]) -> list[str]:
+    """The directories above the items that are not the system's (pyinfra makes missing ones)."""
+    found: dict[str, None] = {}
+    for item in items:
+        parent = os.path.dirname(item.dest)
+        while parent not in rules.SYSTEM_DIRS and parent not in ("", "/"):
+            found[parent] = None
+            parent = os.path.dirname(parent)
+    return list(found)
+
+
+def _entries(items: Sequence[Item], states: dict[str, tuple[str, ...]]) -> list[str]:
+    """Manifest lines for the items, and for the topmost missing directory above each (made
+    with it, so kubesmith's)."""
+    lines = []
+    for item in items:
+        missing = [a for a in _ancestors([item]) if states.get(a, ("-", "-")) == ("-", "-")]
+        lines += [manifest.line("dir", a) for a in missing[-1:]]
+        lines.append(manifest.line("dir" if item.directory else "file", item.dest))
+    return list(dict.fromkeys(lines))
+
+
+def record(lines: Sequence[str], recorded: set[str]) -> None:
+    """Append to the host's manifest the lines it lacks, before what they name is installed."""
+    new = [line for line in dict.fromkeys(lines) if line not in recorded]
+    if new:
+        recorded.update(new)
+        server.shell(name="record what kubesmith installs in its manifest",
+                     commands=[manifest.append_command(new)])
+
+
 def sync(items: Sequence[Item]) -> Synced:
-    """Create ops only for items that differ on the host (one fact for all of them)."""
-    states = host.get_fact(FileStates, paths=[i.dest for i in items]) if items else {}
+    """Create ops only for items that differ on the host (one fact for all of them); every item
+    (and the directories made for it) is in the host's manifest before it is written."""
+    for item in items:  # every path is recorded, then removed by reset: plain ones only
+        if why := rules.directory(item.dest, owned_by_kubesmith=False):
+            raise UnsafeValue(rules.printable(f"{item.name}: path {item.dest!r} {why}: refused"))
+    states = host.get_fact(FileStates, paths=[*(i.dest for i in items), *_ancestors(items)]
+                           ) if items else {}
+    recorded = set(states.get(MANIFEST, ()))
+    record(_entries(items, states), recorded)
     ops: dict[Item, Op] = {}
     replaced: list[Item] = []
     for item in items:
@@ -148,7 +200,7 @@ def sync(items: Sequence[Item]) -> Synced:
         # One call site for every kind of op: pyinfra's CLI orders ops by their call lines.
         operation, arguments = _operation(item)
         ops[item] = operation(name=item.name, **arguments)
-    return Synced(ops, replaced)
+    return Synced(ops, replaced, recorded)
 
 
 def _operation(item: Item) -> tuple[Callable[..., Op], dict[str, object]]:
@@ -215,6 +267,9 @@ def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> N
     A service started or restarted here has consumed the certificates replaced for it earlier.
     """
     states = host.get_fact(UnitStates, units=[f"{s.name}.service" for s in wanted])
+    running = {s.name for s in wanted
+               if states.get(f"{s.name}.service", ("inactive",))[0] == "active"}
+    _record_makes(synced.recorded, [s.name for s in wanted], running)
     if any(synced.changed(s.unit) for s in wanted):
         systemd.daemon_reload(name="reload systemd units")
     for svc in wanted:
@@ -229,6 +284,30 @@ def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> N
                 _restart(svc)
         if active != "active" or enabled != "enabled":
             _start(svc)
+
+
+MAKES_PROBE = {
+    "dir": 'if [ ! -e {q} ]; then echo {q} absent; elif [ -n "$(ls -A {q})" ]; then echo {q} full;'
+           ' else echo {q} empty; fi',
+    "link": "ip link show {q} >/dev/null 2>&1 && echo {q} full || echo {q} absent",
+}
+
+
+def _record_makes(recorded: set[str], names: Sequence[str], running: set[str]) -> None:
+    """Record what these services make (service table) before they first start. A directory or
+    link already there and not empty is recorded `kept` (reset leaves it), unless the service
+    already runs (installed by an earlier kubesmith, before manifests)."""
+    pending: dict[tuple[str, str], bool] = {}
+    for name in names:
+        for kind, value in service_table.SERVICES[name].makes:
+            if {manifest.line(kind, value), manifest.line("kept", value)}.isdisjoint(recorded):
+                pending[(kind, value)] = pending.get((kind, value), False) or name in running
+    probes = [MAKES_PROBE[k].format(q=shlex.quote(v)) for k, v in pending if k in MAKES_PROBE]
+    found = dict(line.split()[:2] for line in host.get_fact(
+        ShellOutput, probe="; ".join(probes)).splitlines() if len(line.split()) == 2
+    ) if probes else {}
+    record([manifest.line("kept" if found.get(v) == "full" and not adopted else k, v)
+            for (k, v), adopted in pending.items()], recorded)
 
 
 def _restart(svc: Service) -> None:

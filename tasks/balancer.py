@@ -8,7 +8,7 @@ import shlex
 from pyinfra import host
 from pyinfra.operations import server
 
-from kubesmith import paths
+from kubesmith import manifest, paths
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext
 from kubesmith.model import Host
@@ -47,7 +47,14 @@ def deploy(ctx: DeployContext) -> None:
                          paths.unit(SERVICE), "644", **values_)
     synced = _ops.sync([_ops.directory(paths.DEB_DIR, "700"),
                         _ops.directory(f"{paths.DEB_DIR}/haproxy", "700"), *debs, cfg, unit])
-    installed = host.get_fact(_ops.ShellOutput, probe=INSTALLED)
+    probe = f'echo "pkg=$({INSTALLED})"; echo "mask=$(readlink {paths.HAPROXY_DEBIAN_UNIT})"'
+    found = dict(line.partition("=")[::2] for line in
+                 host.get_fact(_ops.ShellOutput, probe=probe).splitlines())
+    installed = found.get("pkg", "").strip()
+    # kubesmith's package (not one the host had; masked by kubesmith): reset purges it.
+    if not installed or found.get("mask", "").strip() == "/dev/null":
+        _ops.record([manifest.line("package", "haproxy"),
+                     manifest.line("file", paths.HAPROXY_DEBIAN_UNIT)], synced.recorded)
     if installed != f"{version} ii" or synced.changed(*debs):
         server.shell(name=f"install haproxy {version} from local packages (dpkg)",
                      commands=[_install_command(debs)])

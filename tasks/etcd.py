@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pyinfra import host
 from pyinfra.operations import server
 
-from kubesmith import certificates, paths, rules
+from kubesmith import certificates, manifest, paths, rules
 from kubesmith.context import DeployContext
 from kubesmith.services import ETCD_CLIENT_PORT
 from tasks import _ops, artifacts
@@ -42,7 +42,7 @@ def deploy(ctx: DeployContext) -> None:
                       pki_dir=ctx.data["pki_dir"]),
         unit,
     ])
-    owned = _etcd_owns_data_dir(str(ctx.data["etcd_data_dir"]))
+    owned = _etcd_owns_data_dir(str(ctx.data["etcd_data_dir"]), synced.recorded)
     _ops.services(ctx, synced, [_ops.Service("etcd", unit, [binaries["etcd"]],
                                              restart=owned is not None)])
 
@@ -58,11 +58,13 @@ def data_dir_commands(data_dir: str) -> dict[str, str]:
     }
 
 
-def _etcd_owns_data_dir(data_dir: str) -> Op:
-    """The `etcd` system user, owner of the data directory (created or fixed when needed)."""
+def _etcd_owns_data_dir(data_dir: str, recorded: set[str]) -> Op:
+    """The `etcd` system user (recorded in the manifest when kubesmith makes it), owner of the
+    data directory (created or fixed when needed)."""
     commands = data_dir_commands(data_dir)
     user, _sep, owner = host.get_fact(_ops.ShellOutput, probe=commands["probe"]).partition(" ")
     if user == "none":
+        _ops.record([manifest.line("user", "etcd")], recorded)
         server.shell(name="etcd system user", commands=[commands["user"]])
     if owner == "etcd:etcd":
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import time
 
@@ -9,6 +10,7 @@ from pyinfra import host
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.context import ctx_host, ctx_state
 
+from kubesmith import manifest
 from kubesmith.context import DeployContext
 from kubesmith.model import Host
 from kubesmith.services import FLANNEL_VXLAN_PORT, SERVICES
@@ -41,9 +43,53 @@ def etcd_data_probe(ctx: DeployContext) -> str:
     return f"echo etcd_data=$(test -d {member} && echo yes); "
 
 
+# Container runtimes and kubelets kubesmith must not run beside: refused when running (or, for
+# the two kubesmith installs, present) and not in the host's manifest.
+RUNTIMES = ("containerd", "kubelet", "dockerd", "crio")
+INSTALLS = ("containerd", "kubelet")
+
+
+def runtime_probe(ctx: DeployContext) -> str:
+    """Running runtimes and kubelets (their executables), such binaries on PATH or in bin_dir,
+    the host's manifest and the sha256 of its cluster CA certificate."""
+    bin_dir = shlex.quote(str(ctx.data["bin_dir"]))
+    ca = shlex.quote(f"{ctx.data['pki_dir']}/kubernetes-ca.crt")
+    return (
+        f"for n in {' '.join(RUNTIMES)}; do for p in $(pgrep -x $n); do "
+        'echo "running=$n $(readlink /proc/$p/exe)"; done; done; '
+        f'for n in {" ".join(INSTALLS)}; do for d in $(echo "$PATH" | tr : " ") {bin_dir}; do '
+        '[ -x "$d/$n" ] && echo "present=$n $(readlink -f "$d/$n")"; done; done; '
+        f"sed 's/^/manifest=/' {manifest.PATH} 2>/dev/null; "
+        f"[ -f {ca} ] && echo ca=$(sha256sum < {ca} | cut -c1-64); "
+    )
+
+
+def foreign_runtimes(ctx: DeployContext, found: dict[str, list[str]]) -> list[str]:
+    """Runtimes and kubelets on the host that kubesmith did not install: not in its manifest,
+    nor (a host of an earlier kubesmith, before manifests) kubesmith's own binary beside this
+    cluster's CA."""
+    recorded = {v for k, _s, v in (m.partition(" ") for m in found.get("manifest", []))
+                if k == "file"}
+    ca = ctx.pki.path("kubernetes-ca.crt")
+    adopted = ca.exists() and [hashlib.sha256(ca.read_bytes()).hexdigest()] == found.get("ca")
+    issues: dict[tuple[str, str], str] = {}
+    for key, verb in (("running", "runs"), ("present", "has")):
+        for entry in found.get(key, []):
+            name, _sep, path = entry.partition(" ")
+            path = path.removesuffix(" (deleted)")
+            ours = path in recorded or (adopted and path == f"{ctx.data['bin_dir']}/{name}")
+            if not ours and (name, path) not in issues:
+                issues[(name, path)] = (
+                    f"{verb} {name} ({path or '?'}) that kubesmith did not install (not in "
+                    f"{manifest.PATH}): it would fight kubesmith's runtime and kubelet; "
+                    "remove it or use another host")
+    return list(issues.values())
+
+
 def facts(ctx: DeployContext) -> dict[str, list[str]]:
     """The probe's key=value lines of this host (listen may repeat)."""
-    output = host.get_fact(_ops.ShellOutput, probe=etcd_data_probe(ctx) + PROBE)
+    output = host.get_fact(_ops.ShellOutput,
+                           probe=etcd_data_probe(ctx) + runtime_probe(ctx) + PROBE)
     found: dict[str, list[str]] = {}
     for line in output.splitlines():
         key, _, value = line.partition("=")
@@ -83,6 +129,7 @@ def problems(ctx: DeployContext, me: Host, found: dict[str, list[str]]) -> list[
     """What is wrong on this host for its roles (empty when it can be deployed)."""
     first = {k: v[0] for k, v in found.items()}
     issues = _system(first, bool(ctx.data.get("allow_swap")))
+    issues += foreign_runtimes(ctx, found)
     if me.has("nodes") and first.get("os") not in NODE_OS:
         issues.append(f"OS {first.get('os')} unsupported for a node: its apiserver balancer is "
                       f"installed from Debian 12 (bookworm) packages ({', '.join(NODE_OS)})")

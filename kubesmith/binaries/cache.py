@@ -16,9 +16,10 @@ MANIFEST = "SHA256SUMS"
 class ChecksumMismatch(UserError):
     """A file's sha256 differs from the one it must have."""
 
-    def __init__(self, path: Path | str, expected: str, actual: str) -> None:
+    def __init__(self, path: Path | str, expected: str, actual: str,
+                 algorithm: str = "sha256") -> None:
         super().__init__(
-            f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}"
+            f"checksum mismatch for {path}: expected {algorithm} {expected}, got {actual}"
         )
         self.path, self.expected, self.actual = str(path), expected, actual
 

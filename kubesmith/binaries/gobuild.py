@@ -5,12 +5,15 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
+from kubesmith.binaries import toolchain
+from kubesmith.binaries.progress import heartbeat
 from kubesmith.binaries.recipes import Component, GoRecipe
 from kubesmith.errors import UserError
 
@@ -19,14 +22,17 @@ class BuildError(UserError):
     """A go command failed while building a component."""
 
 
-def _go(args: list[str], cwd: Path, env: dict[str, str], capture: bool = False) -> str:
-    """Run one go command; raise BuildError with its output on failure."""
-    proc = subprocess.run(
-        ["go", *args], cwd=cwd, env=env, text=True,
-        stdout=subprocess.PIPE if capture else sys.stderr,
-        stderr=subprocess.PIPE if capture else sys.stderr,
-        check=False,
-    )
+def _go(args: list[str], cwd: Path, env: dict[str, str], capture: bool = False,
+        label: str = "") -> str:
+    """Run one go command (saying every minute that it still runs); raise BuildError with its
+    output on failure."""
+    with heartbeat(label or f"running go {args[0]}"):
+        proc = subprocess.run(
+            ["go", *args], cwd=cwd, env=env, text=True,
+            stdout=subprocess.PIPE if capture else sys.stderr,
+            stderr=subprocess.PIPE if capture else sys.stderr,
+            check=False,
+        )
     if proc.returncode != 0:
         detail = (proc.stderr or "")[-2000:] if capture else ""
         raise BuildError(f"go {' '.join(args)} failed (exit {proc.returncode}) in {cwd}\n{detail}")
@@ -49,10 +55,19 @@ def go_env(recipe: GoRecipe, arch: str) -> dict[str, str]:
 
 def module_info(module: str, version: str, cwd: Path, env: dict[str, str]) -> dict:
     """`go mod download -json` for one module version (fetches it into the module cache)."""
-    info = json.loads(_go(["mod", "download", "-json", f"{module}@{version}"], cwd, env, True))
+    info = json.loads(_go(["mod", "download", "-json", f"{module}@{version}"], cwd, env, True,
+                          f"downloading {module}@{version}"))
     if info.get("Error"):
         raise BuildError(f"{module}@{version}: {info['Error']}")
     return info
+
+
+def require_go_line(module: str, version: str, gomod: str) -> None:
+    """Raise GoMissing (one line) when the local Go is older than the module's `go` line."""
+    match = re.search(r"^go\s+(\S+)", Path(gomod).read_text(), re.MULTILINE)
+    if match:
+        toolchain.require(match.group(1), f"{module} {version} (its go.mod says go "
+                                          f"{match.group(1)})")
 
 
 def parse_gomod(path: str, cwd: Path, env: dict[str, str]) -> dict:
@@ -121,6 +136,8 @@ def build(component: Component, version: str, arch: str, out_dir: Path) -> None:
     with tempfile.TemporaryDirectory(prefix=f"kubesmith-build-{component.name}-") as tmp:
         work = Path(tmp)
         infos = [module_info(m, version, work, env) for m in recipe.modules]
+        for module, info in zip(recipe.modules, infos, strict=True):
+            require_go_line(module, version, info["GoMod"])
         upstreams = [parse_gomod(info["GoMod"], work, env) for info in infos]
         (work / "go.mod").write_text(wrapper_gomod(component.name, recipe, version, upstreams))
         for spec in recipe.extra_requires:
@@ -135,10 +152,12 @@ def build(component: Component, version: str, arch: str, out_dir: Path) -> None:
         for output, package in recipe.test_binaries:
             print(f"  go test -c {package} -> {output}", file=sys.stderr, flush=True)
             test_args = ["test", "-c", "-vet=off", *args[1:]]
-            _go([*test_args, "-o", str(out_dir / output), package], work, env)
+            _go([*test_args, "-o", str(out_dir / output), package], work, env,
+                label=f"building {output}")
         for output, package in recipe.packages.items():
             print(f"  go build {package} -> {output}", file=sys.stderr, flush=True)
-            _go([*args, "-o", str(out_dir / output), package], work, env)
+            _go([*args, "-o", str(out_dir / output), package], work, env,
+                label=f"building {output}")
         for output, subdir in recipe.archives:
             print(f"  pack {recipe.modules[0]}/{subdir} -> {output}", file=sys.stderr, flush=True)
             pack(Path(infos[0]["Dir"]), subdir, out_dir / output)

@@ -93,7 +93,12 @@ def build_pause(version: str, out: Path, kubernetes_version: str) -> None:
     env = gobuild.go_env(COMPONENTS["kubernetes"].go, "amd64")
     with tempfile.TemporaryDirectory() as tmp:
         info = gobuild.module_info("k8s.io/kubernetes", kubernetes_version, Path(tmp), env)
-        source = Path(info["Dir"]) / "build/pause/linux/pause.c"
+        pause_image(Path(info["Dir"]) / "build/pause/linux/pause.c", version, out)
+
+
+def pause_image(source: Path, version: str, out: Path) -> None:
+    """Compile pause.c statically (gcc, no Go) and pack it as out/pause.tar."""
+    with tempfile.TemporaryDirectory() as tmp:
         binary = Path(tmp) / "pause"
         subprocess.run(["gcc", "-Os", "-static", "-Wall", "-Werror", f"-DVERSION=v{version}",
                         "-o", str(binary), str(source)], check=True)
@@ -117,13 +122,18 @@ def build_busybox(version: str, out: Path) -> None:
 
 def build_go_image(image: str, version: str, out: Path, arch: str = "amd64") -> None:
     """An add-on image: its component's static Go binary at / plus the image's layout."""
-    config, dirs = GO_IMAGES[image]
     component = next(c for c in COMPONENTS.values() if c.image == image)
     if component.go is None:
         raise ValueError(f"{component.name} has no Go recipe for image {image!r}")
     with tempfile.TemporaryDirectory(prefix=f"kubesmith-image-{image}-") as tmp:
         gobuild.build(component, version, arch, Path(tmp))
-        files = {name: (Path(tmp) / name).read_bytes() for name in component.go.packages}
+        go_image(image, version, Path(tmp), out, arch)
+
+
+def go_image(image: str, version: str, binaries: Path, out: Path, arch: str = "amd64") -> None:
+    """Pack an add-on image from its binary in binaries/ (built here or a release file)."""
+    config, dirs = GO_IMAGES[image]
+    files = {image: (binaries / image).read_bytes()}
     docker_archive(image_ref(image, version), files, {}, config, out / f"{image}.tar", dirs, arch)
 
 

@@ -10,7 +10,7 @@ from kubesmith.context import DeployContext
 from kubesmith.kubectl import kubectl
 from kubesmith.model import Cluster, Host
 from kubesmith.runner import DeployError, Report, Runner
-from kubesmith.workflows import steps
+from kubesmith.workflows import reset, steps
 from tasks.phases import RESET
 
 
@@ -46,6 +46,7 @@ def run(runner: Runner, names: Sequence[str]) -> Report:
     ctx = runner.ctx
     check_removable(ctx.cluster, names)
     leaving: tuple[Host, ...] = tuple(ctx.cluster.host(n) for n in names)
+    reset.check(runner, leaving)  # this cluster's hosts, with manifests: before any drain
     for me in leaving:
         if me.has("nodes"):
             runner.out(f"[remove] {me.name}: cordon, drain, delete node")

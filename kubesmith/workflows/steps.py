@@ -11,7 +11,7 @@ from cryptography.x509.oid import NameOID
 from kubesmith import addons, certificates, membership
 from kubesmith.binaries import cache, sources
 from kubesmith.binaries.recipes import COMPONENTS
-from kubesmith.context import DeployContext
+from kubesmith.context import DeployContext, claim
 from kubesmith.model import Host
 from kubesmith.runner import DeployError, Out, Runner, run_on
 from tasks import addons as addon_tasks
@@ -42,7 +42,7 @@ def prepare_local(ctx: DeployContext, out: Out, dry: bool = False) -> None:
         out(f"[pki] would make or renew {len(planned)}: {', '.join(planned)}"
                    if planned else "[pki] up to date")
         return
-    ctx.state.mkdir(parents=True, exist_ok=True)
+    claim(ctx)  # this inventory's state directory from now on
     made = pki.prepare(ctx)
     out(f"[pki] {len(made)} made or renewed" if made else "[pki] up to date")
 

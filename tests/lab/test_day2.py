@@ -1,9 +1,12 @@
 """Day 2 on real lab hosts: add a node, remove it, reset it, refuse to remove the last master;
-CoreDNS follows the node count (one replica per node, up to two)."""
+CoreDNS follows the node count (one replica per node, up to two); reset refuses a host of
+another CA and removes only what kubesmith made; a second inventory cannot take the state."""
 
 from __future__ import annotations
 
+import re
 import subprocess
+import sys
 import time
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from kubesmith import addons, settings
 from kubesmith.binaries import cache
 from kubesmith.lab import hosts as lab
-from tests.lab.conftest import TEST_BRIDGE, TEST_SUBNET
+from tests.lab.conftest import PROJECT, TEST_BRIDGE, TEST_SUBNET
 
 pytestmark = pytest.mark.lab
 
@@ -113,7 +116,7 @@ def test_a_nodes_etcd_credential_is_refused_on_the_peer_port(cluster) -> None:
 
 
 def test_remove_node(cluster) -> None:
-    removed = cluster.deploy("remove-node", "lab-3")
+    removed = cluster.deploy("remove-node", "lab-3", "--yes")
     assert removed.returncode == 0, removed.stdout + removed.stderr
     # Its etcd user is gone: the certificate (still valid, and in the state directory) opens
     # nothing; another pod host's still works.
@@ -149,7 +152,7 @@ def test_reset_leaves_nothing(cluster) -> None:
 
 
 def test_refuses_to_remove_the_last_master(cluster) -> None:
-    refused = cluster.deploy("remove-node", "lab-1")
+    refused = cluster.deploy("remove-node", "lab-1", "--yes")
     assert refused.returncode != 0
     assert "last master" in refused.stderr
     assert cluster.ssh("lab-1", "systemctl is-active kube-apiserver").stdout.strip() == "active"
@@ -172,3 +175,57 @@ def test_the_operator_is_cluster_admin_by_a_binding_that_revokes_it(cluster) -> 
     again = cluster.deploy("up")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "lab-2" in cluster.kubectl("get", "nodes")
+
+
+def test_a_second_inventory_cannot_take_the_clusters_state(cluster, tmp_path) -> None:
+    # The lab inventory bootstrapped this cluster and owns its state directory; an inventory
+    # elsewhere whose cluster_name names that directory is refused before anything is touched.
+    (tmp_path / "group_data").mkdir()
+    (tmp_path / "group_data" / "all.py").write_text(f"cluster_name = {cluster.state.name!r}\n")
+    (tmp_path / "hosts.py").write_text((PROJECT / "inventories" / "lab.py").read_text())
+    env = {k: v for k, v in cluster.env.items() if k != "KUBESMITH_STATE"}
+    refused = subprocess.run(
+        [sys.executable, str(PROJECT / "deploy.py"), "up", "--dry", "-i",
+         str(tmp_path / "hosts.py")],
+        capture_output=True, text=True, cwd=PROJECT, timeout=120, check=False,
+        env=dict(env, KUBESMITH_STATE_ROOT=str(cluster.state.parent)))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert (f"error: state directory {cluster.state} belongs to inventory "
+            f"{PROJECT / 'inventories' / 'lab.py'}, not {tmp_path / 'hosts.py'}") in refused.stderr
+
+
+FOREIGN = ("ip link add vethkeep0 type veth peer name vethkeep1; "
+           "iptables -N KEEP-ME; iptables -A INPUT -j KEEP-ME; "
+           "iptables -A KEEP-ME -s 192.0.2.1 -j ACCEPT; "
+           "mkdir -p /var/lib/keep-me; echo mine > /var/lib/keep-me/file")
+
+
+def test_reset_refuses_another_clusters_host_and_removes_only_kubesmiths(cluster) -> None:
+    # Things on lab-2 that kubesmith did not make, beside a working node (pods on cni0 veths).
+    assert cluster.ssh("lab-2", FOREIGN).returncode == 0
+    pki = "/etc/kubernetes/pki"
+    assert cluster.ssh("lab-2", f"cp {pki}/etcd-ca.crt {pki}/kubernetes-ca.crt").returncode == 0
+    refused = cluster.deploy("reset", "lab-2", "--yes")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "reset refused, nothing was changed" in refused.stderr
+    assert f"lab-2: its {pki}/kubernetes-ca.crt is not the CA in" in refused.stderr
+    assert cluster.ssh("lab-2", "systemctl is-active kubelet").stdout.strip() == "active"
+
+    forced = cluster.deploy("reset", "lab-2", "--yes", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    units = cluster.ssh("lab-2", "ls /etc/systemd/system").stdout.split()
+    assert not [u for u in units if u.removesuffix(".service") in (*UNITS, "apiserver-lb")]
+    existing = cluster.ssh("lab-2", " ; ".join(f"test -e {p} && echo {p}"
+                                               for p in KUBESMITH_PATHS)).stdout.split()
+    assert not existing, f"left behind: {existing}"
+    processes = cluster.ssh("lab-2", "ps -eo comm=").stdout.split()
+    assert not [p for p in processes if p.startswith(("kube", "flanneld", "containerd", "pause"))]
+    links = cluster.ssh("lab-2", "ip -o link show").stdout
+    assert "cni0" not in links and "flannel.1" not in links
+    assert sorted(re.findall(r"\b(veth[0-9a-z]+)@", links)) == ["vethkeep0", "vethkeep1"], links
+    rules = cluster.ssh("lab-2", "iptables-save").stdout
+    assert not [line for line in rules.splitlines()
+                if any(tag in line for tag in ("KUBE-", "FLANNEL", "CNI-"))]
+    assert "-A INPUT -j KEEP-ME" in rules and "-A KEEP-ME -s 192.0.2.1/32 -j ACCEPT" in rules
+    assert cluster.ssh("lab-2", "cat /var/lib/keep-me/file").stdout == "mine\n"
+    assert cluster.ssh("lab-2", "ls -A /var/lib/containerd").stdout.split() == []

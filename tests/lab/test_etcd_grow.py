@@ -114,7 +114,7 @@ def test_grow_etcd_from_one_to_three_while_serving(cluster) -> None:
 
 def test_remove_one_member_while_serving(cluster) -> None:
     gone = cluster.lab.state.hosts[2].address
-    removed, reader = _serving_while(cluster, "remove-node", "lab-3")
+    removed, reader = _serving_while(cluster, "remove-node", "lab-3", "--yes")
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert sorted(m.name for m in _members(cluster)) == ["lab-1", "lab-2"]
     assert f"https://{gone}:2379" not in _unit(cluster, "lab-1", "kube-apiserver")

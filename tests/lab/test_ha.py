@@ -116,7 +116,7 @@ def test_rerun_changes_nothing_and_restarts_nothing(cluster) -> None:
 @pytest.mark.ha_drill
 def test_removing_a_master_reloads_every_balancer(cluster) -> None:
     pid = _main_pid(cluster)
-    result = cluster.deploy("remove-node", "lab-1")
+    result = cluster.deploy("remove-node", "lab-1", "--yes")
     assert result.returncode == 0, result.stdout + result.stderr
     assert balancer.servers(_stats(cluster)) == {"lab-2": "UP"}
     assert _main_pid(cluster) == pid, "the balancer was restarted, not reloaded"

@@ -18,13 +18,19 @@ from pyinfra.context import ctx_host
 import tasks
 from kubesmith.context import DeployContext
 from kubesmith.errors import UserError
-from tasks import _ops, addons, controlplane
+from tasks import _ops, addons, controlplane, reset
 from tasks.phases import ETCD_JOIN, PHASES, RESET
 
 # One probe answer that takes every "change needed" branch: no etcd user, data dir owned by
 # root, kernel modules missing, flannel config absent.
 PROBE_ANSWER = "none root:root br_netfilter overlay"
 OPERATION_MODULES = ("files", "server", "systemd", "python")
+# A host's manifest as the reset task reads it back (one line of every kind).
+MANIFEST = "\n".join((
+    "dir /var/lib/kubesmith", "dir /etc/kubernetes", "file /usr/local/bin/kubelet",
+    "file /usr/local/bin/crictl", "file /usr/local/bin/ctr",
+    "file /etc/systemd/system/kubelet.service", "dir /var/lib/containerd", "kept /run/netns",
+    "link cni0", "chain KUBE-", "user etcd", "package haproxy", "slice kubepods.slice"))
 
 
 @dataclass
@@ -70,6 +76,8 @@ class FakeHost:
     def get_fact(self, fact: type, **kwargs: object) -> object:
         """Record the fact's command and answer with its default (probes: PROBE_ANSWER)."""
         self._recording.command(fact().command(**kwargs))
+        if fact is reset.Manifest:
+            return MANIFEST
         return PROBE_ANSWER if fact is _ops.ShellOutput else fact.default()
 
 

@@ -1,12 +1,12 @@
-"""The binary cache's manifest and checksum logic, and the mirror and download sources."""
+"""The binary cache's manifest and checksum logic, and the mirror source (tests/unit/
+test_download.py: the download source)."""
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
 
-from kubesmith.binaries import cache, sources, upstream
+from kubesmith.binaries import cache, sources
 from kubesmith.binaries.recipes import COMPONENTS
 
 
@@ -97,51 +97,3 @@ def test_tampered_cache_is_a_hard_error(tmp_path: Path) -> None:
     (final / "crictl").write_bytes(b"swapped")
     with pytest.raises(cache.ChecksumMismatch):
         sources.ensure("crictl", versions, "amd64", tmp_path / "cache", "mirror", mirror)
-
-
-def test_download_unpinned_is_refused() -> None:
-    with pytest.raises(upstream.NotPinned, match="no pinned sha256 for runc.amd64"):
-        upstream.artifacts("runc", "v1.3.6", "amd64", pinned={})
-
-
-def test_images_have_no_upstream_download() -> None:
-    with pytest.raises(upstream.NotPinned, match="built locally"):
-        upstream.artifacts("pause-image", "3.10.1", "amd64", pinned={})
-
-
-def _serve_file(tmp_path: Path, data: bytes) -> str:
-    artifact = tmp_path / "runc.amd64"
-    artifact.write_bytes(data)
-    return artifact.as_uri()
-
-
-def test_download_checks_pinned_sum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = b"runc release binary"
-    url = _serve_file(tmp_path, data)
-    pinned = {("runc", "v1.3.6", "amd64", "runc.amd64"): hashlib.sha256(data).hexdigest()}
-    monkeypatch.setattr(upstream, "PINNED", pinned)
-    monkeypatch.setattr(upstream, "_layout", lambda *a: [(url, None, "runc")])
-    final = sources.ensure("runc", {"runc_version": "v1.3.6"}, "amd64", tmp_path / "c",
-                           "download")
-    assert (final / "runc").read_bytes() == data
-    assert os.access(final / "runc", os.X_OK)
-
-
-def test_download_with_wrong_sum_is_refused(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    url = _serve_file(tmp_path, b"a different binary")
-    monkeypatch.setattr(upstream, "PINNED", {("runc", "v1.3.6", "amd64", "runc.amd64"): "0" * 64})
-    monkeypatch.setattr(upstream, "_layout", lambda *a: [(url, None, "runc")])
-    with pytest.raises(cache.ChecksumMismatch) as error:
-        sources.ensure("runc", {"runc_version": "v1.3.6"}, "amd64", tmp_path / "c", "download")
-    assert "0" * 64 in str(error.value)
-    assert "runc.amd64" in str(error.value)
-    assert not (tmp_path / "c/runc/v1.3.6/amd64").exists()
-
-
-def test_upstream_layout_of_kubernetes_binaries() -> None:
-    pinned = {("kubernetes", "v1.34.4", "amd64", b): "f" * 64
-              for b in COMPONENTS["kubernetes"].files}
-    urls = [a.url for a in upstream.artifacts("kubernetes", "v1.34.4", "amd64", pinned)]
-    assert "https://dl.k8s.io/release/v1.34.4/bin/linux/amd64/kube-apiserver" in urls
-    assert len(urls) == 6

@@ -211,10 +211,21 @@ JINJA_TEMPLATES = sorted(str(p.relative_to(TEMPLATES)) for p in TEMPLATES.glob("
 SHELL_FILES = ("reset.sh.j2", "etcdctl.env.j2")  # executed or sourced by sh
 
 
+def _manifest(ctx: DeployContext) -> list[tuple[str, str]]:
+    """Manifest entries as the tasks record them from the settings (reset renders from them)."""
+    bin_dir = str(ctx.data["bin_dir"])
+    return [*(("dir", str(v)) for k, v in ctx.data.items() if k.endswith("_dir")),
+            ("file", f"{bin_dir}/crictl"), ("file", f"{bin_dir}/ctr"),
+            ("file", f"{ctx.data['kube_config_dir']}/kubelet.kubeconfig"),
+            ("file", "/etc/systemd/system/kubelet.service"), ("link", "cni0"),
+            ("chain", "KUBE-"), ("user", "etcd"), ("package", "haproxy"),
+            ("slice", "kubepods.slice")]
+
+
 def template_values(ctx: DeployContext, me: Host) -> dict[str, object]:
     """Every value any template uses, as the tasks compute them from the inventory."""
     return {
-        **ctx.values(me), **reset.values(ctx),
+        **ctx.values(me), **reset.values(_manifest(ctx)),
         "pause_image": image_ref("pause", str(ctx.data["pause_version"])),
         "keys": [encryption.Key("key1", "secretbox",
                                 "c2VjcmV0IG9mIHRoaXJ0eS10d28gYnl0ZXMgaGVyZSE=")],

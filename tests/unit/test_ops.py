@@ -116,7 +116,7 @@ def test_create_only_items_are_left_alone_once_present(monkeypatch) -> None:
     item = _ops.Item("boot", "/etc/x.env", content="new", sha256="b" * 64, create_only=True)
     put: list[str] = []
     monkeypatch.setattr(files, "put", lambda **kw: put.append(kw["dest"]))
-    have = {"/etc/x.env": ("644", "a" * 64)}
+    have = {"/etc/x.env": ("644", "a" * 64), _ops.MANIFEST: ("file /etc/x.env",)}
     monkeypatch.setattr(_ops, "host", SimpleNamespace(get_fact=lambda *_a, **_k: have))
     assert _ops.sync([item]).ops == {item: None} and put == []
     have["/etc/x.env"] = ("-", "-")

@@ -164,7 +164,7 @@ def test_new_master_ip_regenerates_only_apiserver(
 def test_expiring_cert_is_renewed(made: tuple[PKI, list[CertSpec], list[str]]) -> None:
     pki, specs, _ = made
     admin = _spec(specs, "admin")
-    pki.issue(admin, days=10)
+    pki.issue(admin, lifetime=timedelta(days=10))
     assert pki.expiry("admin") - datetime.now(UTC) < timedelta(days=11)
     why = pki.reason(admin)
     assert why is not None and "expires" in why
@@ -213,7 +213,8 @@ def test_a_damaged_ca_stops_naming_the_file(made: tuple[PKI, list[CertSpec], lis
         path.write_bytes(pki.key_pem("kubernetes-ca"))
     else:
         key = pki._key("etcd-ca")
-        path.write_bytes(make_ca("etcd-ca", key, days=0).public_bytes(serialization.Encoding.PEM))
+        expired = make_ca("etcd-ca", key, timedelta(0))
+        path.write_bytes(expired.public_bytes(serialization.Encoding.PEM))
     for step in (pki.plan, pki.ensure):
         with pytest.raises(PKIError, match=re.escape(str(path))):
             step(specs)

@@ -10,10 +10,9 @@ from cryptography import x509
 from kubesmith import kubectl as control_kubectl
 from kubesmith.binaries import cache
 from kubesmith.context import DeployContext
+from kubesmith.pki import renew_before
 from tasks import etcd
 from tests.verify.conftest import remote, timeout
-
-MIN_VALIDITY = dt.timedelta(days=30)
 
 
 def etcdctl(ctx: DeployContext, args: str, on: str | None = None):  # noqa: ANN201 (testinfra result)
@@ -38,11 +37,13 @@ def sans(cert: x509.Certificate) -> set[str]:
 
 
 def assert_cert_ok(ctx: DeployContext, host_name: str, name: str) -> None:
-    """Valid for 30+ days, identical to the PKI's, and the host's key is the PKI's key."""
+    """Valid for at least a third of the leaf lifetime (the line below which `up` renews it),
+    identical to the PKI's, and the host's key is the PKI's key."""
     pki_dir = ctx.data["pki_dir"]
     cert = certificate(host_name, f"{pki_dir}/{name}.crt")
     left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
-    assert left >= MIN_VALIDITY, f"{name}.crt expires in {left.days} days"
+    least = renew_before(ctx.lifetime("leaf"))
+    assert left >= least, f"{name}.crt expires in {left}, less than {least}"
     local_cert = ctx.pki.path(name, "crt").read_bytes()
     assert remote(host_name).file(f"{pki_dir}/{name}.crt").content == local_cert, \
         f"{name}.crt differs from the cluster PKI's"
