@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -16,6 +17,7 @@ from kubesmith.errors import UserError
 
 DEFAULT_INVENTORY = settings.PROJECT / "inventories" / "lab.py"
 DEFAULT_SUBNET = "10.240.0.0/24"  # kubesmith.lab.state's default, for --help
+CALENDAR = re.compile(r"[A-Za-z0-9*:,./~ -]{1,64}")
 
 
 def _lab(args: argparse.Namespace) -> int:
@@ -166,6 +168,33 @@ def _conformance(runner: Any, args: argparse.Namespace) -> object:
     from kubesmith.workflows import conformance
 
     return conformance.run(runner, args.focus, args.quick, args.junit, args.procs)
+
+
+def _backup(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import backup
+
+    return backup.run(runner, Path(args.dest) if args.dest else None, args.keep, args.schedule)
+
+
+def _restore(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import restore
+
+    return restore.run(runner, Path(args.snapshot), args.yes)
+
+
+def _positive(text: str) -> int:
+    """--keep: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
+def _calendar(text: str) -> str:
+    """--schedule: a systemd OnCalendar expression of plain characters."""
+    if not CALENDAR.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a systemd calendar expression "
+                                         "(e.g. daily, hourly, '*-*-* 02:30:00')")
+    return text
 
 
 def _certs_check(runner: Any, args: argparse.Namespace) -> object:
@@ -343,6 +372,24 @@ def _workflow_commands(sub: Any) -> None:
     suite.add_argument("--procs", type=int, default=4,
                        help="specs run in parallel ([Serial] ones alone, at the end)")
     _certs_commands(sub)
+    saved = _cluster_command(sub, "backup", "an etcd snapshot from a healthy member to the "
+                             "control machine (0600, with .sha256 and .json metadata)", _backup)
+    saved.add_argument("--dest", metavar="DIR",
+                       help="directory for the snapshot (default <state>/backups)")
+    saved.add_argument("--keep", type=_positive, metavar="N",
+                       help="keep the newest N snapshots in DIR, delete older ones (with "
+                            "--schedule: on each member; default there 7)")
+    saved.add_argument("--schedule", nargs="?", const="daily", type=_calendar,
+                       metavar="CALENDAR",
+                       help="instead: install etcd-backup.timer on every etcd member (systemd "
+                            "OnCalendar, default daily), snapshots kept in "
+                            "/var/lib/kubesmith/backups")
+    restored = _cluster_command(sub, "restore", "restore every etcd member from one snapshot "
+                                "(checked first), then restart the control plane and nodes",
+                                _restore, names=None)
+    restored.add_argument("snapshot", help="a .db file written by `backup`")
+    restored.add_argument("--yes", action="store_true",
+                          help="required: etcd's data is replaced on every member")
     _cluster_command(sub, "cis", "run kube-bench (CIS benchmark) on masters and nodes; exit 1 "
                      "on a FAIL that is not a documented exception", _cis)
 

@@ -92,10 +92,10 @@ def of_kind(entries: Iterable[Entry], kind: str) -> list[str]:
 
 
 def units(entries: Iterable[Entry]) -> list[str]:
-    """The services whose unit files kubesmith wrote (files <unit dir>/<name>.service)."""
+    """The units whose files kubesmith wrote (<unit dir>/<name>.service or .timer)."""
     found = []
     for path in of_kind(entries, "file"):
         head, _sep, name = path.rpartition("/")
-        if head == paths.UNIT_DIR and name.endswith(".service"):
-            found.append(name.removesuffix(".service"))
+        if head == paths.UNIT_DIR and name.endswith((".service", ".timer")):
+            found.append(name)
     return found

@@ -16,6 +16,9 @@ FLANNEL_SUBNET_ENV = f"{FLANNEL_RUN_DIR}/subnet.env"
 # Debian packages kubesmith installs from local files (per component), and the node balancer's
 # runtime directory (systemd's RuntimeDirectory=) with its root-only stats socket (HTTP, CSV).
 DEB_DIR = f"{STATE_DIR}/debs"
+# The scheduled etcd backup (`deploy.py backup --schedule`): its script and systemd units.
+BACKUP_SCRIPT = f"{STATE_DIR}/etcd-backup.sh"
+BACKUP_UNITS = ("etcd-backup.timer", "etcd-backup.service")
 APISERVER_LB_RUN_DIR = "/run/apiserver-lb"
 APISERVER_LB_STATS = f"{APISERVER_LB_RUN_DIR}/stats.sock"
 # Debian's own haproxy unit, masked: kubesmith runs the balancer under apiserver-lb.service.

@@ -43,7 +43,7 @@ def test_manifest_lines_are_parsed_and_deduplicated() -> None:
            "kept /var/lib/containerd\ndir /run/flannel\nfile /etc/systemd/system/kubelet.service\n"
     entries = manifest.parse("n1", text)
     assert entries[:2] == [("file", "/usr/local/bin/kubelet"), ("dir", "/var/lib/kubelet")]
-    assert len(entries) == 10 and manifest.units(entries) == ["kubelet"]
+    assert len(entries) == 10 and manifest.units(entries) == ["kubelet.service"]
 
 
 @pytest.mark.parametrize("line", [

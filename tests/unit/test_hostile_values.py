@@ -19,13 +19,15 @@ from pathlib import Path
 import pytest
 from jinja2 import Environment, StrictUndefined
 
+from kubesmith import backup as kubesmith_backup
 from kubesmith import certificates, cis, encryption, inventory, membership, runner, settings
 from kubesmith.addons import ADDONS
 from kubesmith.binaries.images import image_ref
 from kubesmith.context import TEMPLATES, DeployContext
 from kubesmith.model import Host
 from kubesmith.validate import check
-from tasks import _ops, addons, balancer, controlplane, etcd, reset
+from kubesmith.workflows import restore
+from tasks import _ops, addons, backup, balancer, controlplane, etcd, reset
 
 MARK = "PWNED"
 PAYLOADS = (
@@ -169,6 +171,9 @@ OUTSIDE_PHASES: dict[str, Callable[[DeployContext, Host], list[str]]] = {
     "kube-bench": lambda ctx, me: [cis.bench_command(
         list(cis.targets(ctx.cluster, me)), f"{ctx.data['kube_config_dir']}/kubesmith.kubeconfig")],
     "journal": lambda ctx, me: [runner.journal_command(s) for s in ("etcd", "kubelet")],
+    "backup": lambda ctx, me: list(kubesmith_backup.save_commands(
+        ctx, f"{kubesmith_backup.REMOTE_DIR}/etcd-c-20260101T000000000Z.db").values()),
+    "restore": lambda ctx, me: [restore.restore_command(ctx, me, "0" * 64, "20260101T000000Z")],
     "secret upload": lambda ctx, me: [c for c in UPLOAD(
         src="/x", dest=f"{ctx.data['pki_dir']}/kubelet-{me.name}.key", mode="600")
         if isinstance(c, str)],
@@ -208,7 +213,7 @@ def test_every_shell_command_quotes_every_payload(field: str, tmp_path: Path, em
 # --- templates --------------------------------------------------------------------------------
 
 JINJA_TEMPLATES = sorted(str(p.relative_to(TEMPLATES)) for p in TEMPLATES.glob("**/*.j2"))
-SHELL_FILES = ("reset.sh.j2", "etcdctl.env.j2")  # executed or sourced by sh
+SHELL_FILES = ("reset.sh.j2", "etcdctl.env.j2", "etcd-backup.sh.j2")  # run or sourced by sh
 
 
 def _manifest(ctx: DeployContext) -> list[tuple[str, str]]:
@@ -235,7 +240,7 @@ def template_values(ctx: DeployContext, me: Host) -> dict[str, object]:
         "ca_data": "", "cert_data": "", "key_data": "", "resolv_conf": "/etc/resolv.conf",
         "etcd_peer_cn": certificates.ETCD_PEER_CN, "admin_group": certificates.ADMIN_GROUP,
         "kubesmith_user": certificates.KUBESMITH_USER, **addons.values(ctx, ADDONS["coredns"]),
-        **balancer.values(ctx, me),
+        **balancer.values(ctx, me), **backup.values(ctx, me, "daily", 7),
     }
 
 
