@@ -1,7 +1,7 @@
 """A cluster bootstrapped by the last release (a worktree of its tag) converges with this code's
 `up`, serving throughout: 3 etcd members (lab-1..3), 2 masters (lab-1, lab-2), lab-3 a node whose
 balancer a reader reads through. etcd auth goes on live, certificates are re-issued and Secrets
-move from aescbc to secretbox; nothing created before is lost. Opt-in (about 15 min on a loaded
+move from aescbc to secretbox; nothing created before is lost. Opt-in (9 min, 17 min on a loaded
 machine): pytest -m converge tests/lab/test_converge.py"""
 
 from __future__ import annotations
