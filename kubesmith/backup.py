@@ -16,11 +16,10 @@ from pathlib import Path
 
 from pyinfra.api.host import Host as PyinfraHost
 
-from kubesmith import paths
+from kubesmith import encryption, paths
 from kubesmith.context import DeployContext
 from kubesmith.runner import DeployError, Runner, run_on
-from tasks import _ops, etcd
-from tasks import pki as pki_tasks
+from tasks import etcd
 
 REMOTE_DIR = f"{paths.STATE_DIR}/backups"
 # etcd appends the sha256 of the database to every snapshot it streams (`snapshot save`);
@@ -76,25 +75,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def encryption_key_ids(ctx: DeployContext) -> list[str]:
-    """`provider:name:fingerprint` of every key in the secrets encryption config kubesmith renders
-    for the apiservers (the snapshot's Secrets need one of them); the fingerprint is 12 hex digits
-    of the key's sha256, which reveals nothing of the key. No PKI yet: no keys."""
+def encryption_key_ids(ctx: DeployContext, kept: bool = False) -> list[str]:
+    """`provider:name:fingerprint` of the keys the apiservers' encryption config lists (a
+    snapshot's Secrets are under one of them), or with `kept` of every key the state directory's
+    ring keeps (retired ones too: what a restore can still find); the fingerprint is 12 hex
+    digits of the key's sha256, which reveals nothing of the key. No keys yet: none."""
     try:
-        key = pki_tasks.encryption_key(ctx)
-    except (OSError, ValueError):
+        ring = encryption.load(ctx.pki.directory)
+    except (OSError, encryption.RingError):
         return []
-    text = _ops.render("controlplane/encryption-config.yaml.j2", encryption_key=key)
-    ids, provider, name = [], "", ""
-    for line in text.splitlines():
-        if match := re.fullmatch(r"\s*- (\w+):(?: \{\})?\s*", line):
-            provider = match.group(1)
-        elif match := re.fullmatch(r"\s*- name: (\S+)\s*", line):
-            name = match.group(1)
-        elif match := re.fullmatch(r"\s*secret: (\S+)\s*", line):
-            fingerprint = hashlib.sha256(match.group(1).encode()).hexdigest()[:12]
-            ids.append(f"{provider}:{name}:{fingerprint}")
-    return ids
+    keys = () if ring is None else ring.keys if kept else ring.active
+    return [f"{k.provider}:{k.name}:{hashlib.sha256(k.secret.encode()).hexdigest()[:12]}"
+            for k in keys]
 
 
 def etcdutl_status(ctx: DeployContext, path: Path) -> dict:
@@ -149,7 +141,7 @@ def check(ctx: DeployContext, path: Path) -> tuple[Snapshot, dict]:
             raise TypeError("members need a name and peer_urls")
     except (ValueError, KeyError, TypeError) as error:
         raise SnapshotError(f"{snap.meta_path}: unreadable metadata ({error})") from error
-    missing = sorted(set(needed) - set(encryption_key_ids(ctx)))
+    missing = sorted(set(needed) - set(encryption_key_ids(ctx, kept=True)))
     if missing:
         raise SnapshotError(f"{path}: the state directory {ctx.state} lacks the secrets "
                             f"encryption key(s) {', '.join(missing)} this snapshot needs: restore "

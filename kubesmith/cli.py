@@ -152,6 +152,12 @@ def _remove_node(runner: Any, args: argparse.Namespace) -> object:
     return remove_node.run(runner, args.names)
 
 
+def _rotate_encryption_key(runner: Any, args: argparse.Namespace) -> object:
+    from kubesmith.workflows import rotate_encryption_key
+
+    return rotate_encryption_key.run(runner)
+
+
 def _reset(runner: Any, args: argparse.Namespace) -> object:
     from kubesmith.workflows import reset
 
@@ -345,6 +351,10 @@ def _workflow_commands(sub: Any) -> None:
     remove = _cluster_command(sub, "remove-node", "drain, delete and reset nodes", _remove_node,
                               "+")
     remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _cluster_command(sub, "rotate-encryption-key", "a new Secrets encryption key on every "
+                     "apiserver, every Secret rewritten under it, the old key dropped (kept in "
+                     "the state directory); resumes an interrupted rotation",
+                     _rotate_encryption_key)
     reset = _cluster_command(sub, "reset", "remove what kubesmith installed (its manifest on "
                              "each host) from hosts of the inventory's role groups", _reset, "*")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")

@@ -101,6 +101,9 @@ class DeployContext:
     restarts: dict[str, set[str]] = field(default_factory=dict)
     # etcd members joining a running cluster: name -> ETCD_INITIAL_CLUSTER for their first start.
     joining: dict[str, str] = field(default_factory=dict)
+    # Some etcd member still runs a peer certificate of an earlier kubesmith (CN = its host name):
+    # members restarted meanwhile leave the peer CN check out, or they would refuse that member.
+    etcd_old_peers: bool = False
     # A dry run: nothing is written locally either, so the PKI and binaries may not exist yet.
     dry: bool = False
     # The inventory (its file's absolute path) and the cluster's name, which keys the state.

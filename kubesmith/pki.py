@@ -1,8 +1,8 @@
-"""The cluster PKI: CAs, leaf certificates, service-account keys and the encryption-at-rest key."""
+"""The cluster PKI: CAs, leaf certificates and service-account keys (the encryption-at-rest keys:
+kubesmith/encryption.py)."""
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import os
 import secrets
@@ -37,7 +37,6 @@ DEFAULT_CA_LIFETIME, DEFAULT_LEAF_LIFETIME = lifetime_of(CA_LIFETIME), lifetime_
 RENEW_FRACTION = 3
 BACKDATE = timedelta(hours=1)
 SA = "sa"
-ENCRYPTION_KEY = "encryption-key"
 EKU_NAMES = {
     ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
     ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
@@ -296,13 +295,6 @@ class PKI:
         """When a certificate stops being valid (UTC)."""
         return self._cert(name).not_valid_after_utc
 
-    def encryption_key(self) -> str:
-        """The base64 encryption-at-rest key (32 random bytes)."""
-        value = self.path(ENCRYPTION_KEY).read_text().strip()
-        if len(base64.b64decode(value, validate=True)) != 32:
-            raise PKIError(f"{self.path(ENCRYPTION_KEY)} does not hold 32 base64 bytes")
-        return value
-
     def _cert(self, name: str) -> x509.Certificate:
         """A certificate from its file."""
         return x509.load_pem_x509_certificate(self.cert_pem(name))
@@ -416,8 +408,6 @@ class PKI:
         new_cas = {ca for ca, _why in planned}
         if why := self._sa_reason():
             planned.append((SA, why))
-        if not self.path(ENCRYPTION_KEY).exists():
-            planned.append((ENCRYPTION_KEY, "missing"))
         for spec in specs:
             why = f"new {spec.ca}" if spec.ca in new_cas else self.reason(spec)
             if why:
@@ -438,11 +428,6 @@ class PKI:
             self._progress(SA, why)
             self._ensure_sa()
             made.append(SA)
-        if not self.path(ENCRYPTION_KEY).exists():
-            self._progress(ENCRYPTION_KEY, "missing")
-            secret = base64.b64encode(secrets.token_bytes(32)) + b"\n"
-            write_atomic(self.path(ENCRYPTION_KEY), secret, 0o600)
-            made.append(ENCRYPTION_KEY)
         for spec in specs:
             if why := self.reason(spec):
                 self._progress(spec.name, why)

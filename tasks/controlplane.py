@@ -28,10 +28,10 @@ def deploy(ctx: DeployContext) -> None:
     binaries = {s: artifacts.service_binaries(ctx, s) for s in SERVICES}
     units = {s: _ops.template(f"{s} unit", f"controlplane/{s}.service.j2", paths.unit(s), "600",
                               **values) for s in SERVICES}
-    encryption = _ops.template("secrets encryption config (aescbc)",
+    encryption = _ops.template("secrets encryption config",
                                "controlplane/encryption-config.yaml.j2",
                                f"{conf}/encryption-config.yaml", "600", secret=True,
-                               encryption_key=pki.encryption_key(ctx))
+                               keys=pki.encryption_ring(ctx).active)
     audit = _ops.template("audit policy", "controlplane/audit-policy.yaml.j2",
                           f"{conf}/audit-policy.yaml", "600")
     scheduler = _ops.template("scheduler configuration", "controlplane/kube-scheduler.yaml.j2",

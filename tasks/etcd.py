@@ -28,7 +28,8 @@ def deploy(ctx: DeployContext) -> None:
     joining = ctx.joining.get(me.name)
     binaries = artifacts.service_binaries(ctx, "etcd")
     unit = _ops.template("etcd unit", "etcd/etcd.service.j2", paths.unit("etcd"), mode="600",
-                         etcd_peer_cn=certificates.ETCD_PEER_CN, **ctx.values(me))
+                         etcd_peer_cn="" if ctx.etcd_old_peers else certificates.ETCD_PEER_CN,
+                         **ctx.values(me))
     synced = _ops.sync([
         _ops.template("etcd bootstrap membership", "etcd/etcd-bootstrap.env.j2",
                       f"{conf}/etcd-bootstrap.env", create_only=True, **ctx.data,

@@ -10,9 +10,8 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.operations import files
 
-from kubesmith import certificates
+from kubesmith import certificates, encryption
 from kubesmith.context import DeployContext
-from kubesmith.pki import ENCRYPTION_KEY
 from kubesmith.services import APISERVER_PORT
 from kubesmith.sshkeys import write_private
 from tasks import _ops
@@ -24,6 +23,8 @@ def prepare(ctx: DeployContext) -> list[str]:
     """Make or refresh the cluster PKI and the control machine's kubeconfigs (local,
     idempotent): the operator's admin.kubeconfig, super-admin.kubeconfig, kubesmith.kubeconfig."""
     made = ctx.pki.ensure(certificates.cert_specs(ctx.cluster))
+    if encryption.ensure(ctx.pki.directory):
+        made.append(encryption.RING)
     for credential in certificates.table(ctx.cluster):
         if credential.control_machine and credential.spec is not None:
             write_local_kubeconfig(ctx, credential.name, credential.spec.common_name)
@@ -55,15 +56,25 @@ def write_local_kubeconfig(ctx: DeployContext, name: str, user: str, server: str
 
 def plan(ctx: DeployContext) -> list[str]:
     """What prepare() would make or renew and why, writing nothing (for --dry)."""
-    return [f"{name} ({why})" for name, why in
-            ctx.pki.plan(certificates.cert_specs(ctx.cluster))]
+    planned = [f"{name} ({why})" for name, why in
+               ctx.pki.plan(certificates.cert_specs(ctx.cluster))]
+    if not ctx.pki.path(encryption.RING).exists():
+        legacy = ctx.pki.path(encryption.LEGACY_KEY).exists()
+        why = f"from {encryption.LEGACY_KEY}" if legacy else "missing"
+        planned.append(f"{encryption.RING} ({why})")
+    return planned
 
 
-def encryption_key(ctx: DeployContext) -> str:
-    """The encryption-at-rest key; in a dry run before the PKI exists, a placeholder."""
-    if ctx.dry and not ctx.pki.path(ENCRYPTION_KEY).exists():
-        return DRY_PLACEHOLDER
-    return ctx.pki.encryption_key()
+def encryption_ring(ctx: DeployContext) -> encryption.Ring:
+    """The encryption-at-rest keys; in a dry run before the PKI exists, a placeholder key."""
+    ring = encryption.load(ctx.pki.directory)
+    if ring is None and ctx.dry:
+        return encryption.Ring((encryption.Key("key1", encryption.PROVIDER, DRY_PLACEHOLDER),),
+                               ("key1",))
+    if ring is None:
+        raise encryption.RingError(f"{ctx.pki.path(encryption.RING)}: missing (the PKI is "
+                                   "made by `python deploy.py up`)")
+    return ring
 
 
 def _items(ctx: DeployContext, credential: certificates.Credential) -> list[_ops.Item]:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
-from kubesmith import addons, membership
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from kubesmith import addons, certificates, membership
 from kubesmith.binaries import cache, sources
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext, claim
 from kubesmith.model import Host
-from kubesmith.runner import DeployError, Out, Runner
+from kubesmith.runner import DeployError, Out, Runner, run_on
 from tasks import addons as addon_tasks
 from tasks import pki, preflight
-from tasks.phases import PHASES, wait_for_addons
+from tasks.phases import ETCD, PHASES, wait_for_addons
+
+ETCD_RUNNING_PEER_CERT = "/run/credentials/etcd.service/etcd-peer.crt"
 
 
 def prepare_local(ctx: DeployContext, out: Out, dry: bool = False) -> None:
@@ -58,6 +64,47 @@ def roll(runner: Runner, hosts: Sequence[Host]) -> None:
     for one in hosts:
         for phase in PHASES:
             runner.run(phase, phase.on(runner.ctx.cluster, [one.name]))
+
+
+def serving(runner: Runner, hosts: Sequence[Host], services: Sequence[str]) -> bool:
+    """Whether every one of these hosts runs all these services (a cluster to converge, not to
+    bootstrap: a new etcd member's first start waits for the others)."""
+    if not hosts:
+        return False
+    units = " ".join(shlex.quote(f"{s}.service") for s in services)
+    with runner.connect("running services", hosts) as connected:
+        return all(run_on(remote, f"systemctl is-active --quiet {units}")[0]
+                   for remote in connected)
+
+
+def roll_etcd(runner: Runner, members: Sequence[Host]) -> None:
+    """The etcd phase one running member at a time (quorum holds). While a member still runs a
+    peer certificate without ETCD_PEER_CN (an earlier kubesmith's), the members restarted leave
+    the CN check out; a second pass, every member then on its new certificate, adds it."""
+    for _pass in range(2):
+        runner.ctx.etcd_old_peers = bool(old_peer_certificates(runner, members))
+        for one in members:
+            runner.run(ETCD, (one,))
+        if not runner.ctx.etcd_old_peers:
+            return
+
+
+def old_peer_certificates(runner: Runner, members: Sequence[Host]) -> list[str]:
+    """Members whose running etcd presents a peer certificate without ETCD_PEER_CN (systemd
+    hands etcd a copy of it at start: /run/credentials/etcd.service)."""
+    old = []
+    with runner.connect("etcd peer certificates", members) as connected:
+        for remote in connected:
+            ok, pem = run_on(remote, f"cat {ETCD_RUNNING_PEER_CERT}")
+            try:
+                cert = x509.load_pem_x509_certificate(pem.encode()) if ok else None
+            except ValueError:
+                cert = None
+            names = [] if cert is None else [
+                str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+            if names != [certificates.ETCD_PEER_CN]:
+                old.append(remote.name)
+    return old
 
 
 def named(runner: Runner, names: Sequence[str], role: str) -> tuple[Host, ...]:

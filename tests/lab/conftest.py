@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kubesmith import settings
+from kubesmith import encryption, settings
 from kubesmith.binaries import cache
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.lab import hosts as lab
@@ -76,14 +76,51 @@ def lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 
 PROJECT = Path(__file__).resolve().parents[2]
+READER_STOP = "/run/kubesmith-test-reader.stop"
+# On a node, reads its own Node object with its kubelet credential through the node's apiserver
+# balancer (127.0.0.1:6444) twice a second, until READER_STOP exists: "<epoch> ok|fail" lines.
+NODE_READER = (
+    f"rm -f {READER_STOP}; while [ ! -e {READER_STOP} ]; do t=$(date +%s.%N); "
+    "if timeout 4 kubectl --kubeconfig=/etc/kubernetes/kubelet.kubeconfig get node $(hostname) "
+    '-o name --request-timeout=3s >/dev/null 2>&1; then echo "$t ok"; else echo "$t fail"; fi; '
+    "sleep 0.5; done"
+)
+
+
+def longest_failure(lines: list[str]) -> float:
+    """The longest run of failed reads: from the first failure to the next success."""
+    longest, since = 0.0, None
+    for line in lines:
+        at, outcome = float(line.split()[0]), line.split()[1]
+        if outcome == "fail" and since is None:
+            since = at
+        elif outcome == "ok" and since is not None:
+            longest, since = max(longest, at - since), None
+    return float("inf") if since is not None else longest
+
+
+class NodeReader:
+    """NODE_READER running on a lab node while a command runs; stop() returns its lines."""
+
+    def __init__(self, lab_: Lab, node: str) -> None:
+        self.lab, self.node = lab_, node
+        self.process = subprocess.Popen([*lab_.ssh_args(node), NODE_READER],
+                                        stdout=subprocess.PIPE, text=True)
+
+    def stop(self) -> list[str]:
+        """Let the reader finish its last read; its "<epoch> ok|fail" lines."""
+        subprocess.run([*self.lab.ssh_args(self.node), f"touch {READER_STOP}"], check=False,
+                       timeout=60)
+        out, _ = self.process.communicate(timeout=60)
+        return [line for line in out.splitlines() if line.endswith((" ok", " fail"))]
 
 
 def assert_no_key_material(output: str, state: Path) -> None:
-    """A command printed no private key and not the encryption-at-rest secret."""
+    """A command printed no private key and no encryption-at-rest secret (retired ones too)."""
     assert "PRIVATE KEY" not in output
-    secret = state / "pki" / "encryption-key"
-    if secret.exists():
-        assert secret.read_text().strip() not in output
+    ring = encryption.load(state / "pki") if (state / "pki").exists() else None
+    for key in ring.keys if ring else ():
+        assert key.secret not in output, f"encryption key {key.name} printed"
 
 
 class Deployed:

@@ -101,8 +101,8 @@ def test_etcd_holds_registry_and_flannel_leases(cluster) -> None:
 def test_secrets_are_encrypted_at_rest(cluster) -> None:
     cluster.kubectl("create", "secret", "generic", "probe", "--from-literal=word=plaintextvalue")
     raw = cluster.ssh("lab-1", ETCDCTL + "get --print-value-only /registry/secrets/default/probe"
-                      " > /tmp/probe && head -c 23 /tmp/probe && grep -c plaintextvalue /tmp/probe")
-    assert raw.stdout.startswith("k8s:enc:aescbc:v1:key1:"), raw.stdout
+                      " > /tmp/probe && head -c 26 /tmp/probe && grep -c plaintextvalue /tmp/probe")
+    assert raw.stdout.startswith("k8s:enc:secretbox:v1:key1:"), raw.stdout
     assert raw.stdout.rstrip().endswith("\n0") or raw.stdout.rstrip().endswith(":0"), raw.stdout
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from kubesmith import encryption
+
 pytestmark = pytest.mark.lab
 
 ETCDCTL = ". /etc/kubernetes/etcdctl.env && etcdctl "
@@ -31,7 +33,7 @@ def test_pyinfra_diff_shows_no_key_material(cluster) -> None:
     # The bootstrap ran with --diff: files.put printed the files it created (units, configs)...
     assert "Will create" in cluster.first_up and "ExecStart=" in cluster.first_up
     # ...but keys, kubeconfigs and the encryption config went through kubesmith's upload.
-    secret = (cluster.state / "pki" / "encryption-key").read_text().strip()
+    secret = encryption.load(cluster.state / "pki").primary.secret
     assert secret not in cluster.first_up and "PRIVATE KEY" not in cluster.first_up
 
 

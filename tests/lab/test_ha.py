@@ -15,6 +15,7 @@ from kubesmith.context import DeployContext
 from kubesmith.kubectl import kubectl
 from kubesmith.lab import hosts as lab
 from kubesmith.lab import inventory as lab_inventory
+from tests.lab.conftest import longest_failure
 
 pytestmark = pytest.mark.lab
 
@@ -53,18 +54,6 @@ def ctx(cluster) -> DeployContext:
         groups = lab_inventory.groups(cluster.lab.paths)
     data = settings.group_data()
     return DeployContext(inventory.to_cluster(groups, data), data, cluster.state, groups)
-
-
-def longest_failure(lines: list[str]) -> float:
-    """The longest run of failed reads: from the first failure to the next success."""
-    longest, since = 0.0, None
-    for line in lines:
-        at, outcome = float(line.split()[0]), line.split()[1]
-        if outcome == "fail" and since is None:
-            since = at
-        elif outcome == "ok" and since is not None:
-            longest, since = max(longest, at - since), None
-    return float("inf") if since is not None else longest
 
 
 def test_node_balancer_has_every_master_up(cluster, ctx) -> None:

@@ -31,7 +31,7 @@ def test_prepare_local_dry_writes_nothing(tmp_path: Path, empty_cache: Path) -> 
     assert any(line.startswith("[binaries] would build kubernetes ") for line in printed)
     planned = next(line for line in printed if line.startswith("[pki] would make or renew"))
     assert "kubernetes-ca (missing)" in planned and "admin (new kubernetes-ca)" in planned
-    assert "encryption-key (missing)" in planned
+    assert "encryption.json (missing)" in planned
 
 
 def test_every_task_prepares_dry_on_a_fresh_state(tmp_path: Path, empty_cache: Path,

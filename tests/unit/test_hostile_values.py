@@ -20,7 +20,7 @@ import pytest
 from jinja2 import Environment, StrictUndefined
 
 from kubesmith import backup as kubesmith_backup
-from kubesmith import certificates, cis, inventory, membership, runner, settings
+from kubesmith import certificates, cis, encryption, inventory, membership, runner, settings
 from kubesmith.addons import ADDONS
 from kubesmith.binaries.images import image_ref
 from kubesmith.context import TEMPLATES, DeployContext
@@ -232,7 +232,8 @@ def template_values(ctx: DeployContext, me: Host) -> dict[str, object]:
     return {
         **ctx.values(me), **reset.values(_manifest(ctx)),
         "pause_image": image_ref("pause", str(ctx.data["pause_version"])),
-        "encryption_key": "c2VjcmV0IG9mIHRoaXJ0eS10d28gYnl0ZXMgaGVyZSE=",
+        "keys": [encryption.Key("key1", "secretbox",
+                                "c2VjcmV0IG9mIHRoaXJ0eS10d28gYnl0ZXMgaGVyZSE=")],
         "initial_cluster": ctx.cluster.etcd_initial_cluster, "initial_cluster_state": "new",
         "benchmark": cis.BENCHMARK, "server": ctx.cluster.apiserver_url,
         "kube_user": f"system:node:{me.name}", "cert": f"kubelet-{me.name}",

@@ -1,6 +1,5 @@
 """The cluster PKI: what the certificates say, file modes, verification and idempotent renewal."""
 
-import base64
 import ipaddress
 import re
 import stat
@@ -68,8 +67,7 @@ def test_spec_names_for_the_cluster() -> None:
 
 def test_first_ensure_makes_everything(made: tuple[PKI, list[CertSpec], list[str]]) -> None:
     pki, specs, names = made
-    assert names == ["kubernetes-ca", "etcd-ca", "front-proxy-ca", "sa", "encryption-key",
-                     *(s.name for s in specs)]
+    assert names == ["kubernetes-ca", "etcd-ca", "front-proxy-ca", "sa", *(s.name for s in specs)]
     for spec in specs:
         assert pki.path(spec.name, "crt").exists() and pki.path(spec.name, "key").exists()
     assert b"PUBLIC KEY" in pki.path("sa", "pub").read_bytes()
@@ -119,7 +117,7 @@ def test_file_modes(made: tuple[PKI, list[CertSpec], list[str]]) -> None:
     assert stat.S_IMODE(pki.directory.stat().st_mode) == 0o700
     names = (*pki_mod.CAS, "sa", *(s.name for s in specs))
     keys = [pki.path(n, "key") for n in names]
-    for path in [*keys, pki.path("encryption-key")]:
+    for path in keys:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE(pki.path("admin", "crt").stat().st_mode) == 0o644
     assert not [p for p in pki.directory.iterdir() if p.name.endswith(".tmp")]
@@ -142,11 +140,6 @@ def test_leaves_verify_against_their_ca(made: tuple[PKI, list[CertSpec], list[st
     etcd_leaf = _cert(pki, "etcd-server-lab-1")
     assert not pki_mod.signed_by(etcd_leaf, cas["kubernetes-ca"])
     assert pki_mod.signed_by(etcd_leaf, cas["etcd-ca"])
-
-
-def test_encryption_key(made: tuple[PKI, list[CertSpec], list[str]]) -> None:
-    pki, _, _ = made
-    assert len(base64.b64decode(pki.encryption_key())) == 32
 
 
 def test_second_ensure_is_a_no_op(made: tuple[PKI, list[CertSpec], list[str]]) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from kubesmith import inventory, settings
+from kubesmith import encryption, inventory, settings
 from kubesmith.context import DeployContext
 from tasks import _ops, pki
 
@@ -32,7 +32,7 @@ def test_secrets_never_go_through_files_put(tmp_path: Path, empty_cache: Path, r
     recording = run_tasks(ctx)
     puts = [kw for ops in recording.ops.values() for name, kw in ops if name == "files.put"]
     uploads = [kw for ops in recording.ops.values() for name, kw in ops if name == "upload"]
-    secret = ctx.pki.encryption_key()
+    secret = encryption.load(ctx.pki.directory).primary.secret
     for kw in puts:
         text = _content(kw["src"])
         assert "PRIVATE KEY" not in text and secret not in text, kw["dest"]

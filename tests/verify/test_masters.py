@@ -6,7 +6,7 @@ import ssl
 
 from cryptography import x509
 
-from kubesmith import certificates, services
+from kubesmith import certificates, encryption, services
 from kubesmith.model import Host
 from kubesmith.services import APISERVER_PORT
 from tests.verify.checks import assert_cert_ok, certificate, sans
@@ -42,6 +42,11 @@ def test_apiserver_flags_in_effect(master_host: Host) -> None:
     assert not missing, f"flags not in effect: {', '.join(missing)}"
     config = cmdline.stdout.split("--encryption-provider-config=")[1].split()[0]
     assert host.file(config).exists and host.file(config).mode == 0o600
+    # The provider that writes (the first one listed); the file's secrets are never read here.
+    first = host.run(f"grep -m1 -oE '^      - [a-z]+:' {config}").stdout.split()
+    assert first[-1:] == [f"{encryption.PROVIDER}:"], (
+        f"Secrets are written with {first[-1:] or 'no provider'}, not {encryption.PROVIDER}: "
+        "run `python deploy.py up` (it rotates to a new key)")
 
 
 def test_apiserver_uses_every_etcd_member(ctx, master_host: Host) -> None:
