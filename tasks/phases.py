@@ -125,6 +125,10 @@ NODES = Phase("nodes", lambda c: c.nodes, (runtime.deploy, node.deploy),
 # phase (its ops run locally, with the operator's kubeconfig).
 ADD_ONS = Phase("add-ons", lambda c: c.masters[:1], (addons.deploy,), (), addons_ready)
 PHASES = (HOSTS, ETCD, CONTROL_PLANE, CLUSTER_CONFIG, NETWORK, BALANCERS, NODES, ADD_ONS)
+# A rolling converge's check after an etcd member changed: every apiserver serves again (its etcd
+# client reconnected) before the next restart, so two outages never run into one.
+APISERVERS_SERVING = Phase("apiservers serving", lambda c: c.masters, (),
+                           controlplane.SERVICES, apiserver_ready)
 
 # A new member's first start: no all-members health check yet (it is a learner until promoted).
 ETCD_JOIN = Phase("etcd join", lambda c: c.etcd, (etcd.deploy,), ("etcd",))

@@ -16,7 +16,7 @@ from kubesmith.model import Host
 from kubesmith.runner import DeployError, Out, Runner, run_on
 from tasks import addons as addon_tasks
 from tasks import pki, preflight
-from tasks.phases import ETCD, PHASES, wait_for_addons
+from tasks.phases import APISERVERS_SERVING, ETCD, PHASES, wait_for_addons
 
 ETCD_RUNNING_PEER_CERT = "/run/credentials/etcd.service/etcd-peer.crt"
 
@@ -58,12 +58,17 @@ def check_hosts(runner: Runner, hosts: Sequence[Host], whole_cluster: bool) -> N
 
 def roll(runner: Runner, hosts: Sequence[Host]) -> None:
     """Converge hosts one at a time: each phase's readiness is checked before the next host,
-    so services that must restart (new member lists, new SANs) restart one host at a time."""
+    so services that must restart (new member lists, new SANs) restart one host at a time; an
+    etcd member that changed is followed by every apiserver's /readyz."""
+    cluster = runner.ctx.cluster
     with membership.peer(runner) as peer:
-        peer.grant_access(runner.ctx.cluster)
+        peer.grant_access(cluster)
     for one in hosts:
         for phase in PHASES:
-            runner.run(phase, phase.on(runner.ctx.cluster, [one.name]))
+            before = runner.report.count(phase.name, one.name)
+            runner.run(phase, phase.on(cluster, [one.name]))
+            if phase is ETCD and runner.report.count(ETCD.name, one.name) > before:
+                runner.run(APISERVERS_SERVING, APISERVERS_SERVING.on(cluster))
 
 
 def serving(runner: Runner, hosts: Sequence[Host], services: Sequence[str]) -> bool:
