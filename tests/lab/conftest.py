@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -77,6 +78,21 @@ def lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 PROJECT = Path(__file__).resolve().parents[2]
 READER_STOP = "/run/kubesmith-test-reader.stop"
+# A pod pinned to a node, answering its name over HTTP on 8080 (pod-to-pod checks).
+WEB_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: web-{node}
+  labels: {{app: web-{node}}}
+spec:
+  nodeName: {node}
+  containers:
+  - name: web
+    image: kubesmith.local/busybox:{busybox}
+    imagePullPolicy: Never
+    command: ["sh", "-c", "mkdir -p /www && echo hello-from-{node} > /www/index.html &&
+              exec httpd -f -p 8080 -h /www"]
+"""
 # On a node, reads its own Node object with its kubelet credential through the node's apiserver
 # balancer (127.0.0.1:6444) twice a second, until READER_STOP exists: "<epoch> ok|fail" lines.
 NODE_READER = (
@@ -113,6 +129,20 @@ class NodeReader:
                        timeout=60)
         out, _ = self.process.communicate(timeout=60)
         return [line for line in out.splitlines() if line.endswith((" ok", " fail"))]
+
+
+def deploy_while_reading(cluster: Deployed, node: str,
+                         *args: str) -> tuple[subprocess.CompletedProcess, list[str], float]:
+    """`deploy.py ARGS` while NodeReader reads on node: its result, the reader's lines and the
+    wall time; the command must succeed."""
+    reader = NodeReader(cluster.lab, node)
+    started = time.monotonic()
+    try:
+        result = cluster.deploy(*args)
+    finally:
+        lines = reader.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result, lines, time.monotonic() - started
 
 
 def assert_no_key_material(output: str, state: Path) -> None:

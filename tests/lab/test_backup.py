@@ -16,24 +16,12 @@ import pytest
 
 from kubesmith import settings
 from kubesmith.lab import hosts as lab
+from tests.lab.conftest import WEB_POD
 
 pytestmark = pytest.mark.lab
 
 ETCDCTL = ". /etc/kubernetes/etcdctl.env && etcdctl "
 MEMBERS = ("lab-1", "lab-2", "lab-3")
-WEB = """apiVersion: v1
-kind: Pod
-metadata:
-  name: web-{node}
-spec:
-  nodeName: {node}
-  containers:
-  - name: web
-    image: kubesmith.local/busybox:{busybox}
-    imagePullPolicy: Never
-    command: ["sh", "-c", "mkdir -p /www && echo hello-from-{node} > /www/index.html &&
-              exec httpd -f -p 8080 -h /www"]
-"""
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +135,7 @@ def test_restore_drill(cluster, tmp_path) -> None:
 
     busybox = settings.versions()["busybox_version"]
     for node in ("lab-2", "lab-3"):
-        cluster.apply(WEB.format(node=node, busybox=busybox))
+        cluster.apply(WEB_POD.format(node=node, busybox=busybox))
     cluster.kubectl("wait", "--for=condition=Ready", "pod/web-lab-2", "pod/web-lab-3",
                     "--timeout=120s")
     for node in ("lab-2", "lab-3"):

@@ -11,23 +11,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from kubesmith import pki, settings
+from tests.lab.conftest import WEB_POD
 
 pytestmark = pytest.mark.lab
-
-WEB = """apiVersion: v1
-kind: Pod
-metadata:
-  name: web-{node}
-  labels: {{app: web-{node}}}
-spec:
-  nodeName: {node}
-  containers:
-  - name: web
-    image: kubesmith.local/busybox:{busybox}
-    imagePullPolicy: Never
-    command: ["sh", "-c", "mkdir -p /www && echo hello-from-{node} > /www/index.html &&
-              exec httpd -f -p 8080 -h /www"]
-"""
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +52,7 @@ def test_nodes_ready_with_pinned_kubelet(cluster) -> None:
 def test_pod_to_pod_across_vxlan_and_cluster_ip(cluster) -> None:
     busybox = settings.versions()["busybox_version"]
     for node in ("lab-2", "lab-3"):
-        cluster.apply(WEB.format(node=node, busybox=busybox))
+        cluster.apply(WEB_POD.format(node=node, busybox=busybox))
     cluster.kubectl("wait", "--for=condition=Ready", "pod/web-lab-2", "pod/web-lab-3",
                     "--timeout=90s")
     target_ip = cluster.kubectl("get", "pod", "web-lab-3", "-o", "jsonpath={.status.podIP}")

@@ -21,8 +21,8 @@ from kubesmith.services import APISERVER_PORT
 from tests.lab.conftest import (
     PROJECT,
     Deployed,
-    NodeReader,
     assert_no_key_material,
+    deploy_while_reading,
     longest_failure,
 )
 
@@ -87,14 +87,7 @@ def test_release_cluster_converges_serving_throughout(cluster: Deployed) -> None
         "k8s:enc:aescbc:v1:key1:")
     restart = _restart_seconds(cluster, "lab-2")  # the yardstick, before the reader starts
     time.sleep(10)  # lab-2 back in the node's balancer
-    reader = NodeReader(cluster.lab, NODE)
-    started = time.monotonic()
-    try:
-        result = cluster.deploy("up")
-    finally:
-        lines = reader.stop()
-    elapsed = time.monotonic() - started
-    assert result.returncode == 0, result.stdout + result.stderr
+    result, lines, elapsed = deploy_while_reading(cluster, NODE, "up")
     gap = longest_failure(lines)
     failed = [line for line in lines if line.endswith("fail")]
     print(result.stdout[-4000:])

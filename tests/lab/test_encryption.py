@@ -9,12 +9,11 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 
 from kubesmith import encryption
-from tests.lab.conftest import PROJECT, NodeReader, longest_failure
+from tests.lab.conftest import PROJECT, deploy_while_reading, longest_failure
 
 pytestmark = pytest.mark.lab
 
@@ -66,14 +65,7 @@ def test_bootstrap_writes_secrets_with_secretbox(cluster) -> None:
 
 
 def test_rotation_keeps_every_secret_readable_and_stores_it_under_the_new_key(cluster) -> None:
-    reader = NodeReader(cluster.lab, NODE)
-    started = time.monotonic()
-    try:
-        result = cluster.deploy("rotate-encryption-key")
-    finally:
-        lines = reader.stop()
-    elapsed = time.monotonic() - started
-    assert result.returncode == 0, result.stdout + result.stderr
+    result, lines, elapsed = deploy_while_reading(cluster, NODE, "rotate-encryption-key")
     assert "new key key2 (secretbox) replaces key1" in result.stdout
     gap = longest_failure(lines)
     failed = [line for line in lines if line.endswith("fail")]
