@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -135,6 +136,20 @@ def advance(ring: Ring) -> Ring:
     if rotation.phase == "primary":
         return replace(ring, providers=(rotation.new,), rotation=replace(rotation, phase="drop"))
     return replace(ring, rotation=None)
+
+
+def readmit(ring: Ring, names: Iterable[str]) -> Ring:
+    """The ring with these kept keys listed again after the current ones (read, never written):
+    a restored snapshot holds Secrets under the keys in use when it was taken, until a rotation
+    rewrites them and drops the keys again."""
+    missing = tuple(n for n in dict.fromkeys(names) if n not in ring.providers)
+    unknown = [n for n in missing if n not in {k.name for k in ring.keys}]
+    if unknown:
+        raise RingError(f"the key ring lacks {', '.join(unknown)}")
+    if not missing:
+        return ring
+    rotation = ring.rotation and replace(ring.rotation, old=(*ring.rotation.old, *missing))
+    return replace(ring, providers=(*ring.providers, *missing), rotation=rotation)
 
 
 def _to_json(ring: Ring) -> str:

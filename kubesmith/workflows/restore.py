@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pyinfra.api.host import Host as PyinfraHost
 
-from kubesmith import backup, manifest, membership, paths, services
+from kubesmith import backup, encryption, manifest, membership, paths, services
 from kubesmith.backup import Snapshot
 from kubesmith.context import DeployContext
 from kubesmith.model import Host
@@ -43,6 +43,7 @@ def run(runner: Runner, path: Path, yes: bool) -> Report:
         raise DeployError(f"restore: refusing without --yes: {path.name} (checked: revision "
                           f"{status['revision']}) would replace etcd's data on {members}")
     meta = snap.meta()
+    readmit_keys(runner, meta)
     taken = sorted(f"{m['name']}={','.join(m['peer_urls'])}" for m in meta["members"])
     wanted = sorted(f"{h.name}={h.peer_url}" for h in ctx.cluster.etcd)
     if taken != wanted:
@@ -66,6 +67,21 @@ def run(runner: Runner, path: Path, yes: bool) -> Report:
                                 f"{status['revision']}): cluster {', '.join(ids)}, revision "
                                 f"{revision}; previous data directories kept as "
                                 f"{ctx.data['etcd_data_dir']}.before-restore-{stamp}")
+
+
+def readmit_keys(runner: Runner, meta: dict) -> None:
+    """List again (read only) the kept encryption keys the snapshot's Secrets are under, so that
+    the restored apiservers can read them; rotate-encryption-key drops them afterwards."""
+    directory = runner.ctx.pki.directory
+    ring = encryption.load(directory)
+    names = [str(k).split(":")[1] for k in meta["encryption_keys"]]
+    readmitted = encryption.readmit(ring, names) if ring else None
+    if readmitted is not None and readmitted != ring:
+        encryption.save(directory, readmitted)
+        added = ", ".join(readmitted.providers[len(ring.providers):])
+        runner.out(f"[restore] the snapshot's Secrets are under retired key(s) {added}: listed "
+                   "again for reading; run `deploy.py rotate-encryption-key` afterwards to "
+                   "rewrite them under a new key and drop the old ones")
 
 
 def etcd_status(runner: Runner) -> str:

@@ -88,6 +88,25 @@ def test_a_rotation_resumes_from_the_saved_phase(tmp_path: Path) -> None:
     assert third.rotation.new == "key3" and third.rotation.old == ("key2",)
 
 
+def test_a_restored_snapshots_retired_key_is_read_again_until_a_rotation(tmp_path: Path) -> None:
+    (tmp_path / encryption.LEGACY_KEY).write_text(OLD_SECRET)
+    ring = encryption.begin(encryption.load(tmp_path))
+    for _phase in encryption.PHASES:
+        ring = encryption.advance(ring)
+    # A snapshot taken before the rotation holds Secrets under key1: read again, never written.
+    restored = encryption.readmit(ring, ["key1"])
+    assert _providers(restored) == [("secretbox", "key2"), ("aescbc", "key1"), ("identity", "")]
+    assert encryption.readmit(restored, ["key1", "key2"]) == restored
+    with pytest.raises(encryption.RingError, match="lacks key9"):
+        encryption.readmit(ring, ["key9"])
+    # The next rotation rewrites every Secret and drops both old keys from the configuration.
+    rotated = encryption.begin(restored)
+    assert rotated.rotation.old == ("key2", "key1")
+    for _phase in encryption.PHASES:
+        rotated = encryption.advance(rotated)
+    assert _providers(rotated) == [("secretbox", "key3"), ("identity", "")]
+
+
 def test_key_ids_list_every_kept_key_without_secrets(tmp_path: Path) -> None:
     (tmp_path / encryption.LEGACY_KEY).write_text(OLD_SECRET)
     ring = encryption.begin(encryption.load(tmp_path))
