@@ -19,7 +19,13 @@ import pytest
 from cryptography import x509
 
 from kubesmith.pki import CAS
-from tests.lab.conftest import PROJECT, Deployed, missing_binaries
+from tests.lab.conftest import (
+    PROJECT,
+    Deployed,
+    deploy_while_reading,
+    longest_failure,
+    missing_binaries,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -213,4 +219,29 @@ def test_renew_brings_back_a_cluster_whose_certificates_expired(cluster: Deploye
     nodes = cluster.kubectl("get", "nodes", "--no-headers")
     assert nodes.count(" Ready ") == 1, nodes
     verified = cluster.deploy("verify", "-i", cluster.inventory)
+    assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def ha_cluster(cluster_factory) -> Deployed:
+    """Three hosts, all etcd members; masters lab-1 and lab-2; node lab-3, whose balancer
+    fronts both apiservers."""
+    return cluster_factory(3, etcd=3, masters=2)
+
+
+@pytest.mark.ha_drill
+def test_renew_all_on_two_masters_keeps_a_node_reading_within_2_s(ha_cluster: Deployed) -> None:
+    before = _serials(ha_cluster)
+    _result, lines, elapsed = deploy_while_reading(ha_cluster, "lab-3", "certs", "renew", "--all")
+    gap = longest_failure(lines)
+    failed = [line for line in lines if line.endswith("fail")]
+    print(f"renew --all on 2 masters / 3 members: {elapsed:.0f} s; {len(lines)} reads through "
+          f"lab-3's balancer, {len(failed)} failed, longest failure {gap:.1f} s")
+    assert len(lines) > 20 and gap <= SLACK, f"reads failed for {gap:.1f} s: {failed}"
+    after = _serials(ha_cluster)
+    assert all(after[ca] == before[ca] for ca in CAS), "a CA changed"
+    assert [n for n in _leaves(ha_cluster) if after[n] == before[n]] == [], "leaves not renewed"
+    nodes = ha_cluster.kubectl("get", "nodes", "--no-headers")
+    assert nodes.count(" Ready ") == 1, nodes
+    verified = ha_cluster.deploy("verify")
     assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-2000:]
