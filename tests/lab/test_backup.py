@@ -67,7 +67,7 @@ def test_backup_with_the_first_member_stopped(cluster, tmp_path) -> None:
     assert meta["taken_from"] == "lab-2"  # lab-1 was skipped: unhealthy
     assert sorted(m["name"] for m in meta["members"]) == list(MEMBERS)
     assert meta["status"]["revision"] > 0 and meta["status"]["totalKey"] > 0
-    assert meta["encryption_keys"] and all(k.startswith("aescbc:key1:")
+    assert meta["encryption_keys"] and all(k.startswith("secretbox:key1:")
                                            for k in meta["encryption_keys"])
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert path.with_name(path.name + ".sha256").read_text() == f"{digest}  {path.name}\n"

@@ -106,8 +106,9 @@ spec:
 """
 
 
-def _kubectl(*args: str, stdin: str | None = None):  # noqa: ANN202 (CompletedProcess)
-    return control_kubectl.kubectl(CTX, *args, stdin=stdin, timeout=timeout(90))
+def _kubectl(*args: str, stdin: str | None = None,
+             seconds: float = 90):  # noqa: ANN202 (CompletedProcess)
+    return control_kubectl.kubectl(CTX, *args, stdin=stdin, timeout=timeout(seconds))
 
 
 @pytest.fixture(scope="session")
@@ -117,9 +118,10 @@ def probes() -> Iterator[dict[str, str]]:
     image = image_ref("busybox", str(CTX.data["busybox_version"]))
     created = _kubectl("create", "namespace", PROBE_NAMESPACE)
     assert created.returncode == 0, created.stderr
-    # Pods are refused until the controller-manager has made the namespace's default account.
+    # Pods are refused until the controller-manager has made the namespace's default account; a
+    # controller-manager restarted just before (a renewal) waits out its leader lease (60 s).
     _kubectl("-n", PROBE_NAMESPACE, "wait", "--for=create", "serviceaccount/default",
-             f"--timeout={timeout(30)}s")
+             f"--timeout={timeout(120)}s", seconds=150)
     manifests = [PROBE.format(node=n.name, ns=PROBE_NAMESPACE, image=image)
                  for n in CTX.cluster.nodes]
     applied = _kubectl("apply", "-f", "-", stdin="---\n".join(manifests))
