@@ -192,9 +192,16 @@ class Deployed:
 
     def started(self, host: str, units: tuple[str, ...]) -> dict[str, str]:
         """Each unit's last start time (monotonic) on a host: unchanged means not restarted."""
+        return self._unit_property(host, units, "ActiveEnterTimestampMonotonic")
+
+    def restarts(self, host: str, units: tuple[str, ...]) -> dict[str, str]:
+        """How often systemd itself restarted each unit on a host (Restart=, not a command)."""
+        return self._unit_property(host, units, "NRestarts")
+
+    def _unit_property(self, host: str, units: tuple[str, ...], name: str) -> dict[str, str]:
+        """One `systemctl show` property of each unit on a host."""
         out = self.ssh(host, "; ".join(
-            f"echo {u} $(systemctl show -p ActiveEnterTimestampMonotonic --value {u})"
-            for u in units)).stdout
+            f"echo {u} $(systemctl show -p {name} --value {u})" for u in units)).stdout
         return dict(line.split() for line in out.splitlines() if len(line.split()) == 2)
 
     def ssh(self, host: str, command: str) -> subprocess.CompletedProcess:

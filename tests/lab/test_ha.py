@@ -108,24 +108,16 @@ def test_rerun_changes_nothing_and_restarts_nothing(cluster) -> None:
     units = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "flanneld",
              "containerd", "apiserver-lb", "kubelet", "kube-proxy")
     hosts = ("lab-1", "lab-2", NODE)
-    before = {h: _starts(cluster, h, units) for h in hosts}
+    before = {h: (cluster.started(h, units), cluster.restarts(h, units)) for h in hosts}
     result = cluster.deploy("up")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 operations changed" in result.stdout, result.stdout
-    after = {h: _starts(cluster, h, units) for h in hosts}
+    after = {h: (cluster.started(h, units), cluster.restarts(h, units)) for h in hosts}
     # A unit systemd itself restarted (NRestarts up: e.g. a controller-manager that lost its
     # lease after master 1 came back) is not one `up` restarted.
     restarted = [f"{h} {u}" for h in hosts for u in units
-                 if after[h][u][0] != before[h][u][0] and after[h][u][1] == before[h][u][1]]
+                 if after[h][0][u] != before[h][0][u] and after[h][1][u] == before[h][1][u]]
     assert restarted == [], f"restarted by the re-run: {restarted}"
-
-
-def _starts(cluster, host: str, units: tuple[str, ...]) -> dict[str, tuple[str, str]]:
-    """Each unit's last start (monotonic) and systemd's own restart count on a host."""
-    out = cluster.ssh(host, "; ".join(
-        f"echo {u} $(systemctl show -p ActiveEnterTimestampMonotonic --value {u}) "
-        f"$(systemctl show -p NRestarts --value {u})" for u in units)).stdout
-    return {p[0]: (p[1], p[2]) for p in (line.split() for line in out.splitlines()) if len(p) == 3}
 
 
 @pytest.mark.ha_drill
