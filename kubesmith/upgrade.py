@@ -218,7 +218,7 @@ def steps(plan_: Plan) -> list[str]:
     out = ["etcd snapshot to the control machine (with its sha256)"]
     out += [f"etcd member {h}: upgrade, then every member healthy" for h in plan_.etcd]
     out += [f"master {h}: kube-apiserver (/readyz), then kube-controller-manager and "
-            "kube-scheduler" for h in plan_.masters]
+            "kube-scheduler, leading again (their Leases renewed)" for h in plan_.masters]
     out += [f"node {h}: cordon, drain (PodDisruptionBudgets respected), upgrade, Ready, "
             "uncordon" for h in plan_.nodes]
     out.append("cluster config and add-ons converged; deprecated APIs in use reported")

@@ -33,6 +33,12 @@ UPGRADING = "kubesmith.io/upgrading"  # on a node this upgrade cordoned, until i
 DRAIN_TIMEOUT = 300
 READY_TIMEOUT = 180
 VERSION_TIMEOUT = 120  # a restarted daemon's process at the target version
+# The Leases (kube-system) of the control plane's leader-elected daemons. A stopped
+# controller-manager does not release its Lease: its restarted successor waits out the lease
+# duration (60 s) before leading, and a drain in that window evicts pods that nothing replaces
+# and that stay in the Service's EndpointSlices after they die.
+LEADERS = ("kube-controller-manager", "kube-scheduler")
+LEADER_TIMEOUT = 180
 STAGE_PHASES = {
     "etcd": (HOSTS, ETCD),
     "masters": (HOSTS, CONTROL_PLANE, NETWORK),
@@ -65,9 +71,10 @@ def run(runner: Runner, inventory: str, dry: bool = False, to: str | None = None
         dest = backup.default_dest(ctx)
         timed(runner, "snapshot", lambda: runner.out(
             f"[upgrade] etcd snapshot: {backup.snapshot(runner, dest)}"))
-    for stage, hosts in (("etcd", plan.etcd), ("masters", plan.masters)):
-        for name in hosts:
-            timed(runner, stage, lambda s=stage, n=name: converge(runner, s, n, targets))
+    for name in plan.etcd:
+        timed(runner, "etcd", lambda n=name: converge(runner, "etcd", n, targets))
+    for name in plan.masters:
+        timed(runner, "masters", lambda n=name: upgrade_master(runner, n, targets))
     runner.run(CLUSTER_CONFIG, CLUSTER_CONFIG.on(ctx.cluster))
     for name in plan.nodes:
         timed(runner, "nodes", lambda n=name: upgrade_node(runner, n, targets))
@@ -191,6 +198,41 @@ def converge(runner: Runner, stage: str, name: str, targets: dict[str, versions.
                                           for c in still)
                               + f" (target {', '.join(str(targets[c]) for c in still)})")
         time.sleep(3)
+
+
+def upgrade_master(runner: Runner, name: str, targets: dict[str, versions.Version]) -> None:
+    """One master's phases and versions, then its leader-elected daemons leading again."""
+    converge(runner, "masters", name, targets)
+    wait_leaders(runner, name)
+
+
+def wait_leaders(runner: Runner, name: str) -> None:
+    """Each leader-elected daemon's Lease renewed after the master's restart: a live leader
+    (the stopped process can no longer renew), so that controllers replace evicted pods and
+    update endpoints before any node is drained."""
+    first = {lease: lease_renewed(runner.ctx, lease) for lease in LEADERS}
+    pending = set(LEADERS)
+    deadline = time.monotonic() + LEADER_TIMEOUT
+    while pending:
+        time.sleep(2)
+        for lease in sorted(pending):
+            now = lease_renewed(runner.ctx, lease)
+            if not first[lease]:
+                first[lease] = now  # unread so far: a renewal is a change from what is read now
+            elif now and now != first[lease]:
+                pending.discard(lease)
+        if pending and time.monotonic() > deadline:
+            raise DeployError(f"upgrade stopped at {name} (masters): no leader renewed the "
+                              f"Lease kube-system/{', '.join(sorted(pending))} within "
+                              f"{LEADER_TIMEOUT} s of the restart: is it running?")
+    runner.out(f"[upgrade] masters: {name}: {' and '.join(LEADERS)} leading")
+
+
+def lease_renewed(ctx: DeployContext, lease: str) -> str:
+    """A Lease's last renewal time as the apiserver reports it ("" when it cannot be read)."""
+    result = kubectl(ctx, "get", "lease", "-n", "kube-system", lease, "-o",
+                     "jsonpath={.spec.renewTime}")
+    return result.stdout.strip() if result.returncode == 0 else ""
 
 
 def host_versions(runner: Runner, me: Host) -> HostVersions:
