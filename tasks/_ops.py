@@ -246,6 +246,23 @@ class UnitStates(FactBase):
                 for parts in (line.split() for line in output)}
 
 
+class ReplacedExecutables(FactBase):
+    """Units whose main process runs an executable since replaced on disk: a binary upgraded
+    by a run that stopped before restarting the service (an interrupted upgrade)."""
+
+    @staticmethod
+    def default() -> list[str]:
+        return []
+
+    def command(self, units: list[str]) -> str:
+        return "; ".join(f"readlink /proc/$(systemctl show -p MainPID --value {q})/exe "
+                         f"2>/dev/null | grep -q ' (deleted)$' && echo {q}"
+                         for q in map(shlex.quote, units)) + "; true"
+
+    def process(self, output: list[str]) -> list[str]:
+        return [line.strip() for line in output if line.strip()]
+
+
 @dataclass(frozen=True)
 class Service:
     """A systemd service: its unit item and the items (binaries, configs) it reads."""
@@ -265,11 +282,13 @@ class Service:
 
 
 def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> None:
-    """Reload, restart (inputs or certificates changed and it runs), start and enable, as needed.
+    """Reload, restart (inputs or certificates changed, or its running executable replaced, and
+    it runs), start and enable, as needed.
 
     A service started or restarted here has consumed the certificates replaced for it earlier.
     """
     states = host.get_fact(UnitStates, units=[f"{s.name}.service" for s in wanted])
+    replaced = host.get_fact(ReplacedExecutables, units=[f"{s.name}.service" for s in wanted])
     running = {s.name for s in wanted
                if states.get(f"{s.name}.service", ("inactive",))[0] == "active"}
     _record_makes(synced.recorded, [s.name for s in wanted], running)
@@ -278,7 +297,8 @@ def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> N
     for svc in wanted:
         active, enabled = states.get(f"{svc.name}.service", ("inactive", "disabled"))
         certificates = ctx.take_restart(host.name, svc.name)
-        changed = synced.changed(svc.unit, *svc.inputs) or svc.restart or certificates
+        changed = synced.changed(svc.unit, *svc.inputs) or svc.restart or certificates or \
+            f"{svc.name}.service" in replaced
         if active == "active" and changed:
             if svc.reload and not synced.changed(svc.unit) and not svc.restart:
                 systemd.service(name=f"reload {svc.name} (inputs changed)",

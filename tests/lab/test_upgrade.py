@@ -31,6 +31,7 @@ from tests.lab.conftest import PROJECT, Deployed, missing_binaries
 pytestmark = pytest.mark.lab
 
 FROM, TO, NEXT = "v1.33.13", "v1.34.4", "v1.35.4"
+UNCACHED = "v1.34.5"  # a patch release after TO that the binary cache does not hold
 NODE_PORT = 30080
 WEB = """
 apiVersion: apps/v1
@@ -312,15 +313,16 @@ def test_refusals_change_nothing(cluster: Deployed) -> None:
     uncached version and a stopped kubelet are each refused in one line, nothing changed."""
     if running(cluster)["lab-1"]["kube-apiserver"] != TO:
         pytest.skip(f"the cluster does not run {TO} (the upgrade leg above failed)")
+    assert not cached(UNCACHED), f"kubernetes {UNCACHED} is cached: name another in UNCACHED"
     before = started(cluster)
     backups = sorted((cluster.state / "backups").glob("*"))
     cases = [(("--to", "v1.36.3"), "v1.34.4 -> v1.36.3 skips a minor release: upgrade to "
                                    "v1.35 first"),
              (("--to", FROM), f"runs v1.34.4, the inventory names {FROM}: downgrades are not "
                               "supported"),
-             (("--to", "v1.34.3"), "not in the binary cache: kubernetes v1.34.3: build them "
-                                   "first (set kubernetes_version = 'v1.34.3' in the "
-                                   "inventory's settings, then `python deploy.py binaries -i")]
+             (("--to", UNCACHED), f"not in the binary cache: kubernetes {UNCACHED}: build them "
+                                  f"first (set kubernetes_version = '{UNCACHED}' in the "
+                                  "inventory's settings, then `python deploy.py binaries -i")]
     for args, reason in cases:
         refused = run(cluster, "upgrade", *args)
         lines = refused.stderr.strip().splitlines()

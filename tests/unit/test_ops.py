@@ -30,6 +30,14 @@ def test_unit_states_parse() -> None:
     assert states == {"etcd.service": ("active", "enabled"), "kubelet.service": ("inactive", "")}
 
 
+def test_replaced_executables_names_units_running_a_deleted_binary() -> None:
+    command = _ops.ReplacedExecutables().command(["kube-proxy.service", "x'$(reboot)'"])
+    assert "readlink /proc/$(systemctl show -p MainPID --value kube-proxy.service)/exe" in command
+    assert "'x'\"'\"'$(reboot)'\"'\"''" in command and command.endswith("; true")
+    assert _ops.ReplacedExecutables().process(["kube-proxy.service", ""]) == [
+        "kube-proxy.service"]
+
+
 def test_template_item_hashes_rendered_text() -> None:
     item = _ops.template("sysctl", "common/sysctl.conf.j2", "/etc/sysctl.d/90-kubesmith.conf")
     assert "net.ipv4.ip_forward = 1" in (item.content or "")
