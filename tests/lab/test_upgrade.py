@@ -274,9 +274,6 @@ def assert_at(cluster: Deployed, version: str) -> None:
     assert re.search(r"done in [\d.]+ s: 0 operations changed", again.stdout), again.stdout
 
 
-# Opt-in until it passes: in CI on 2026-12-02 the leg completed (snapshot, master, nodes one at a
-# time) but only 90.13% of 223 NodePort probes answered (longest gap 8.6 s; the target is 99%).
-@pytest.mark.upgrade_drill
 def test_upgrade_one_minor_serving_throughout(cluster: Deployed) -> None:
     if running(cluster)["lab-1"]["kube-apiserver"] != FROM:
         pytest.skip(f"kubernetes {FROM} not cached: the cluster was bootstrapped at {TO}")
