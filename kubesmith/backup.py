@@ -76,17 +76,14 @@ def sha256_file(path: Path) -> str:
 
 
 def encryption_key_ids(ctx: DeployContext, kept: bool = False) -> list[str]:
-    """`provider:name:fingerprint` of the keys the apiservers' encryption config lists (a
-    snapshot's Secrets are under one of them), or with `kept` of every key the state directory's
-    ring keeps (retired ones too: what a restore can still find); the fingerprint is 12 hex
-    digits of the key's sha256, which reveals nothing of the key. No keys yet: none."""
+    """The keys the apiservers' encryption config lists (a snapshot's Secrets are under one of
+    them), or with `kept` every key the state directory's ring keeps (retired ones too: what a
+    restore can still find), as `provider:name:fingerprint`. No keys yet: none."""
     try:
-        ring = encryption.load(ctx.pki.directory)
+        ids = encryption.key_ids(ctx.pki.directory)
     except (OSError, encryption.RingError):
         return []
-    keys = () if ring is None else ring.keys if kept else ring.active
-    return [f"{k.provider}:{k.name}:{hashlib.sha256(k.secret.encode()).hexdigest()[:12]}"
-            for k in keys]
+    return [str(k) for k in ids if kept or k.in_use]
 
 
 def etcdutl_status(ctx: DeployContext, path: Path) -> dict:

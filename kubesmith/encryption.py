@@ -11,6 +11,7 @@ Secret under a secretbox key."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 from collections.abc import Iterable
@@ -87,11 +88,17 @@ class Ring:
 
 @dataclass(frozen=True)
 class KeyId:
-    """A key as a snapshot needs to know it, without its secret."""
+    """A key as a snapshot needs to know it, without its secret: the fingerprint is 12 hex
+    digits of the key's sha256, which reveals nothing of the key."""
 
     name: str
     provider: str
     in_use: bool
+    fingerprint: str
+
+    def __str__(self) -> str:
+        """`provider:name:fingerprint`, as a snapshot's metadata lists it."""
+        return f"{self.provider}:{self.name}:{self.fingerprint}"
 
     @property
     def prefix(self) -> str:
@@ -242,4 +249,5 @@ def key_ids(directory: Path) -> list[KeyId]:
     ring = load(directory)
     if ring is None:
         return []
-    return [KeyId(k.name, k.provider, k.name in ring.providers) for k in ring.keys]
+    return [KeyId(k.name, k.provider, k.name in ring.providers,
+                  hashlib.sha256(k.secret.encode()).hexdigest()[:12]) for k in ring.keys]
