@@ -245,18 +245,26 @@ def upload(src: str | IO[str], dest: str, mode: str) -> Iterator[object]:
 
 @operation(is_idempotent=False)
 def fetch(url: str, cacert: str, sha256: str, dest: str, mode: str) -> Iterator[str]:
-    """Download a file over TLS (the cluster CA) into a 0600 temporary file, check its sha256,
-    then move it into place; a wrong sum removes it and fails naming host, file and both sums.
+    """Download an artifact from the binary mirror and install it (fetch_commands).
 
     sync() decides that the host lacks the file, so this op always fetches."""
+    yield from fetch_commands(host.name, url, cacert, sha256, dest, mode)
+
+
+def fetch_commands(host_name: str, url: str, cacert: str, sha256: str, dest: str,
+                   mode: str) -> list[str]:
+    """Download over TLS (the cluster CA) into a 0600 temporary file, check its sha256, then
+    move it into place; a wrong sum removes it and fails naming host, file and both sums."""
     temp = shlex.quote(f"{dest}.kubesmith-upload")
-    wrong = shlex.quote(f"{host.name}: {dest}: sha256 from the mirror is ")
+    wrong = shlex.quote(f"{host_name}: {dest}: sha256 from the mirror is ")
     expected = shlex.quote(f", expected {sha256}: not installed")
-    yield (f"install -m 600 /dev/null {temp} && curl -fsS --retry 5 --retry-connrefused "
-           f"--retry-delay 1 --cacert {shlex.quote(cacert)} -o {temp} {shlex.quote(url)} && "
-           f"got=$(sha256sum < {temp} | cut -c1-64) && if [ \"$got\" != {shlex.quote(sha256)} ];"
-           f" then rm -f {temp}; echo {wrong}\"$got\"{expected} >&2; exit 1; fi")
-    yield f"chmod {shlex.quote(mode)} {temp} && mv -f {temp} {shlex.quote(dest)}"
+    return [
+        f"install -m 600 /dev/null {temp} && curl -fsS --retry 5 --retry-connrefused "
+        f"--retry-delay 1 --cacert {shlex.quote(cacert)} -o {temp} {shlex.quote(url)} && "
+        f"got=$(sha256sum < {temp} | cut -c1-64) && if [ \"$got\" != {shlex.quote(sha256)} ]; "
+        f"then rm -f {temp}; echo {wrong}\"$got\"{expected} >&2; exit 1; fi",
+        f"chmod {shlex.quote(mode)} {temp} && mv -f {temp} {shlex.quote(dest)}",
+    ]
 
 
 class UnitStates(FactBase):

@@ -38,20 +38,26 @@ def url(ctx: DeployContext, sha256: str) -> str:
     return f"https://{seed(ctx.cluster).address}:{MIRROR_PORT}/{sha256}"
 
 
+def values(ctx: DeployContext) -> dict[str, object]:
+    """The values of the mirror's templates (its server script and unit)."""
+    pki = str(ctx.data["pki_dir"])
+    return {"directory": paths.MIRROR_DIR, "address": seed(ctx.cluster).address,
+            "port": MIRROR_PORT, "cert": f"{pki}/{MIRROR}.crt", "key": f"{pki}/{MIRROR}.key",
+            "script": paths.MIRROR_SCRIPT}
+
+
 def _fill(files: dict[str, str]) -> Callable[[DeployContext], None]:
     """The task on the seed: these artifacts (sha256 -> local cache file) in the mirror
     directory, the server's script and unit, the server running."""
     def fill(ctx: DeployContext) -> None:
-        pki = str(ctx.data["pki_dir"])
         unit = _ops.template("kubesmith-mirror unit", "mirror/kubesmith-mirror.service.j2",
-                             paths.unit(paths.MIRROR_UNIT), script=paths.MIRROR_SCRIPT)
+                             paths.unit(paths.MIRROR_UNIT), **values(ctx))
         synced = _ops.sync([
             _ops.directory(paths.MIRROR_DIR),
             *(_ops.local(f"mirror {src.rsplit('/', 1)[-1]}", src, f"{paths.MIRROR_DIR}/{sha}",
                          "644", sha) for sha, src in files.items()),
             _ops.template("kubesmith-mirror server", "mirror/serve.py.j2", paths.MIRROR_SCRIPT,
-                          directory=paths.MIRROR_DIR, address=seed(ctx.cluster).address,
-                          port=MIRROR_PORT, cert=f"{pki}/{MIRROR}.crt", key=f"{pki}/{MIRROR}.key"),
+                          **values(ctx)),
             unit,
         ])
         if synced.changed(unit):
