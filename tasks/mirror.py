@@ -12,13 +12,13 @@ from pyinfra import host
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.operations import systemd
 
-from kubesmith import paths
+from kubesmith import certificates, paths
 from kubesmith.certificates import MIRROR
 from kubesmith.context import DeployContext
 from kubesmith.model import Cluster, Host
 from kubesmith.runner import Phase, Runner, retry
 from kubesmith.services import MIRROR_PORT
-from tasks import _ops
+from tasks import _ops, pki
 
 UNIT = f"{paths.MIRROR_UNIT}.service"
 
@@ -48,22 +48,28 @@ def values(ctx: DeployContext) -> dict[str, object]:
 
 def _fill(files: dict[str, str]) -> Callable[[DeployContext], None]:
     """The task on the seed: these artifacts (sha256 -> local cache file) in the mirror
-    directory, the server's script and unit, the server running."""
+    directory, the server's certificate (also the hosts phase's: here for workflows that run
+    that phase on other hosts only), script and unit, the server running."""
     def fill(ctx: DeployContext) -> None:
+        credential = next(c for c in certificates.of_host(ctx.cluster, seed(ctx.cluster))
+                          if c.name == MIRROR)
         unit = _ops.template("kubesmith-mirror unit", "mirror/kubesmith-mirror.service.j2",
                              paths.unit(paths.MIRROR_UNIT), **values(ctx))
+        server = [_ops.template("kubesmith-mirror server", "mirror/serve.py.j2",
+                                paths.MIRROR_SCRIPT, **values(ctx)),
+                  *pki.credential_items(ctx, credential), unit]
         synced = _ops.sync([
             _ops.directory(paths.MIRROR_DIR),
             *(_ops.local(f"mirror {src.rsplit('/', 1)[-1]}", src, f"{paths.MIRROR_DIR}/{sha}",
                          "644", sha) for sha, src in files.items()),
-            _ops.template("kubesmith-mirror server", "mirror/serve.py.j2", paths.MIRROR_SCRIPT,
-                          **values(ctx)),
-            unit,
+            *server,
         ])
         if synced.changed(unit):
             systemd.daemon_reload(name="reload systemd units")
-        if host.get_fact(_ops.UnitStates, units=[UNIT]).get(UNIT, ("inactive",))[0] != "active":
-            systemd.service(name="start the binary mirror", service=UNIT, running=True)
+        running = host.get_fact(_ops.UnitStates, units=[UNIT]).get(UNIT, ("inactive",))[0]
+        if running != "active" or synced.changed(*server):  # (left running by a killed run)
+            systemd.service(name="start the binary mirror", service=UNIT, running=True,
+                            restarted=running == "active")
     return fill
 
 
