@@ -12,6 +12,8 @@ import pytest
 
 from kubesmith import inventory, settings
 from kubesmith.context import DeployContext
+from kubesmith.model import Cluster, Host
+from kubesmith.runner import DeployError, Phase, Runner
 from tasks import _ops, artifacts, mirror, preflight
 
 GROUPS: inventory.Groups = {
@@ -73,3 +75,23 @@ def test_the_mirror_serves_from_the_seed_with_its_own_certificate(tmp_path: Path
     values = mirror.values(_ctx(tmp_path))
     assert values["address"] == "192.0.2.10" and values["port"] == 6445
     assert values["cert"] == "/etc/kubernetes/pki/kubesmith-mirror.crt"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_a_wrong_sum_fails_the_phase_naming_host_file_and_sums(tmp_path: Path) -> None:
+    """The real fetch op through the real runner, on this machine (pyinfra's @local)."""
+    source, dest = tmp_path / "source", tmp_path / "kubelet"
+    source.write_bytes(b"kubelet binary")
+    local = Host("@local", "127.0.0.1", frozenset({"nodes"}))
+    ctx = DeployContext(Cluster((local,)), {}, tmp_path, groups={"nodes": [("@local", {})]})
+    task = lambda _ctx: _ops.fetch(name="install kubelet", url=f"file://{source}",  # noqa: E731
+                                   cacert="/nonexistent-ca.crt", sha256="0" * 64,
+                                   dest=str(dest), mode="755")
+    phase = Phase("nodes", lambda c: c.hosts, (task,))
+    with pytest.raises(DeployError) as failed:
+        Runner(ctx, lambda _line: None).run(phase, phase.on(ctx.cluster))
+    right = hashlib.sha256(b"kubelet binary").hexdigest()
+    assert str(failed.value) == (
+        f"phase nodes: host @local: step 'install kubelet' failed: @local: {dest}: sha256 from "
+        f"the mirror is {right}, expected {'0' * 64}: not installed")
+    assert not dest.exists()
