@@ -162,6 +162,17 @@ def _admins() -> list[Credential]:
     ]
 
 
+# The binary mirror's serving certificate, on the first master (tasks/mirror.py).
+MIRROR = "kubesmith-mirror"
+
+
+def _mirror(host: Host) -> Credential:
+    """The first master's certificate for the binary mirror it serves to every host."""
+    return Credential(MIRROR, (host,), (), CertSpec(MIRROR, "kubernetes-ca", MIRROR,
+                                                    dns_names=(host.name,),
+                                                    ip_addresses=(host.address,), server=True))
+
+
 def table(cluster: Cluster) -> list[Credential]:
     """Every PKI file of the cluster: CAs and keys first, then leaf certificates."""
     masters, etcd, pods = cluster.masters, cluster.etcd, cluster.pod_hosts
@@ -207,6 +218,7 @@ def table(cluster: Cluster) -> list[Credential]:
         # On no host: the add-ons phase puts it in metrics-server's Secret, and the cluster CA
         # in its APIService's caBundle, so the apiserver verifies the aggregated API it proxies.
         Credential("metrics-server", (), (), _metrics_server(cluster)),
+        _mirror(masters[0]),
     ]
 
 

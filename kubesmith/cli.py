@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
@@ -260,8 +261,12 @@ def _workflow(args: argparse.Namespace) -> int:
     ctx = context.load(Path(args.inventory))
     if not _confirm(args, ctx):
         return 1
-    args.workflow(Runner(ctx, trust_new_host_keys=getattr(args, "trust_new_host_keys", False)),
-                  args)
+    runner = Runner(ctx, trust_new_host_keys=getattr(args, "trust_new_host_keys", False))
+    try:
+        args.workflow(runner, args)
+    finally:
+        with contextlib.suppress(UserError):  # a failed workflow's own error comes first
+            runner.close()
     return 0
 
 

@@ -106,6 +106,9 @@ class DeployContext:
     etcd_old_peers: bool = False
     # A dry run: nothing is written locally either, so the PKI and binaries may not exist yet.
     dry: bool = False
+    # Artifacts come from the binary mirror, which the phase runner fills and serves
+    # (tasks/mirror.py); pyinfra's CLI, without that runner, uploads them to every host.
+    mirror: bool = True
     # The inventory (its file's absolute path) and the cluster's name, which keys the state.
     inventory: str = ""
     name: str = ""

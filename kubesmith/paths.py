@@ -16,6 +16,10 @@ FLANNEL_SUBNET_ENV = f"{FLANNEL_RUN_DIR}/subnet.env"
 # Debian packages kubesmith installs from local files (per component), and the node balancer's
 # runtime directory (systemd's RuntimeDirectory=) with its root-only stats socket (HTTP, CSV).
 DEB_DIR = f"{STATE_DIR}/debs"
+# The binary mirror on the first master (tasks/mirror.py): artifacts named by sha256, its server.
+MIRROR_DIR = f"{STATE_DIR}/mirror"
+MIRROR_SCRIPT = f"{STATE_DIR}/mirror.py"
+MIRROR_UNIT = "kubesmith-mirror"
 # The scheduled etcd backup (`deploy.py backup --schedule`): its script and systemd units.
 BACKUP_SCRIPT = f"{STATE_DIR}/etcd-backup.sh"
 BACKUP_UNITS = ("etcd-backup.timer", "etcd-backup.service")

@@ -80,6 +80,7 @@ def _context() -> DeployContext:
                 "ssh_strict_host_key_checking = \"yes\" (run pyinfra from the kubesmith directory,"
                 " whose group_data/all.py does), or pass --data "
                 "ssh_strict_host_key_checking=accept-new to trust and pin new keys")
+        ctx.mirror = False  # no phase runner here to fill and serve it
         ctx.dry = "--dry" in sys.argv[1:]  # pyinfra's own flag: prepare only, change nothing
         steps.prepare_local(ctx, print, ctx.dry)
         issues = preflight.check(ctx, list(inventory.get_active_hosts()), whole_cluster=True)

@@ -26,6 +26,7 @@ from kubesmith.errors import UserError
 from kubesmith.model import Cluster, Host
 from kubesmith.rules import printable
 from kubesmith.validate import TRUST_FLAG
+from tasks import _ops
 
 Out = Callable[[str], None]
 
@@ -80,6 +81,7 @@ class _Failures(BaseStateCallback):
     def __init__(self, phase: str, out: Out) -> None:
         self.phase, self.out = phase, out
         self.failed: dict[str, str] = {}
+        self.failed_ops: dict[str, tuple[PyinfraHost, str]] = {}
         self.unreachable: dict[str, str] = {}
 
     def host_connect_error(self, state: State, host: PyinfraHost, error: object) -> None:
@@ -90,7 +92,17 @@ class _Failures(BaseStateCallback):
                              retry_count: int = 0, max_retries: int = 0) -> None:
         name = _op_name(state, op_hash)
         self.failed[host.name] = name
+        self.failed_ops[host.name] = (host, op_hash)
         self.out(f"  [{self.phase}] {host.name}: FAILED {name}")
+
+
+def _last_error(state: State, failed: tuple[PyinfraHost, str] | None) -> str:
+    """The failed step's last line of error output, if it printed one."""
+    if failed is None or (data := state.ops[failed[0]].get(failed[1])) is None:
+        return ""
+    meta = data.operation_meta
+    lines = meta.stderr_lines if meta.is_complete() else []
+    return f": {printable(lines[-1].strip())[:500]}" if lines and lines[-1].strip() else ""
 
 
 def connect_problem(name: str, error: str, data: dict[str, object]) -> str:
@@ -153,6 +165,8 @@ class Runner:
         # the user asked to trust and pin them for this run.
         self.ssh_override = ({"ssh_strict_host_key_checking": "accept-new"}
                              if trust_new_host_keys else {})
+        # Artifact sums the binary mirror serves in this workflow (tasks/mirror.py).
+        self.mirrored: set[str] = set()
 
     def _state(self, what: str, hosts: Sequence[Host]) -> tuple[State, _Failures]:
         """A State connected to exactly these hosts; raise naming any unreachable one."""
@@ -203,12 +217,16 @@ class Runner:
         self.out(f"[{phase.name}] {', '.join(h.name for h in hosts)}")
         state, failures = self._state(f"phase {phase.name}", hosts)
         try:
+            _ops.FETCHES.clear()
             with ctx_inventory.use(state.inventory):
                 for task in phase.tasks:
                     add_deploy(state, task, self.ctx)
             if dry:
                 self._record(phase, state, pending=True)
             else:
+                from tasks import mirror  # imports this module
+
+                mirror.serve(self)  # before the ops that fetch from it
                 self._execute(phase, state, failures)
         finally:
             disconnect_all(state)
@@ -227,7 +245,8 @@ class Runner:
         failed = failures.failed or {h.name: "connection" for h in state.failed_hosts}
         if failed:
             details = "\n".join(f"phase {phase.name}: host {name}: step '{step}' failed"
-                                for name, step in failed.items())
+                                 + _last_error(state, failures.failed_ops.get(name))
+                                 for name, step in failed.items())
             logs = "\n".join(journal(h, phase.services) for h in active
                              if h.name in failed and phase.services)
             raise DeployError(details + ("\n" + logs if logs else ""))
@@ -253,8 +272,15 @@ class Runner:
                     self.out(f"  [{phase.name}] {host.name}: {'would change: ' if pending else ''}"
                              f"{name}")
 
+    def close(self) -> None:
+        """Stop what this workflow started on hosts for its own use (the binary mirror)."""
+        from tasks import mirror  # imports this module
+
+        mirror.stop(self)
+
     def finish(self, start: float, what: str, dry: bool = False) -> Report:
-        """Print the closing line of a workflow and return its report."""
+        """Stop the workflow's helpers, print its closing line and return its report."""
+        self.close()
         self.report.seconds["total"] = time.monotonic() - start
         verb = "would change" if dry else "changed"
         self.out(f"done in {self.report.seconds['total']:.1f} s: {self.report.total_changes} "

@@ -15,6 +15,8 @@ APISERVER_LB_PORT = 6444
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
 FLANNEL_VXLAN_PORT = 8472
+# The binary mirror on the first master (tasks/mirror.py), only while a workflow installs binaries.
+MIRROR_PORT = 6445
 
 
 @dataclass(frozen=True)

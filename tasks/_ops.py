@@ -74,6 +74,10 @@ class Item:
     create_only: bool = False
     # Key material: uploaded without ever printing its content (pyinfra's --diff would).
     secret: bool = False
+    # A cached artifact the host fetches from the binary mirror (tasks/mirror.py) at this URL,
+    # checked against sha256 before it is installed; src is its file in the local cache.
+    url: str = ""
+    cacert: str = ""
 
 
 def directory(path: str, mode: str = "755") -> Item:
@@ -96,6 +100,10 @@ def local(name: str, src: str, dest: str, mode: str = "644", sha256: str = "",
     digest = sha256 or (cache.sha256_file(src) if os.path.exists(src) else "")
     return Item(name, dest, mode, src=src, sha256=digest, secret=secret)
 
+
+# sha256 -> local cache file of every artifact that prepared fetch ops take from the mirror: the
+# runner fills the mirror with them before the ops run.
+FETCHES: dict[str, str] = {}
 
 # FileStates' key for the lines of the host's manifest (paths are absolute: no clash).
 MANIFEST = "manifest"
@@ -204,13 +212,18 @@ def sync(items: Sequence[Item]) -> Synced:
 
 
 def _operation(item: Item) -> tuple[Callable[..., Op], dict[str, object]]:
-    """The op writing an item: a directory; a secret, or a file copied from the control machine
-    (binaries, images, certificates; dry: maybe not made yet), uploaded without printing it
+    """The op writing an item: a directory; an artifact fetched from the binary mirror; a
+    secret, or a file copied from the control machine (certificates, and the mirror's own
+    artifacts; dry: maybe not made yet), uploaded without printing it
     through a temporary file renamed into place (a running binary cannot be written in place:
     "text file busy", which an upgrade meets on every host); a rendered file by files.put
     (whose --diff shows the change)."""
     if item.directory:
         return files.directory, {"path": item.dest, "mode": item.mode, "present": True}
+    if item.url:
+        FETCHES[item.sha256] = str(item.src)
+        return fetch, {"url": item.url, "cacert": item.cacert, "sha256": item.sha256,
+                       "dest": item.dest, "mode": item.mode}
     src = item.src if item.src else io.StringIO(item.content)
     if item.secret or item.src:
         return upload, {"src": src, "dest": item.dest, "mode": item.mode}
@@ -228,6 +241,30 @@ def upload(src: str | IO[str], dest: str, mode: str) -> Iterator[object]:
     yield FileUploadCommand(src, temp)
     yield f"chmod {shlex.quote(mode)} {shlex.quote(temp)} && mv -f {shlex.quote(temp)} " \
           f"{shlex.quote(dest)}"
+
+
+@operation(is_idempotent=False)
+def fetch(url: str, cacert: str, sha256: str, dest: str, mode: str) -> Iterator[str]:
+    """Download an artifact from the binary mirror and install it (fetch_commands).
+
+    sync() decides that the host lacks the file, so this op always fetches."""
+    yield from fetch_commands(host.name, url, cacert, sha256, dest, mode)
+
+
+def fetch_commands(host_name: str, url: str, cacert: str, sha256: str, dest: str,
+                   mode: str) -> list[str]:
+    """Download over TLS (the cluster CA) into a 0600 temporary file, check its sha256, then
+    move it into place; a wrong sum removes it and fails naming host, file and both sums."""
+    temp = shlex.quote(f"{dest}.kubesmith-upload")
+    wrong = shlex.quote(f"{host_name}: {dest}: sha256 from the mirror is ")
+    expected = shlex.quote(f", expected {sha256}: not installed")
+    return [
+        f"install -m 600 /dev/null {temp} && curl -fsS --retry 5 --retry-connrefused "
+        f"--retry-delay 1 --cacert {shlex.quote(cacert)} -o {temp} {shlex.quote(url)} && "
+        f"got=$(sha256sum < {temp} | cut -c1-64) && if [ \"$got\" != {shlex.quote(sha256)} ]; "
+        f"then rm -f {temp}; echo {wrong}\"$got\"{expected} >&2; exit 1; fi",
+        f"chmod {shlex.quote(mode)} {temp} && mv -f {temp} {shlex.quote(dest)}",
+    ]
 
 
 class UnitStates(FactBase):

@@ -1,13 +1,16 @@
-"""The one transfer step for cached artifacts (binaries, image tarballs): a faster distribution
-changes this module only. Sums come from the verified cache manifest, never re-hashed."""
+"""The one transfer step for cached artifacts (binaries, image tarballs): every host fetches
+them from the binary mirror on the first master (tasks/mirror.py), which gets each once from the
+control machine. Sums come from the verified cache manifest, never re-hashed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from kubesmith.binaries import cache
 from kubesmith.context import DeployContext
 from kubesmith.services import SERVICES
+from tasks import mirror
 from tasks._ops import Item, local
 
 
@@ -21,7 +24,10 @@ def artifact(ctx: DeployContext, component: str, file: str, dest: str, mode: str
         if not ctx.dry:  # a dry run does not build: the binary is pending, like its upload
             raise
         digest = ""
-    return local(name or f"install {file}", str(path), dest, mode, digest)
+    item = local(name or f"install {file}", str(path), dest, mode, digest)
+    if not ctx.mirror:
+        return item
+    return replace(item, url=mirror.url(ctx, digest), cacert=mirror.cacert(ctx))
 
 
 def files(ctx: DeployContext, component: str, names: tuple[str, ...], dest_dir: str) -> list[Item]:

@@ -77,7 +77,7 @@ def encryption_ring(ctx: DeployContext) -> encryption.Ring:
     return ring
 
 
-def _items(ctx: DeployContext, credential: certificates.Credential) -> list[_ops.Item]:
+def credential_items(ctx: DeployContext, credential: certificates.Credential) -> list[_ops.Item]:
     """A credential's files (certificates 0644, keys 0600) and its kubeconfig (0600)."""
     pki_dir = str(ctx.data["pki_dir"])
     items = []
@@ -104,7 +104,7 @@ def deploy(ctx: DeployContext) -> None:
     me = ctx.cluster.host(host.name)
     readers: dict[_ops.Item, tuple[str, ...]] = {}
     for credential in certificates.of_host(ctx.cluster, me):
-        for item in _items(ctx, credential):
+        for item in credential_items(ctx, credential):
             readers[item] = credential.readers
     synced = _ops.sync([_ops.directory(str(ctx.data["pki_dir"]), "700"), *readers])
     for item in synced.replaced:

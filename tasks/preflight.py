@@ -33,6 +33,7 @@ PROBE = (
     "out=$(ip link add kubesmith-probe0 type vxlan id 42 dstport 4790 2>&1); "
     "ip link delete kubesmith-probe0 2>/dev/null; "
     "case \"$out\" in ''|*'policy validation'*) echo vxlan=yes;; esac; "
+    "echo missing=$(for t in curl python3; do command -v $t >/dev/null || printf '%s ' $t; done); "
     "ss -Hltnup 2>/dev/null | awk '{print \"listen=\" $1 \"/\" $5 \" \" $7}'"
 )
 
@@ -117,6 +118,18 @@ def _system(first: dict[str, str], allow_swap: bool) -> list[str]:
     return issues
 
 
+def tools_missing(ctx: DeployContext, me: Host, missing: list[str]) -> str:
+    """What the binary mirror needs that the host lacks, in one line (empty: nothing): curl on
+    every host, which fetches its binaries, and python3 on the first master, which serves them."""
+    seed = ctx.cluster.masters[0]
+    needed = [t for t in missing if t == "curl" or (t == "python3" and me == seed)]
+    if not needed:
+        return ""
+    return (f"{' and '.join(needed)} not found: every host fetches its binaries with curl from "
+            f"the binary mirror that {seed.name} serves with python3; install "
+            f"{' and '.join(needed)} (apt-get install {' '.join(needed)})")
+
+
 def _foreign_holders(listening: list[str], port: str, owner: str) -> list[str]:
     """Processes other than the owning service that listen on a proto/port."""
     proto, number = port.split("/")
@@ -132,6 +145,8 @@ def problems(ctx: DeployContext, me: Host, found: dict[str, list[str]]) -> list[
     first = {k: v[0] for k, v in found.items()}
     issues = _system(first, bool(ctx.data.get("allow_swap")))
     issues += foreign_runtimes(ctx, found)
+    if ctx.mirror and (missing := tools_missing(ctx, me, first.get("missing", "").split())):
+        issues.append(missing)
     if me.has("nodes") and first.get("os") not in NODE_OS:
         issues.append(f"OS {first.get('os')} unsupported for a node: its apiserver balancer is "
                       f"installed from Debian 12 (bookworm) packages ({', '.join(NODE_OS)})")

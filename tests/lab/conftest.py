@@ -158,6 +158,8 @@ class Deployed:
 
     def __init__(self, lab: Lab, state: Path, env: dict[str, str], first_up: str) -> None:
         self.lab, self.state, self.env, self.first_up = lab, state, env, first_up
+        # Bytes this machine (the control machine) sent to the lab's hosts during the first up.
+        self.first_up_sent = 0
 
     def deploy(self, *args: str) -> subprocess.CompletedProcess:
         """Run `python deploy.py ARGS` against this lab, as a user would; whatever it prints
@@ -225,6 +227,8 @@ def cluster_factory(lab_factory, tmp_path_factory: pytest.TempPathFactory):
                    KUBESMITH_STATE=str(state), KUBESMITH_LAB_ETCD=str(etcd),
                    KUBESMITH_LAB_MASTERS=str(masters))
         deployed = Deployed(lab_, state, env, "")
+        sent = Path(f"/sys/class/net/{lab_.state.bridge}/statistics/tx_bytes")
+        before = int(sent.read_text())
         if via_pyinfra_cli:
             # --diff prints what files.put uploads: keys must not go that way.
             first = subprocess.run(
@@ -234,6 +238,7 @@ def cluster_factory(lab_factory, tmp_path_factory: pytest.TempPathFactory):
         else:
             first = deployed.deploy("up")
         assert first.returncode == 0, f"bootstrap failed:\n{first.stdout}\n{first.stderr}"
+        deployed.first_up_sent = int(sent.read_text()) - before
         deployed.first_up = first.stdout + first.stderr
         assert_no_key_material(deployed.first_up, state)
         return deployed

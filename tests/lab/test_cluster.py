@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from kubesmith import cis, pki, settings
+from kubesmith import cis, paths, pki, settings
 from tests.lab.conftest import WEB_POD, missing_binaries
 
 pytestmark = pytest.mark.lab
@@ -32,6 +32,20 @@ def test_first_up_reports_every_phase(cluster) -> None:
     for phase in ("[hosts]", "[etcd]", "[control plane]", "[network]", "[nodes]", "[add-ons]"):
         assert f"{phase} ok in" in cluster.first_up
     assert "BEGIN" not in cluster.first_up and "PRIVATE KEY" not in cluster.first_up
+
+
+def test_binaries_cross_the_control_machine_once(cluster) -> None:
+    """The first master's mirror got each artifact once; the nodes fetched theirs from it (one
+    upload per host would have sent every node's binaries again), and it stopped afterwards."""
+    def size(host: str, path: str) -> int:
+        return int(cluster.ssh(host, f"du -sb {path} | cut -f1").stdout)
+
+    mirror = size("lab-1", paths.MIRROR_DIR)
+    node_binaries = size("lab-2", "/usr/local/bin") + size("lab-2", paths.IMAGE_DIR)
+    assert node_binaries > 100 * 2**20  # what every added node would cost without the mirror
+    assert mirror < cluster.first_up_sent < mirror + 32 * 2**20
+    assert cluster.ssh("lab-1", f"systemctl is-active {paths.MIRROR_UNIT}").stdout.strip() \
+        == "inactive"
 
 
 def test_componentstatuses_healthy(cluster) -> None:

@@ -42,8 +42,8 @@ def test_every_task_prepares_dry_on_a_fresh_state(tmp_path: Path, empty_cache: P
     assert recording.refused == {}
     assert not ctx.state.exists() and not empty_cache.exists()
     uploads = [kw["dest"] for ops in recording.ops.values() for name, kw in ops
-               if name == "upload"]
-    # Keys and binaries that do not exist yet are pending uploads that never read them.
+               if name in ("upload", "fetch")]
+    # Keys and binaries that do not exist yet are pending transfers that never read them.
     assert "/etc/kubernetes/pki/kubesmith.key" in uploads and "/usr/local/bin/etcd" in uploads
     encryption = next(kw["src"].getvalue() for ops in recording.ops.values() for name, kw in ops
                       if name == "upload" and kw["dest"].endswith("encryption-config.yaml"))

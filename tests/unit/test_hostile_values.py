@@ -27,7 +27,7 @@ from kubesmith.context import TEMPLATES, DeployContext
 from kubesmith.model import Host
 from kubesmith.validate import check
 from kubesmith.workflows import restore
-from tasks import _ops, addons, backup, balancer, controlplane, etcd, reset
+from tasks import _ops, addons, backup, balancer, controlplane, etcd, mirror, reset
 
 MARK = "PWNED"
 PAYLOADS = (
@@ -241,6 +241,7 @@ def template_values(ctx: DeployContext, me: Host) -> dict[str, object]:
         "etcd_peer_cn": certificates.ETCD_PEER_CN, "admin_group": certificates.ADMIN_GROUP,
         "kubesmith_user": certificates.KUBESMITH_USER, **addons.values(ctx, ADDONS["coredns"]),
         **balancer.values(ctx, me), **backup.values(ctx, me, "daily", 7),
+        **mirror.values(ctx),
     }
 
 

@@ -61,7 +61,7 @@ def test_spec_names_for_the_cluster() -> None:
         "etcd-healthcheck-client", "kube-apiserver-lab-1", "apiserver-kubelet-client",
         "front-proxy-client", "kubelet-lab-2", "kubelet-lab-3", "apiserver-lb-healthcheck",
         "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubesmith", "admin",
-        "super-admin", "metrics-server",
+        "super-admin", "metrics-server", "kubesmith-mirror",
     ]
 
 

@@ -1,0 +1,97 @@
+"""The binary mirror's decisions: where artifacts come from, the sum check before a file is
+installed (run for real with curl on file:// URLs), and what preflight asks for."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kubesmith import inventory, settings
+from kubesmith.context import DeployContext
+from kubesmith.model import Cluster, Host
+from kubesmith.runner import DeployError, Phase, Runner
+from tasks import _ops, artifacts, mirror, preflight
+
+GROUPS: inventory.Groups = {
+    "etcd": [("m1", {"address": "192.0.2.10"})],
+    "masters": [("m1", {"address": "192.0.2.10"})],
+    "nodes": [("n1", {"address": "192.0.2.21"})],
+}
+
+
+def _ctx(tmp_path: Path) -> DeployContext:
+    data = {**settings.group_data(), "addons": []}
+    return DeployContext(inventory.to_cluster(GROUPS, data), data, tmp_path, GROUPS, dry=True)
+
+
+def _fetch(tmp_path: Path, sha256: str) -> subprocess.CompletedProcess[str]:
+    source = tmp_path / "source"
+    source.write_bytes(b"kubelet binary")
+    commands = _ops.fetch_commands("n1", f"file://{source}", "/nonexistent-ca.crt", sha256,
+                                   str(tmp_path / "kubelet"), "755")
+    return subprocess.run(["sh", "-c", " && ".join(f"( {c} )" for c in commands)],
+                          capture_output=True, text=True, check=False)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_a_fetched_file_is_installed_only_when_its_sum_matches(tmp_path: Path) -> None:
+    right = hashlib.sha256(b"kubelet binary").hexdigest()
+    wrong = "0" * 64
+    failed = _fetch(tmp_path, wrong)
+    assert failed.returncode != 0
+    assert failed.stderr.strip() == (f"n1: {tmp_path}/kubelet: sha256 from the mirror is {right},"
+                                     f" expected {wrong}: not installed")
+    assert list(tmp_path.iterdir()) == [tmp_path / "source"]  # nothing installed, no temp left
+    done = _fetch(tmp_path, right)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "kubelet").read_bytes() == b"kubelet binary"
+    assert oct((tmp_path / "kubelet").stat().st_mode & 0o777) == "0o755"
+
+
+def test_artifacts_come_from_the_first_master_over_https(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path)
+    item = artifacts.artifact(ctx, "etcd", "etcd", "/usr/local/bin/etcd")
+    assert item.url == f"https://192.0.2.10:6445/{item.sha256}"
+    assert item.cacert == "/etc/kubernetes/pki/kubernetes-ca.crt"
+    ctx.mirror = False  # pyinfra's CLI: uploaded from the control machine
+    assert artifacts.artifact(ctx, "etcd", "etcd", "/usr/local/bin/etcd").url == ""
+
+
+def test_preflight_names_the_missing_tools_in_one_line(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path)
+    master, node = ctx.cluster.host("m1"), ctx.cluster.host("n1")
+    assert preflight.tools_missing(ctx, node, ["python3"]) == ""  # only the seed serves
+    assert preflight.tools_missing(ctx, master, []) == ""
+    line = preflight.tools_missing(ctx, master, ["curl", "python3"])
+    assert line.startswith("curl and python3 not found:") and "\n" not in line
+    assert "m1" in line and "apt-get install curl python3" in line
+
+
+def test_the_mirror_serves_from_the_seed_with_its_own_certificate(tmp_path: Path) -> None:
+    values = mirror.values(_ctx(tmp_path))
+    assert values["address"] == "192.0.2.10" and values["port"] == 6445
+    assert values["cert"] == "/etc/kubernetes/pki/kubesmith-mirror.crt"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_a_wrong_sum_fails_the_phase_naming_host_file_and_sums(tmp_path: Path) -> None:
+    """The real fetch op through the real runner, on this machine (pyinfra's @local)."""
+    source, dest = tmp_path / "source", tmp_path / "kubelet"
+    source.write_bytes(b"kubelet binary")
+    local = Host("@local", "127.0.0.1", frozenset({"nodes"}))
+    ctx = DeployContext(Cluster((local,)), {}, tmp_path, groups={"nodes": [("@local", {})]})
+    task = lambda _ctx: _ops.fetch(name="install kubelet", url=f"file://{source}",  # noqa: E731
+                                   cacert="/nonexistent-ca.crt", sha256="0" * 64,
+                                   dest=str(dest), mode="755")
+    phase = Phase("nodes", lambda c: c.hosts, (task,))
+    with pytest.raises(DeployError) as failed:
+        Runner(ctx, lambda _line: None).run(phase, phase.on(ctx.cluster))
+    right = hashlib.sha256(b"kubelet binary").hexdigest()
+    assert str(failed.value) == (
+        f"phase nodes: host @local: step 'install kubelet' failed: @local: {dest}: sha256 from "
+        f"the mirror is {right}, expected {'0' * 64}: not installed")
+    assert not dest.exists()
