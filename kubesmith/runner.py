@@ -23,7 +23,7 @@ from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import BaseStateCallback
 from pyinfra.connectors.sshuserclient.client import get_host_keys
-from pyinfra.context import ctx_inventory
+from pyinfra.context import ctx_inventory, ctx_state
 
 from kubesmith import inventory
 from kubesmith.context import DeployContext
@@ -315,12 +315,13 @@ class Runner:
         state, failures, commands = self._state(f"phase {phase.name}", hosts)
         try:
             def prepare(remote: PyinfraHost) -> None:
-                with ctx_inventory.use(state.inventory):
-                    for task in phase.tasks:
-                        add_deploy(state, task, self.ctx, host=remote)
+                for task in phase.tasks:
+                    add_deploy(state, task, self.ctx, host=remote)
             # Each host's facts are read while the others' are: preparation costs one host's
-            # round trips, not their sum.
-            each(list(state.inventory.get_active_hosts()), prepare)
+            # round trips, not their sum. pyinfra's state and inventory contexts are global (not
+            # per greenlet): set once here, around every host's preparation.
+            with ctx_state.use(state), ctx_inventory.use(state.inventory):
+                each(list(state.inventory.get_active_hosts()), prepare)
             if dry:
                 self._record(phase, state, pending=True)
             else:

@@ -20,7 +20,20 @@ MIN_FREE_KIB = 2 * 1024 * 1024
 SUPPORTED_ARCH = ("x86_64",)
 # Nodes install the apiserver balancer from Debian 12 (bookworm) packages (component haproxy).
 NODE_OS = ("debian-12",)
+# Kernel limits a node's kubelet and containerd need, at least (the kernel's defaults, which they
+# run with on one host; a host tuned lower, or sharing them with other hosts, runs out):
+# sysctl -> minimum.
+NODE_LIMITS = {
+    # every kubelet, containerd and systemd takes inotify instances ("inotify_init: too many
+    # open files": kubelet exits) and cAdvisor a watch per container cgroup
+    "fs.inotify.max_user_instances": 128,
+    "fs.inotify.max_user_watches": 8192,
+    # processes and threads of every pod
+    "kernel.pid_max": 32768,
+}
 PROBE = (
+    "".join(f"echo limit=$(echo {name} $(cat /proc/sys/{name.replace('.', '/')})); "
+            for name in NODE_LIMITS) +
     "echo arch=$(uname -m); . /etc/os-release; echo os=$ID-$VERSION_ID; "
     "echo hostname=$(hostname); echo swap=$(awk 'NR>1' /proc/swaps | wc -l); "
     "echo free_kib=$(df -Pk / | awk 'NR==2{print $4}'); echo clock=$(date +%s.%N); "
@@ -117,6 +130,18 @@ def _system(first: dict[str, str], allow_swap: bool) -> list[str]:
     return issues
 
 
+def kernel_limits(found: dict[str, list[str]]) -> list[str]:
+    """Node kernel limits below what kubelet needs, each with its value and what to set."""
+    values = dict(line.split()[:2] for line in found.get("limit", []) if len(line.split()) >= 2)
+    issues = []
+    for name, minimum in NODE_LIMITS.items():
+        value = values.get(name, "")
+        if not value.isdigit() or int(value) < minimum:
+            issues.append(f"{name} is {value or 'unreadable'}, kubelet needs >= {minimum}: "
+                          f"sysctl -w {name}={minimum} (and keep it in /etc/sysctl.d/)")
+    return issues
+
+
 def _foreign_holders(listening: list[str], port: str, owner: str) -> list[str]:
     """Processes other than the owning service that listen on a proto/port."""
     proto, number = port.split("/")
@@ -132,6 +157,8 @@ def problems(ctx: DeployContext, me: Host, found: dict[str, list[str]]) -> list[
     first = {k: v[0] for k, v in found.items()}
     issues = _system(first, bool(ctx.data.get("allow_swap")))
     issues += foreign_runtimes(ctx, found)
+    if me.has("nodes"):
+        issues += kernel_limits(found)
     if me.has("nodes") and first.get("os") not in NODE_OS:
         issues.append(f"OS {first.get('os')} unsupported for a node: its apiserver balancer is "
                       f"installed from Debian 12 (bookworm) packages ({', '.join(NODE_OS)})")
