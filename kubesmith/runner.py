@@ -58,7 +58,8 @@ class Phase:
 @dataclass
 class Report:
     """What a workflow did: changed ops per phase and host, wall time per phase, the part of it
-    spent waiting for services to become ready, and remote commands per phase and host."""
+    spent waiting for services to start and become ready (their start jobs and readiness
+    checks), and remote commands per phase and host."""
 
     changed: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -149,6 +150,35 @@ class _Commands:
             self.counts[name] += 1
             return method(*args, **kwargs)
         return counted
+
+
+# Names of the operations that start, restart or reload a service: their time is the service's
+# own start time (a Type=notify unit's start job lasts until it is ready), so waiting too.
+_SERVICE_OPS: set[str] = set()
+
+
+def service_op(name: str) -> str:
+    """Mark an operation name as starting a service (see _SERVICE_OPS); return the name."""
+    _SERVICE_OPS.add(name)
+    return name
+
+
+class _ServiceStarts(BaseStateCallback):
+    """Adds up the wall time of the operations that start services."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.began: dict[str, float] = {}
+
+    def operation_start(self, state: State, op_hash: str) -> None:
+        """Note when a service-starting operation begins on its hosts."""
+        if not _SERVICE_OPS.isdisjoint(state.get_op_meta(op_hash).names):
+            self.began[op_hash] = time.monotonic()
+
+    def operation_end(self, state: State, op_hash: str) -> None:
+        """Add its time once every host finished it."""
+        if op_hash in self.began:
+            self.seconds += time.monotonic() - self.began.pop(op_hash)
 
 
 def connect_problem(name: str, error: str, data: dict[str, object]) -> str:
@@ -337,8 +367,11 @@ class Runner:
 
     def _execute(self, phase: Phase, state: State, failures: _Failures) -> None:
         """Run the prepared ops, name every failing host and step, then check readiness."""
+        starts = _ServiceStarts()
+        state.add_callback_handler(starts)
         with contextlib.suppress(PyinfraError):  # every host failed: reported below, by name
             run_ops(state)
+        self.report.wait(phase.name, starts.seconds)
         self._record(phase, state, pending=False)
         active = list(state.inventory.get_active_hosts())
         failed = failures.failed or {h.name: "connection" for h in state.failed_hosts}

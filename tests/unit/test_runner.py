@@ -11,7 +11,7 @@ from pyinfra.api.host import Host as PyinfraHost
 
 from kubesmith.context import DeployContext
 from kubesmith.model import Cluster, Host
-from kubesmith.runner import DeployError, Phase, Runner, poll, retry, run_on
+from kubesmith.runner import DeployError, Phase, Runner, poll, retry, run_on, service_op
 
 LOCAL = Host("@local", "127.0.0.1", frozenset({"nodes"}))
 
@@ -108,3 +108,17 @@ def test_outside_phase_commands_are_counted_under_their_label() -> None:
     assert runner.report.commands["hostnames"]["@local"] == 1
     lines = runner.report.breakdown() if runner.report.seconds.setdefault("total", 1.0) else []
     assert lines[1].startswith("  hostnames: ") and lines[1].endswith("remote commands: @local 1")
+
+
+def test_a_service_start_job_counts_as_waiting_for_the_service() -> None:
+    """A start job lasts as long as the service takes to start (Type=notify): waiting."""
+    from pyinfra.operations import server
+
+    def starts(_ctx: DeployContext) -> None:
+        server.shell(name=service_op("slowd running and enabled"), commands=["sleep 0.5"])
+        server.shell(name="own work", commands=["true"])
+
+    runner = _runner([])
+    phase = Phase("start", lambda c: c.hosts, (starts,))
+    runner.run(phase, phase.on(runner.ctx.cluster))
+    assert 0.5 <= runner.report.waited["start"] < runner.report.seconds["start"]
