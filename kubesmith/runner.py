@@ -22,7 +22,7 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import BaseStateCallback
-from pyinfra.connectors.sshuserclient.client import get_host_keys
+from pyinfra.connectors.sshuserclient.client import SSHClient, get_host_keys
 from pyinfra.context import ctx_inventory, ctx_state
 
 from kubesmith import inventory
@@ -288,6 +288,9 @@ class Runner:
         # the user asked to trust and pin them for this run.
         self.ssh_override = ({"ssh_strict_host_key_checking": "accept-new"}
                              if trust_new_host_keys else {})
+        # Each host's SSH client, kept from phase to phase: one connection (key exchange,
+        # authentication) per host and workflow, not one per phase.
+        self._clients: dict[str, SSHClient] = {}
 
     def _state(self, what: str, hosts: Sequence[Host]) -> tuple[State, _Failures, _Commands]:
         """A State connected to exactly these hosts; raise naming any unreachable one."""
@@ -305,8 +308,18 @@ class Runner:
         failures = _Failures(what, self.out)
         state.add_callback_handler(failures)
         commands = _Commands(state)
+        for remote in state.inventory:
+            client = self._clients.get(remote.name)
+            transport = client.get_transport() if client is not None else None
+            if transport is not None and transport.is_active():
+                remote.connector.client = client  # type: ignore[attr-defined]
+                remote.connected = True  # connect_all activates it without connecting again
         with contextlib.suppress(PyinfraError):  # all hosts failed: reported below, by name
             connect_all(state)
+        for remote in state.activated_hosts:
+            client = getattr(remote.connector, "client", None)
+            if isinstance(client, SSHClient):
+                self._clients[remote.name] = client
         if self.ssh_override:
             # pyinfra keeps known_hosts in memory once read: re-read it, so a key pinned by this
             # connection is known to the next one (and not appended again).
@@ -410,9 +423,16 @@ class Runner:
                     self.out(f"  [{phase.name}] {host.name}: {'would change: ' if pending else ''}"
                              f"{name}")
 
+    def close(self) -> None:
+        """Close the SSH connections kept between phases."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
     def finish(self, start: float, what: str, dry: bool = False) -> Report:
         """Print the closing line of a workflow and return its report."""
         self.report.seconds["total"] = time.monotonic() - start
+        self.close()
         verb = "would change" if dry else "changed"
         self.out(f"done in {self.report.seconds['total']:.1f} s: {self.report.total_changes} "
                  f"operations {verb}; {what}")

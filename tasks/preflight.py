@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shlex
 import time
@@ -13,6 +14,7 @@ from pyinfra.context import ctx_host, ctx_state
 from kubesmith import manifest, versions
 from kubesmith.context import DeployContext
 from kubesmith.model import Host
+from kubesmith.runner import each
 from kubesmith.services import FLANNEL_VXLAN_PORT, SERVICES
 from tasks import _ops
 
@@ -214,11 +216,18 @@ def check(ctx: DeployContext, connected: list[PyinfraHost], whole_cluster: bool)
     etcd_data: dict[str, bool] = {}
     offsets: dict[str, float] = {}
     hostnames: dict[str, str] = {}
-    for remote in connected:
+
+    def read(remote: PyinfraHost) -> tuple[dict[str, list[str]], float]:
         before = time.time()
-        with ctx_host.use(remote), ctx_state.use(remote.state):
+        with ctx_host.use(remote):
             found = facts(ctx)
-        offsets[remote.name] = float(found.get("clock", ["0"])[0]) - (before + time.time()) / 2
+        return found, float(found.get("clock", ["0"])[0]) - (before + time.time()) / 2
+
+    # Every host probed at once (pyinfra's state context is global: set once, around them).
+    with ctx_state.use(connected[0].state) if connected else contextlib.nullcontext():
+        probed = each(connected, read)
+    for remote, (found, offset) in zip(connected, probed, strict=True):
+        offsets[remote.name] = offset
         hostnames[remote.name] = found.get("hostname", [remote.name])[0]
         me = ctx.cluster.host(remote.name)
         issues += [f"{remote.name}: {p}" for p in problems(ctx, me, found)]
