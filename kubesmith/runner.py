@@ -34,6 +34,7 @@ from kubesmith.validate import TRUST_FLAG
 
 Out = Callable[[str], None]
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 class DeployError(UserError):
@@ -243,16 +244,16 @@ def retry(host: PyinfraHost, command: str, what: str, timeout: float) -> str:
     return found[0]
 
 
-def each(hosts: Sequence[PyinfraHost], function: Callable[[PyinfraHost], T]) -> list[T]:
-    """function(host) for every host at once (a greenlet each); the results in host order, or
-    the first host's exception (in host order) raised here."""
-    def call(remote: PyinfraHost) -> tuple[T | None, BaseException | None]:
+def each(items: Sequence[Item], function: Callable[[Item], T]) -> list[T]:
+    """function(item) for every item (hosts, checks) at once, a greenlet each; the results in
+    order, or the first item's exception (in order) raised here."""
+    def call(item: Item) -> tuple[T | None, BaseException | None]:
         try:
-            return function(remote), None
+            return function(item), None
         except Exception as error:  # noqa: BLE001 - re-raised below, in the caller's greenlet
             return None, error
 
-    greenlets = [gevent.spawn(call, remote) for remote in hosts]
+    greenlets = [gevent.spawn(call, item) for item in items]
     gevent.joinall(greenlets, raise_error=True)
     results = []
     for greenlet in greenlets:
@@ -261,6 +262,12 @@ def each(hosts: Sequence[PyinfraHost], function: Callable[[PyinfraHost], T]) -> 
             raise error
         results.append(value)
     return results  # type: ignore[return-value]
+
+
+def together(checks: Sequence[Callable[[], None]]) -> None:
+    """Run readiness checks at once; the caller waited for services as long as the slowest."""
+    waits = each(checks, waiting)
+    _WAITING.seconds = getattr(_WAITING, "seconds", 0.0) + max(waits, default=0.0)
 
 
 def journal_command(service: str) -> str:

@@ -3,6 +3,8 @@ phases as a plain pyinfra deploy for `pyinfra INVENTORY deploy.py`."""
 
 from __future__ import annotations
 
+import functools
+
 from pyinfra import host
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.operations import python
@@ -12,7 +14,7 @@ from kubesmith import balancer as balancer_state
 from kubesmith.context import DeployContext
 from kubesmith.kubectl import kubectl
 from kubesmith.model import Cluster, Host
-from kubesmith.runner import Phase, poll, retry, run_on
+from kubesmith.runner import Phase, poll, retry, run_on, together
 from tasks import (
     addons,
     balancer,
@@ -77,12 +79,14 @@ def addons_ready(ctx: DeployContext, _master: PyinfraHost) -> None:
 def wait_for_addons(ctx: DeployContext) -> None:
     """Every add-on turned on is ready: its Deployments rolled out (every replica), its other
     objects (APIServices) Available."""
+    checks = []
     for addon in addon_table.enabled(ctx.data):
         for name in addon.ready:
             wait = (("rollout", "status") if name.startswith("deployment/")
                     else ("wait", "--for=condition=Available"))
-            _until(ctx, f"add-on {addon.name}: {name} ready",
-                   (*wait, "-n", "kube-system", name), 180)
+            checks.append(functools.partial(_until, ctx, f"add-on {addon.name}: {name} ready",
+                                            (*wait, "-n", "kube-system", name), 180))
+    together(checks)
 
 
 def cluster_config(ctx: DeployContext) -> None:
