@@ -220,19 +220,22 @@ def _operation(item: Item) -> tuple[Callable[..., Op], dict[str, object]]:
         return files.directory, {"path": item.dest, "mode": item.mode, "present": True}
     src = item.src if item.src else io.StringIO(item.content)
     if item.secret or item.src:
-        return upload, {"src": src, "dest": item.dest, "mode": item.mode, "sha256": item.sha256}
+        return upload, {"src": src, "dest": item.dest, "mode": item.mode, "sha256": item.sha256,
+                        "secret": item.secret}
     return files.put, {"src": src, "dest": item.dest, "mode": item.mode}
 
 
 @operation(is_idempotent=False)
-def upload(src: str | IO[str], dest: str, mode: str, sha256: str = "") -> Iterator[object]:
+def upload(src: str | IO[str], dest: str, mode: str, sha256: str = "",
+           secret: bool = False) -> Iterator[object]:
     """Upload a file without printing its content (files.put prints it under --diff), through a
-    temporary file that is 0600 before any byte is written, moved into place atomically; its
-    sum (when known) is recorded in paths.SUMS with the inode, ctime and size it has in place.
+    temporary file (a secret's is 0600 before any byte is written), moved into place atomically;
+    its sum (when known) is recorded in paths.SUMS with the inode, ctime and size it has there.
 
     sync() decides that the host lacks the file, so this op always uploads."""
     temp, target = shlex.quote(f"{dest}.kubesmith-upload"), shlex.quote(dest)
-    yield f"install -m 600 /dev/null {temp}"
+    if secret:
+        yield f"install -m 600 /dev/null {temp}"
     yield FileUploadCommand(src, temp)
     record = f" && {record_sum(dest, sha256)}" if SHA256.fullmatch(sha256) else ""
     yield f"chmod {shlex.quote(mode)} {temp} && mv -f {temp} {target}{record}"
