@@ -58,17 +58,26 @@ def check_hosts(runner: Runner, hosts: Sequence[Host], whole_cluster: bool) -> N
 
 def roll(runner: Runner, hosts: Sequence[Host]) -> None:
     """Converge hosts one at a time: each phase's readiness is checked before the next host,
-    so services that must restart (new member lists, new SANs) restart one host at a time; an
-    etcd member that changed is followed by every apiserver's /readyz."""
+    so services that must restart (new member lists, new SANs) restart one host at a time."""
     cluster = runner.ctx.cluster
     with membership.peer(runner) as peer:
         peer.grant_access(cluster)
     for one in hosts:
         for phase in PHASES:
-            before = runner.report.count(phase.name, one.name)
-            runner.run(phase, phase.on(cluster, [one.name]))
-            if phase is ETCD and runner.report.count(ETCD.name, one.name) > before:
-                runner.run(APISERVERS_SERVING, APISERVERS_SERVING.on(cluster))
+            if phase is ETCD:
+                etcd_member(runner, phase.on(cluster, [one.name]), apiservers=True)
+            else:
+                runner.run(phase, phase.on(cluster, [one.name]))
+
+
+def etcd_member(runner: Runner, member: Sequence[Host], apiservers: bool) -> None:
+    """The etcd phase on one member (or none); when it changed and apiservers run, every
+    apiserver serves again (its etcd client reconnected) before anything else restarts, so two
+    outages never run into one."""
+    changed = sum(runner.report.count(ETCD.name, h.name) for h in member)
+    runner.run(ETCD, member)
+    if apiservers and sum(runner.report.count(ETCD.name, h.name) for h in member) > changed:
+        runner.run(APISERVERS_SERVING, APISERVERS_SERVING.on(runner.ctx.cluster))
 
 
 def serving(runner: Runner, hosts: Sequence[Host], services: Sequence[str]) -> bool:
@@ -83,13 +92,16 @@ def serving(runner: Runner, hosts: Sequence[Host], services: Sequence[str]) -> b
 
 
 def roll_etcd(runner: Runner, members: Sequence[Host]) -> None:
-    """The etcd phase one running member at a time (quorum holds). While a member still runs a
-    peer certificate without ETCD_PEER_CN (an earlier kubesmith's), the members restarted leave
-    the CN check out; a second pass, every member then on its new certificate, adds it."""
+    """The etcd phase one running member at a time (quorum holds, and apiservers that run
+    serve again after each member that changed). While a member still runs a peer certificate
+    without ETCD_PEER_CN (an earlier kubesmith's), the members restarted leave the CN check
+    out; a second pass, every member then on its new certificate, adds it."""
+    cluster = runner.ctx.cluster
+    apiservers = serving(runner, APISERVERS_SERVING.on(cluster), APISERVERS_SERVING.services)
     for _pass in range(2):
         runner.ctx.etcd_old_peers = bool(old_peer_certificates(runner, members))
         for one in members:
-            runner.run(ETCD, (one,))
+            etcd_member(runner, (one,), apiservers)
         if not runner.ctx.etcd_old_peers:
             return
 

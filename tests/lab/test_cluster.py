@@ -1,4 +1,5 @@
-"""Bootstrap a real cluster on 3 lab hosts and check it the way an operator would."""
+"""Bootstrap a real cluster on 3 lab hosts and check it the way an operator would (kube-bench
+included: `deploy.py cis`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from kubesmith import pki, settings
-from tests.lab.conftest import WEB_POD
+from kubesmith import cis, pki, settings
+from tests.lab.conftest import WEB_POD, missing_binaries
 
 pytestmark = pytest.mark.lab
 
@@ -124,6 +125,46 @@ def test_second_up_changes_nothing(cluster) -> None:
     again = cluster.deploy("up")
     assert again.returncode == 0, again.stderr
     assert "0 operations changed" in again.stdout, again.stdout
+
+
+def _kube_bench(cluster) -> None:
+    """Skip a CIS check when kube-bench is not in the binary cache."""
+    if missing_binaries(["kube-bench"]):
+        pytest.skip("kube-bench is not in the binary cache: run `python deploy.py binaries "
+                    "kube-bench`")
+
+
+def test_cis_has_no_fail_outside_the_documented_exceptions(cluster) -> None:
+    """`deploy.py cis`: kube-bench finds no FAIL outside the documented exceptions."""
+    _kube_bench(cluster)
+    result = cluster.deploy("cis")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    counts = {}
+    for line in result.stdout.splitlines():
+        match = re.match(r"(lab-\d+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", line)
+        if match:
+            host, host_targets, *numbers = match.groups()
+            counts[host] = (host_targets, *map(int, numbers))
+    assert set(counts) == {"lab-1", "lab-2", "lab-3"}, output
+    assert counts["lab-1"][0] == "master,controlplane,etcd,policies"
+    assert counts["lab-2"][0] == counts["lab-3"][0] == "node"
+    assert all(c[1] > 0 for c in counts.values()), output  # PASS: kube-bench found the daemons
+    exceptions = cis.load_exceptions()
+    fails = re.findall(r"^FAIL (\S+) (\S+) ", result.stdout, re.MULTILINE)
+    assert sum(c[2] for c in counts.values()) == len(fails)
+    assert {check for _host, check in fails} <= set(exceptions), output
+    assert "PRIVATE KEY" not in output
+
+
+def test_cis_rerun_uploads_nothing_and_changes_no_service(cluster) -> None:
+    """A second run reuses the installed kube-bench; the cluster's daemons keep running."""
+    _kube_bench(cluster)
+    before = cluster.ssh("lab-1", "stat -c %Y /var/lib/kubesmith/cis/kube-bench").stdout
+    again = cluster.deploy("cis")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert cluster.ssh("lab-1", "stat -c %Y /var/lib/kubesmith/cis/kube-bench").stdout == before
+    assert "0 operations changed" in cluster.deploy("up").stdout
 
 
 def test_dry_run_changes_nothing_and_prints_no_keys(cluster) -> None:
