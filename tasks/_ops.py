@@ -245,11 +245,11 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def record_sum(dest: str, sha256: str, sums: str = paths_mod.SUMS) -> str:
-    """The command recording a file's sum with its inode, ctime and size in sums (FileStates
-    reads it back); a failure only costs reading the file next time."""
+    """The command recording a file's sum with its inode, ctime and size in sums (root-only,
+    FileStates reads it back); a failure only costs reading the file next time."""
     target = shlex.quote(dest)
-    return (f'{{ echo "{sha256} $(stat -c "%i %z %s" {target}) "{target} >> {shlex.quote(sums)}'
-            " 2>/dev/null || true; }")
+    return (f'{{ umask 077; echo "{sha256} $(stat -c "%i %z %s" {target}) "{target} >> '
+            f"{shlex.quote(sums)} 2>/dev/null || true; }}")
 
 
 class UnitStates(FactBase):
