@@ -3,6 +3,10 @@
 UNIT_DIR = "/etc/systemd/system"
 STATE_DIR = "/var/lib/kubesmith"
 IMAGE_DIR = f"{STATE_DIR}/images"
+# The sha256 of each file kubesmith uploaded, with the inode, ctime (to the nanosecond) and size
+# it had in place: while all three are the same, so is the file (any write or rename changes the
+# ctime), and a re-run takes the sum from here instead of reading hundreds of MB of binaries.
+SUMS = f"{STATE_DIR}/sums"
 LOG_DIR = "/var/log/kubernetes"
 SYSCTL = "/etc/sysctl.d/90-kubesmith.conf"
 MODULES = "/etc/modules-load.d/kubesmith.conf"

@@ -4,12 +4,17 @@ disconnect. Every call names its hosts; the runner keeps no mode between calls."
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import shlex
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+import gevent
 from pyinfra.api import Config, State
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.deploy import add_deploy
@@ -17,8 +22,8 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import BaseStateCallback
-from pyinfra.connectors.sshuserclient.client import get_host_keys
-from pyinfra.context import ctx_inventory
+from pyinfra.connectors.sshuserclient.client import SSHClient, get_host_keys
+from pyinfra.context import ctx_inventory, ctx_state
 
 from kubesmith import inventory
 from kubesmith.context import DeployContext
@@ -29,6 +34,8 @@ from kubesmith.validate import TRUST_FLAG
 from tasks import _ops
 
 Out = Callable[[str], None]
+T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 class DeployError(UserError):
@@ -52,15 +59,50 @@ class Phase:
 
 @dataclass
 class Report:
-    """What a workflow did: changed ops per phase and host, and wall time per phase."""
+    """What a workflow did: changed ops per phase and host, wall time per phase, the part of it
+    spent waiting for services to start and become ready (their start jobs and readiness
+    checks), and remote commands per phase and host."""
 
     changed: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    waited: dict[str, float] = field(default_factory=dict)
+    commands: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def own(self, phase: str) -> float:
+        """A phase's time not spent waiting for services: kubesmith's own work."""
+        return self.seconds.get(phase, 0.0) - self.waited.get(phase, 0.0)
+
+    def wait(self, phase: str, seconds: float) -> None:
+        """Add time a phase spent waiting for its services to become ready."""
+        self.waited[phase] = self.waited.get(phase, 0.0) + seconds
+
+    def counted(self, phase: str, commands: Counter[str]) -> None:
+        """Add remote commands (shell commands and file transfers) per host to a phase."""
+        self.commands.setdefault(phase, Counter()).update(commands)
 
     @property
     def total_changes(self) -> int:
         """Changed operations over every phase and host."""
         return sum(len(ops) for hosts in self.changed.values() for ops in hosts.values())
+
+    def breakdown(self) -> list[str]:
+        """Lines: the total split into waiting for services and own work, then per phase its
+        seconds, the part waiting, and remote commands per host (time outside any phase:
+        local preparation)."""
+        total = self.seconds.get("total", 0.0)
+        waited = sum(self.waited.values())
+        lines = [f"{total:.1f} s: waiting for services {waited:.1f} s, own work "
+                 f"{total - waited:.1f} s ({(total - waited) / total if total else 0:.0%})"]
+        for phase, seconds in self.seconds.items():
+            if phase == "total":
+                continue
+            hosts = self.commands.get(phase, Counter())
+            per_host = ", ".join(f"{h} {n}" for h, n in sorted(hosts.items())) or "none"
+            lines.append(f"  {phase}: {seconds:.1f} s (waiting {self.waited.get(phase, 0.0):.1f}"
+                         f", own {self.own(phase):.1f}); remote commands: {per_host}")
+        outside = total - sum(v for k, v in self.seconds.items() if k != "total")
+        lines.append(f"  outside phases (local preparation): {outside:.1f} s")
+        return lines
 
     def add(self, phase: str, host: str, op: str) -> None:
         """Record one changed (or, dry, pending) operation."""
@@ -105,6 +147,53 @@ def _last_error(state: State, failed: tuple[PyinfraHost, str] | None) -> str:
     return f": {printable(lines[-1].strip())[:500]}" if lines and lines[-1].strip() else ""
 
 
+class _Commands:
+    """Counts the remote commands (shell commands and file transfers) each host of a State runs,
+    by wrapping its connector: fact gathering, operations and readiness checks alike."""
+
+    def __init__(self, state: State) -> None:
+        self.counts: Counter[str] = Counter()
+        for remote in state.inventory:
+            for method in ("run_shell_command", "put_file", "get_file"):
+                original = getattr(remote.connector, method)
+                setattr(remote.connector, method, self._counting(remote.name, original))
+
+    def _counting(self, name: str, method: Callable[..., object]) -> Callable[..., object]:
+        def counted(*args: object, **kwargs: object) -> object:
+            self.counts[name] += 1
+            return method(*args, **kwargs)
+        return counted
+
+
+# Names of the operations that start, restart or reload a service: their time is the service's
+# own start time (a Type=notify unit's start job lasts until it is ready), so waiting too.
+_SERVICE_OPS: set[str] = set()
+
+
+def service_op(name: str) -> str:
+    """Mark an operation name as starting a service (see _SERVICE_OPS); return the name."""
+    _SERVICE_OPS.add(name)
+    return name
+
+
+class _ServiceStarts(BaseStateCallback):
+    """Adds up the wall time of the operations that start services."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.began: dict[str, float] = {}
+
+    def operation_start(self, state: State, op_hash: str) -> None:
+        """Note when a service-starting operation begins on its hosts."""
+        if not _SERVICE_OPS.isdisjoint(state.get_op_meta(op_hash).names):
+            self.began[op_hash] = time.monotonic()
+
+    def operation_end(self, state: State, op_hash: str) -> None:
+        """Add its time once every host finished it."""
+        if op_hash in self.began:
+            self.seconds += time.monotonic() - self.began.pop(op_hash)
+
+
 def connect_problem(name: str, error: str, data: dict[str, object]) -> str:
     """Why a host could not be reached and what to do, in one line (host keys explained)."""
     known = data.get("ssh_known_hosts_file") or "~/.ssh/known_hosts"
@@ -125,19 +214,72 @@ def run_on(host: PyinfraHost, command: str) -> tuple[bool, str]:
     return ok, "\n".join(output.stdout_lines + output.stderr_lines)
 
 
+# Per greenlet (threading.local under gevent's monkey-patching): seconds readiness checks waited.
+_WAITING = threading.local()
+
+
+def poll(attempt: Callable[[], str | None], what: str, timeout: float) -> None:
+    """Repeat attempt (None: done, else why not yet) backing off from 0.1 s to 1 s between
+    tries; raise DeployError with the last reason after timeout seconds. The time before the
+    passing attempt started is waiting for services (see waiting())."""
+    start = began = time.monotonic()
+    delay = 0.1
+    while True:
+        why = attempt()
+        if why is None:
+            _WAITING.seconds = getattr(_WAITING, "seconds", 0.0) + began - start
+            return
+        if began - start > timeout:
+            raise DeployError(f"{what} not reached within {timeout:.0f} s: {why}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+        began = time.monotonic()
+
+
+def waiting(check: Callable[[], None]) -> float:
+    """Run a readiness check; return the seconds its polls waited for services."""
+    _WAITING.seconds = 0.0
+    check()
+    return float(_WAITING.seconds)
+
+
 def retry(host: PyinfraHost, command: str, what: str, timeout: float) -> str:
     """Re-run a check until it succeeds; raise DeployError naming the host after timeout."""
-    deadline = time.monotonic() + timeout
-    delay = 0.25
-    while True:
+    found: list[str] = []
+
+    def attempt() -> str | None:
         ok, output = run_on(host, command)
-        if ok:
-            return output
-        if time.monotonic() > deadline:
-            raise DeployError(f"{host.name}: {what} not reached within {timeout:.0f} s: "
-                              f"{output.strip()[-500:]}")
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
+        found[:] = [output]
+        return None if ok else output.strip()[-500:]
+
+    poll(attempt, f"{host.name}: {what}", timeout)
+    return found[0]
+
+
+def each(items: Sequence[Item], function: Callable[[Item], T]) -> list[T]:
+    """function(item) for every item (hosts, checks) at once, a greenlet each; the results in
+    order, or the first item's exception (in order) raised here."""
+    def call(item: Item) -> tuple[T | None, BaseException | None]:
+        try:
+            return function(item), None
+        except Exception as error:  # noqa: BLE001 - re-raised below, in the caller's greenlet
+            return None, error
+
+    greenlets = [gevent.spawn(call, item) for item in items]
+    gevent.joinall(greenlets, raise_error=True)
+    results = []
+    for greenlet in greenlets:
+        value, error = greenlet.value
+        if error is not None:
+            raise error
+        results.append(value)
+    return results  # type: ignore[return-value]
+
+
+def together(checks: Sequence[Callable[[], None]]) -> None:
+    """Run readiness checks at once; the caller waited for services as long as the slowest."""
+    waits = each(checks, waiting)
+    _WAITING.seconds = getattr(_WAITING, "seconds", 0.0) + max(waits, default=0.0)
 
 
 def journal_command(service: str) -> str:
@@ -167,8 +309,11 @@ class Runner:
                              if trust_new_host_keys else {})
         # Artifact sums the binary mirror serves in this workflow (tasks/mirror.py).
         self.mirrored: set[str] = set()
+        # Each host's SSH client, kept from phase to phase: one connection (key exchange,
+        # authentication) per host and workflow, not one per phase.
+        self._clients: dict[str, SSHClient] = {}
 
-    def _state(self, what: str, hosts: Sequence[Host]) -> tuple[State, _Failures]:
+    def _state(self, what: str, hosts: Sequence[Host]) -> tuple[State, _Failures, _Commands]:
         """A State connected to exactly these hosts; raise naming any unreachable one."""
         names = [h.name for h in hosts]
         # The runner reports for itself; under pyinfra's CLI (which only borrows a Runner for
@@ -183,8 +328,19 @@ class Runner:
         state.cwd = str(inventory.settings.PROJECT)
         failures = _Failures(what, self.out)
         state.add_callback_handler(failures)
+        commands = _Commands(state)
+        for remote in state.inventory:
+            client = self._clients.get(remote.name)
+            transport = client.get_transport() if client is not None else None
+            if transport is not None and transport.is_active():
+                remote.connector.client = client  # type: ignore[attr-defined]
+                remote.connected = True  # connect_all activates it without connecting again
         with contextlib.suppress(PyinfraError):  # all hosts failed: reported below, by name
             connect_all(state)
+        for remote in state.activated_hosts:
+            client = getattr(remote.connector, "client", None)
+            if isinstance(client, SSHClient):
+                self._clients[remote.name] = client
         if self.ssh_override:
             # pyinfra keeps known_hosts in memory once read: re-read it, so a key pinned by this
             # connection is known to the next one (and not appended again).
@@ -197,16 +353,21 @@ class Runner:
                 f"{what}: cannot connect to " + connect_problem(
                     name, failures.unreachable.get(name, ""), data.get(name, {}))
                 for name in unreachable))
-        return state, failures
+        return state, failures, commands
 
     @contextlib.contextmanager
     def connect(self, what: str, hosts: Sequence[Host]) -> Iterator[list[PyinfraHost]]:
-        """Connected pyinfra hosts for commands outside a phase, disconnected afterwards."""
-        state, _failures = self._state(what, hosts)
+        """Connected pyinfra hosts for commands outside a phase, disconnected afterwards; its
+        time and commands are reported under `what`."""
+        start = time.monotonic()
+        state, _failures, commands = self._state(what, hosts)
         try:
             yield list(state.inventory.get_active_hosts())
         finally:
             disconnect_all(state)
+            self.report.counted(what, commands.counts)
+            self.report.seconds[what] = (self.report.seconds.get(what, 0.0)
+                                         + time.monotonic() - start)
 
     def run(self, phase: Phase, hosts: Sequence[Host], dry: bool = False) -> None:
         """Prepare and run one phase on these hosts, then wait for its readiness check."""
@@ -215,12 +376,18 @@ class Runner:
         start = time.monotonic()
         earlier = {h.name: self.report.count(phase.name, h.name) for h in hosts}
         self.out(f"[{phase.name}] {', '.join(h.name for h in hosts)}")
-        state, failures = self._state(f"phase {phase.name}", hosts)
+        state, failures, commands = self._state(f"phase {phase.name}", hosts)
         try:
             _ops.FETCHES.clear()
-            with ctx_inventory.use(state.inventory):
+
+            def prepare(remote: PyinfraHost) -> None:
                 for task in phase.tasks:
-                    add_deploy(state, task, self.ctx)
+                    add_deploy(state, task, self.ctx, host=remote)
+            # Each host's facts are read while the others' are: preparation costs one host's
+            # round trips, not their sum. pyinfra's state and inventory contexts are global (not
+            # per greenlet): set once here, around every host's preparation.
+            with ctx_state.use(state), ctx_inventory.use(state.inventory):
+                each(list(state.inventory.get_active_hosts()), prepare)
             if dry:
                 self._record(phase, state, pending=True)
             else:
@@ -230,6 +397,7 @@ class Runner:
                 self._execute(phase, state, failures)
         finally:
             disconnect_all(state)
+            self.report.counted(phase.name, commands.counts)
             elapsed = time.monotonic() - start
             self.report.seconds[phase.name] = self.report.seconds.get(phase.name, 0.0) + elapsed
         summary = ", ".join(f"{h.name} {self.report.count(phase.name, h.name) - earlier[h.name]} "
@@ -238,8 +406,11 @@ class Runner:
 
     def _execute(self, phase: Phase, state: State, failures: _Failures) -> None:
         """Run the prepared ops, name every failing host and step, then check readiness."""
+        starts = _ServiceStarts()
+        state.add_callback_handler(starts)
         with contextlib.suppress(PyinfraError):  # every host failed: reported below, by name
             run_ops(state)
+        self.report.wait(phase.name, starts.seconds)
         self._record(phase, state, pending=False)
         active = list(state.inventory.get_active_hosts())
         failed = failures.failed or {h.name: "connection" for h in state.failed_hosts}
@@ -252,11 +423,18 @@ class Runner:
             raise DeployError(details + ("\n" + logs if logs else ""))
         if phase.ready:
             try:
-                for host in active:
-                    phase.ready(self.ctx, host)
+                self._ready(phase, active)
             except DeployError as error:
                 logs = "\n".join(journal(h, phase.services) for h in active)
                 raise DeployError(f"phase {phase.name}: {error}\n{logs}") from error
+
+    def _ready(self, phase: Phase, active: Sequence[PyinfraHost]) -> None:
+        """Run the phase's readiness check on every host at once; the phase waited as long as
+        its slowest host."""
+        check = phase.ready
+        assert check is not None
+        waits = each(active, lambda remote: waiting(functools.partial(check, self.ctx, remote)))
+        self.report.wait(phase.name, max(waits, default=0.0))
 
     def _record(self, phase: Phase, state: State, pending: bool) -> None:
         """Print and record the ops that changed something (dry: every prepared op), per host."""
@@ -273,10 +451,14 @@ class Runner:
                              f"{name}")
 
     def close(self) -> None:
-        """Stop what this workflow started on hosts for its own use (the binary mirror)."""
+        """Stop what this workflow started on hosts for its own use (the binary mirror), then
+        close the SSH connections kept between phases."""
         from tasks import mirror  # imports this module
 
         mirror.stop(self)
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
 
     def finish(self, start: float, what: str, dry: bool = False) -> Report:
         """Stop the workflow's helpers, print its closing line and return its report."""

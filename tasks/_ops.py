@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shlex
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,10 +21,12 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files, server, systemd
 
 from kubesmith import manifest, rules
+from kubesmith import paths as paths_mod
 from kubesmith import services as service_table
 from kubesmith.binaries import cache
 from kubesmith.context import TEMPLATES, DeployContext
 from kubesmith.errors import UserError
+from kubesmith.runner import service_op
 
 Op = OperationMeta | None
 # Templates systemd reads (units, an EnvironmentFile): a value there is one literal word.
@@ -117,12 +120,16 @@ class FileStates(FactBase):
     def default() -> dict[str, tuple[str, ...]]:
         return {}
 
-    def command(self, paths: list[str]) -> str:
+    def command(self, paths: list[str], sums: str = paths_mod.SUMS) -> str:
         quoted = " ".join(shlex.quote(p) for p in paths)
+        # A file's sum: the one recorded at upload (sums) while its inode, ctime and size are
+        # unchanged, else read from its content.
         return (
             f'for p in {quoted}; do if [ -d "$p" ]; then echo "$p $(stat -c %a "$p") dir";'
-            ' elif [ -f "$p" ]; then'
-            ' echo "$p $(stat -c %a "$p") $(sha256sum < "$p" | cut -c1-64)";'
+            ' elif [ -f "$p" ]; then set -- $(stat -c "%a %i %z %s" "$p");'
+            f' s=$(awk -v k="$2 $3 $4 $5 $6 $p" \'substr($0, 66) == k {{s = $1}} END {{print s}}\''
+            f' {shlex.quote(sums)} 2>/dev/null);'
+            ' echo "$p $1 ${s:-$(sha256sum < "$p" | cut -c1-64)}";'
             f' else echo "$p - -"; fi; done; sed "s/^/# /" {manifest.PATH} 2>/dev/null; true'
         )
 
@@ -226,21 +233,36 @@ def _operation(item: Item) -> tuple[Callable[..., Op], dict[str, object]]:
                        "dest": item.dest, "mode": item.mode}
     src = item.src if item.src else io.StringIO(item.content)
     if item.secret or item.src:
-        return upload, {"src": src, "dest": item.dest, "mode": item.mode}
+        return upload, {"src": src, "dest": item.dest, "mode": item.mode, "sha256": item.sha256,
+                        "secret": item.secret}
     return files.put, {"src": src, "dest": item.dest, "mode": item.mode}
 
 
 @operation(is_idempotent=False)
-def upload(src: str | IO[str], dest: str, mode: str) -> Iterator[object]:
+def upload(src: str | IO[str], dest: str, mode: str, sha256: str = "",
+           secret: bool = False) -> Iterator[object]:
     """Upload a file without printing its content (files.put prints it under --diff), through a
-    temporary file that is 0600 before any byte is written, moved into place atomically.
+    temporary file (a secret's is 0600 before any byte is written), moved into place atomically;
+    its sum (when known) is recorded in paths.SUMS with the inode, ctime and size it has there.
 
     sync() decides that the host lacks the file, so this op always uploads."""
-    temp = f"{dest}.kubesmith-upload"
-    yield f"install -m 600 /dev/null {shlex.quote(temp)}"
+    temp, target = shlex.quote(f"{dest}.kubesmith-upload"), shlex.quote(dest)
+    if secret:
+        yield f"install -m 600 /dev/null {temp}"
     yield FileUploadCommand(src, temp)
-    yield f"chmod {shlex.quote(mode)} {shlex.quote(temp)} && mv -f {shlex.quote(temp)} " \
-          f"{shlex.quote(dest)}"
+    record = f" && {record_sum(dest, sha256)}" if SHA256.fullmatch(sha256) else ""
+    yield f"chmod {shlex.quote(mode)} {temp} && mv -f {temp} {target}{record}"
+
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def record_sum(dest: str, sha256: str, sums: str = paths_mod.SUMS) -> str:
+    """The command recording a file's sum with its inode, ctime and size in sums (root-only,
+    FileStates reads it back); a failure only costs reading the file next time."""
+    target = shlex.quote(dest)
+    return (f'{{ umask 077; echo "{sha256} $(stat -c "%i %z %s" {target}) "{target} >> '
+            f"{shlex.quote(sums)} 2>/dev/null || true; }}")
 
 
 @operation(is_idempotent=False)
@@ -338,7 +360,7 @@ def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> N
             f"{svc.name}.service" in replaced
         if active == "active" and changed:
             if svc.reload and not synced.changed(svc.unit) and not svc.restart:
-                systemd.service(name=f"reload {svc.name} (inputs changed)",
+                systemd.service(name=service_op(f"reload {svc.name} (inputs changed)"),
                                 service=f"{svc.name}.service", reloaded=True)
             else:
                 _restart(svc)
@@ -374,10 +396,10 @@ def _restart(svc: Service) -> None:
     """Restart a service: wait for its start job, or (wait=False) only queue it."""
     unit = f"{svc.name}.service"
     if svc.wait:
-        systemd.service(name=f"restart {svc.name} (inputs changed)", service=unit,
+        systemd.service(name=service_op(f"restart {svc.name} (inputs changed)"), service=unit,
                         restarted=True)
     else:
-        server.shell(name=f"restart {svc.name} (inputs changed)",
+        server.shell(name=service_op(f"restart {svc.name} (inputs changed)"),
                      commands=[f"systemctl restart --no-block {unit}"])
 
 
@@ -385,10 +407,10 @@ def _start(svc: Service) -> None:
     """Enable and start a service: wait for its start job, or (wait=False) only queue it."""
     unit = f"{svc.name}.service"
     if svc.wait:
-        systemd.service(name=f"{svc.name} running and enabled", service=unit, running=True,
-                        enabled=True)
+        systemd.service(name=service_op(f"{svc.name} running and enabled"), service=unit,
+                        running=True, enabled=True)
     else:
-        server.shell(name=f"{svc.name} running and enabled",
+        server.shell(name=service_op(f"{svc.name} running and enabled"),
                      commands=[f"systemctl enable {unit}", f"systemctl start --no-block {unit}"])
 
 

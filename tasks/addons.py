@@ -8,6 +8,7 @@ so a re-run changes nothing and restarts no add-on pod."""
 from __future__ import annotations
 
 import base64
+import functools
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from kubesmith import addons
 from kubesmith.addons import Addon
 from kubesmith.context import DeployContext
 from kubesmith.kubectl import kubectl
-from kubesmith.runner import DeployError
+from kubesmith.runner import DeployError, each
 from tasks import _ops
 from tasks.pki import DRY_PLACEHOLDER
 
@@ -108,8 +109,10 @@ Change = tuple[str, Callable[[DeployContext, Addon], None], Addon]
 def pending(ctx: DeployContext) -> list[Change]:
     """The changes a converge makes: apply each add-on turned on whose objects differ from its
     template, remove each one turned off that is still in the cluster."""
+    enabled = addons.enabled(ctx.data)
+    differ = each(enabled, functools.partial(differs, ctx))  # every add-on's diff at once
     changes: list[Change] = [(f"apply add-on {a.name}", apply, a)
-                             for a in addons.enabled(ctx.data) if differs(ctx, a)]
+                             for a, different in zip(enabled, differ, strict=True) if different]
     off = addons.disabled(ctx.data)
     live = present(ctx) if off else set()
     changes += [(f"remove add-on {a.name}", remove, a) for a in off if a.name in live]

@@ -3,7 +3,7 @@ phases as a plain pyinfra deploy for `pyinfra INVENTORY deploy.py`."""
 
 from __future__ import annotations
 
-import time
+import functools
 
 from pyinfra import host
 from pyinfra.api.host import Host as PyinfraHost
@@ -14,7 +14,7 @@ from kubesmith import balancer as balancer_state
 from kubesmith.context import DeployContext
 from kubesmith.kubectl import kubectl
 from kubesmith.model import Cluster, Host
-from kubesmith.runner import DeployError, Phase, retry, run_on
+from kubesmith.runner import Phase, poll, retry, run_on, together
 from tasks import (
     addons,
     balancer,
@@ -48,30 +48,21 @@ def flannel_ready(ctx: DeployContext, pod_host: PyinfraHost) -> None:
 
 def balancer_ready(ctx: DeployContext, node_host: PyinfraHost, timeout: float = 60) -> None:
     """This node's balancer has every master as a backend, each passing its /readyz check."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def attempt() -> str | None:
         ok, stats = run_on(node_host, balancer_state.STATS_COMMAND)
-        why = balancer_state.problem(stats, ctx.cluster) if ok else "no statistics answer"
-        if why is None:
-            return
-        if time.monotonic() > deadline:
-            raise DeployError(f"{node_host.name}: apiserver balancer not ready within "
-                              f"{timeout:.0f} s: {why}")
-        time.sleep(0.5)
+        return balancer_state.problem(stats, ctx.cluster) if ok else "no statistics answer"
+
+    poll(attempt, f"{node_host.name}: apiserver balancer ready", timeout)
 
 
 def _until(ctx: DeployContext, what: str, args: tuple[str, ...], timeout: float) -> None:
     """Repeat a short kubectl wait (`wait` fails at once for an object not made yet) until it
     succeeds; raise DeployError with kubectl's last words after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def attempt() -> str | None:
         result = kubectl(ctx, *args, "--timeout=5s")
-        if result.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise DeployError(f"{what} not reached within {timeout:.0f} s: "
-                              f"{(result.stderr or result.stdout).strip()[-300:]}")
-        time.sleep(1)
+        return None if result.returncode == 0 else (result.stderr or result.stdout).strip()[-300:]
+
+    poll(attempt, what, timeout)
 
 
 def node_ready(ctx: DeployContext, node_host: PyinfraHost) -> None:
@@ -88,12 +79,14 @@ def addons_ready(ctx: DeployContext, _master: PyinfraHost) -> None:
 def wait_for_addons(ctx: DeployContext) -> None:
     """Every add-on turned on is ready: its Deployments rolled out (every replica), its other
     objects (APIServices) Available."""
+    checks = []
     for addon in addon_table.enabled(ctx.data):
         for name in addon.ready:
             wait = (("rollout", "status") if name.startswith("deployment/")
                     else ("wait", "--for=condition=Available"))
-            _until(ctx, f"add-on {addon.name}: {name} ready",
-                   (*wait, "-n", "kube-system", name), 180)
+            checks.append(functools.partial(_until, ctx, f"add-on {addon.name}: {name} ready",
+                                            (*wait, "-n", "kube-system", name), 180))
+    together(checks)
 
 
 def cluster_config(ctx: DeployContext) -> None:

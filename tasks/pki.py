@@ -112,5 +112,7 @@ def deploy(ctx: DeployContext) -> None:
     retired = [f"{ctx.data['pki_dir']}/{name}" for name in certificates.RETIRED]
     retired += [f"{ctx.data['kube_config_dir']}/{name}.kubeconfig"
                 for name in certificates.RETIRED_KUBECONFIGS]
+    there = host.get_fact(_ops.FileStates, paths=retired)  # one command for all of them
     for path in retired:
-        files.file(name=f"retired {path} removed", path=path, present=False)
+        if there.get(path, ("-", "-")) != ("-", "-"):
+            files.file(name=f"retired {path} removed", path=path, present=False)

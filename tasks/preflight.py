@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shlex
 import time
@@ -13,6 +14,7 @@ from pyinfra.context import ctx_host, ctx_state
 from kubesmith import manifest, versions
 from kubesmith.context import DeployContext
 from kubesmith.model import Host
+from kubesmith.runner import each
 from kubesmith.services import FLANNEL_VXLAN_PORT, SERVICES
 from tasks import _ops
 
@@ -20,7 +22,20 @@ MIN_FREE_KIB = 2 * 1024 * 1024
 SUPPORTED_ARCH = ("x86_64",)
 # Nodes install the apiserver balancer from Debian 12 (bookworm) packages (component haproxy).
 NODE_OS = ("debian-12",)
+# Kernel limits a node's kubelet and containerd need, at least (the kernel's defaults, which they
+# run with on one host; a host tuned lower, or sharing them with other hosts, runs out):
+# sysctl -> minimum.
+NODE_LIMITS = {
+    # every kubelet, containerd and systemd takes inotify instances ("inotify_init: too many
+    # open files": kubelet exits) and cAdvisor a watch per container cgroup
+    "fs.inotify.max_user_instances": 128,
+    "fs.inotify.max_user_watches": 8192,
+    # processes and threads of every pod
+    "kernel.pid_max": 32768,
+}
 PROBE = (
+    "".join(f"echo limit=$(echo {name} $(cat /proc/sys/{name.replace('.', '/')})); "
+            for name in NODE_LIMITS) +
     "echo arch=$(uname -m); . /etc/os-release; echo os=$ID-$VERSION_ID; "
     "echo hostname=$(hostname); echo swap=$(awk 'NR>1' /proc/swaps | wc -l); "
     "echo free_kib=$(df -Pk / | awk 'NR==2{print $4}'); echo clock=$(date +%s.%N); "
@@ -130,6 +145,18 @@ def tools_missing(ctx: DeployContext, me: Host, missing: list[str]) -> str:
             f"{' and '.join(needed)} (apt-get install {' '.join(needed)})")
 
 
+def kernel_limits(found: dict[str, list[str]]) -> list[str]:
+    """Node kernel limits below what kubelet needs, each with its value and what to set."""
+    values = dict(line.split()[:2] for line in found.get("limit", []) if len(line.split()) >= 2)
+    issues = []
+    for name, minimum in NODE_LIMITS.items():
+        value = values.get(name, "")
+        if not value.isdigit() or int(value) < minimum:
+            issues.append(f"{name} is {value or 'unreadable'}, kubelet needs >= {minimum}: "
+                          f"sysctl -w {name}={minimum} (and keep it in /etc/sysctl.d/)")
+    return issues
+
+
 def _foreign_holders(listening: list[str], port: str, owner: str) -> list[str]:
     """Processes other than the owning service that listen on a proto/port."""
     proto, number = port.split("/")
@@ -147,6 +174,8 @@ def problems(ctx: DeployContext, me: Host, found: dict[str, list[str]]) -> list[
     issues += foreign_runtimes(ctx, found)
     if ctx.mirror and (missing := tools_missing(ctx, me, first.get("missing", "").split())):
         issues.append(missing)
+    if me.has("nodes"):
+        issues += kernel_limits(found)
     if me.has("nodes") and first.get("os") not in NODE_OS:
         issues.append(f"OS {first.get('os')} unsupported for a node: its apiserver balancer is "
                       f"installed from Debian 12 (bookworm) packages ({', '.join(NODE_OS)})")
@@ -202,11 +231,18 @@ def check(ctx: DeployContext, connected: list[PyinfraHost], whole_cluster: bool)
     etcd_data: dict[str, bool] = {}
     offsets: dict[str, float] = {}
     hostnames: dict[str, str] = {}
-    for remote in connected:
+
+    def read(remote: PyinfraHost) -> tuple[dict[str, list[str]], float]:
         before = time.time()
-        with ctx_host.use(remote), ctx_state.use(remote.state):
+        with ctx_host.use(remote):
             found = facts(ctx)
-        offsets[remote.name] = float(found.get("clock", ["0"])[0]) - (before + time.time()) / 2
+        return found, float(found.get("clock", ["0"])[0]) - (before + time.time()) / 2
+
+    # Every host probed at once (pyinfra's state context is global: set once, around them).
+    with ctx_state.use(connected[0].state) if connected else contextlib.nullcontext():
+        probed = each(connected, read)
+    for remote, (found, offset) in zip(connected, probed, strict=True):
+        offsets[remote.name] = offset
         hostnames[remote.name] = found.get("hostname", [remote.name])[0]
         me = ctx.cluster.host(remote.name)
         issues += [f"{remote.name}: {p}" for p in problems(ctx, me, found)]

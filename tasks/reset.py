@@ -40,7 +40,7 @@ def values(entries: list[manifest.Entry]) -> dict[str, object]:
         "dirs": sorted(manifest.of_kind(entries, "dir"), reverse=True),
         **{f"{kind}s": manifest.of_kind(entries, kind)
            for kind in ("link", "chain", "user", "package", "slice")},
-        "manifest": manifest.PATH, "unit_dir": paths.UNIT_DIR,
+        "manifest": manifest.PATH, "sums": paths.SUMS, "unit_dir": paths.UNIT_DIR,
     }
 
 

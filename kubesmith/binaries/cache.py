@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -81,18 +83,38 @@ def read_manifest(directory: Path) -> dict[str, str]:
     return sums
 
 
+# Per cache directory: each file's sum with the inode, ctime (ns) and size it had when last read;
+# while all three hold, so does the content (any write or rename changes the ctime), and a run
+# does not read hundreds of MB again to verify what it verified before.
+VERIFIED = ".verified"
+
+
 def verify(directory: Path, files: tuple[str, ...] | list[str]) -> dict[str, str]:
     """Check every expected file against the manifest; return the sums or raise."""
     sums = read_manifest(directory)
+    try:
+        known = json.loads((directory / VERIFIED).read_text())
+    except (OSError, ValueError):
+        known = {}
+    seen = {}
     for name in files:
         if name not in sums:
             raise CacheIncomplete(f"{directory / MANIFEST} has no entry for {name}")
         path = directory / name
         if not path.exists():
             raise CacheIncomplete(f"{path} is missing")
-        actual = sha256_file(path)
-        if actual != sums[name]:
-            raise ChecksumMismatch(path, sums[name], actual)
+        status = path.stat()
+        stamp = [status.st_ino, status.st_ctime_ns, status.st_size, sums[name]]
+        if known.get(name) != stamp:
+            actual = sha256_file(path)
+            if actual != sums[name]:
+                raise ChecksumMismatch(path, sums[name], actual)
+        seen[name] = stamp
+    if any(known.get(name) != stamp for name, stamp in seen.items()):
+        with contextlib.suppress(OSError):  # a cache this user cannot write: read next time
+            temp = directory / f"{VERIFIED}.{os.getpid()}"
+            temp.write_text(json.dumps({**known, **seen}))
+            os.replace(temp, directory / VERIFIED)
     return sums
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -55,13 +56,51 @@ SHARED_LIMITS = {"/proc/sys/fs/inotify/max_user_instances": 1024,
                  "/proc/sys/fs/inotify/max_user_watches": 524288}
 
 
-def raise_shared_limits(log: Log) -> None:
-    """Raise the shared kernel limits lab hosts need when they are lower (never lowers them)."""
+# The values the lab raised, as the machine had them: restored when no lab host runs any more
+# (tmpfs, like the values themselves: a reboot forgets both).
+RAISED_RECORD = Path("/run/kubesmith/lab-raised-limits.json")
+
+
+def raise_shared_limits(log: Log, record: Path | None = None) -> None:
+    """Raise the shared kernel limits lab hosts need when they are lower (never lowers them),
+    recording the machine's own values for restore_shared_limits."""
+    record = record or RAISED_RECORD
+    raised = json.loads(record.read_text()) if record.exists() else {}
     for path, wanted in SHARED_LIMITS.items():
         current = int(Path(path).read_text())
         if current < wanted:
             Path(path).write_text(f"{wanted}\n")
+            raised.setdefault(path, current)
             log(f"lab: {Path(path).name} raised from {current} to {wanted} for the lab hosts")
+    if raised:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(raised))
+
+
+def restore_shared_limits(log: Log, record: Path | None = None,
+                          hosts_running: Callable[[], bool] | None = None) -> None:
+    """Put back the limits the lab raised, once no lab host (of any lab) runs on this machine;
+    a value someone changed since is left as it is."""
+    record = record or RAISED_RECORD
+    if not record.exists():
+        return
+    if (hosts_running or _any_lab_host)():
+        log("lab: shared kernel limits stay raised: other lab hosts still run on this machine")
+        return
+    for path, original in json.loads(record.read_text()).items():
+        if int(Path(path).read_text()) == SHARED_LIMITS.get(path):
+            Path(path).write_text(f"{original}\n")
+            log(f"lab: {Path(path).name} restored to {original}")
+    record.unlink()
+
+
+def _any_lab_host() -> bool:
+    """Whether any systemd-nspawn process runs on this machine (a host of any lab)."""
+    for proc in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if proc.read_bytes().split(b"\0")[0].endswith(b"systemd-nspawn"):
+                return True
+    return False
 
 
 def host_name(index: int) -> str:
@@ -490,6 +529,7 @@ def down(paths: LabPaths | None = None, log: Log = print,
     if state is None:
         sweep(paths, bridge)
         log("lab: no state recorded; swept processes, mounts and bridge")
+        restore_shared_limits(log)
         return []
     with ThreadPoolExecutor(max_workers=max(1, len(state.hosts))) as pool:
         list(pool.map(_stop_host, state.hosts))
@@ -503,6 +543,7 @@ def down(paths: LabPaths | None = None, log: Log = print,
         shutil.rmtree(paths.hosts, ignore_errors=True)
         for path in (paths.state, paths.known_hosts, paths.ssh_config):
             path.unlink(missing_ok=True)
+    restore_shared_limits(log)
     return left
 
 

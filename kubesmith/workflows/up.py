@@ -39,10 +39,8 @@ def converge(runner: Runner, dry: bool = False, skip_preflight: bool = False,
     runner.ctx.dry = dry
     steps.prepare_local(runner.ctx, runner.out, dry)
     if not skip_preflight:
-        checked = time.monotonic()
         targets = tuple(h for h in cluster.hosts if names is None or h.name in names)
         steps.check_hosts(runner, targets, whole_cluster=names is None)
-        runner.report.seconds["preflight"] = time.monotonic() - checked
     if names is not None and not dry:
         # The named hosts' etcd users, made through a member before their flanneld starts.
         with membership.peer(runner) as peer:

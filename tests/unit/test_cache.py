@@ -39,6 +39,20 @@ def test_mismatch_names_file_and_both_sums(tmp_path: Path) -> None:
     assert not cache.is_complete(tmp_path, ["kubelet"])
 
 
+def test_a_verified_file_is_not_read_again_until_it_changes(tmp_path: Path, monkeypatch) -> None:
+    _fill(tmp_path, {"kubelet": b"real"})
+    cache.write_manifest(tmp_path, ["kubelet"])
+    cache.verify(tmp_path, ["kubelet"])
+    read: list[Path] = []
+    monkeypatch.setattr(cache, "sha256_file", lambda p: read.append(p) or "0" * 64)
+    cache.verify(tmp_path, ["kubelet"])  # verified before, unchanged: not read
+    assert read == []
+    (tmp_path / "kubelet").write_bytes(b"fake")  # same size, new content: read again
+    with pytest.raises(cache.ChecksumMismatch):
+        cache.verify(tmp_path, ["kubelet"])
+    assert read == [tmp_path / "kubelet"]
+
+
 def test_missing_file_or_entry_is_incomplete(tmp_path: Path) -> None:
     _fill(tmp_path, {"etcd": b"x"})
     with pytest.raises(cache.CacheIncomplete, match="SHA256SUMS is missing"):

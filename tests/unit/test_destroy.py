@@ -196,7 +196,8 @@ def test_yes_skips_the_question(monkeypatch, tmp_path: Path) -> None:
 # --- preflight: a runtime kubesmith did not install -------------------------------------------
 
 GOOD = {"arch": ["x86_64"], "os": ["debian-12"], "swap": ["0"], "free_kib": ["9999999"],
-        "bridge_nf": ["yes"], "forward_ok": ["yes"], "vxlan": ["yes"], "hostname": ["n1"]}
+        "bridge_nf": ["yes"], "forward_ok": ["yes"], "vxlan": ["yes"], "hostname": ["n1"],
+        "limit": [f"{name} {minimum}" for name, minimum in preflight.NODE_LIMITS.items()]}
 
 
 def test_preflight_refuses_a_runtime_or_kubelet_kubesmith_did_not_install(tmp_path) -> None:

@@ -110,7 +110,30 @@ def test_shared_kernel_limits_are_raised_never_lowered(tmp_path, monkeypatch) ->
     low.write_text("128\n")
     high.write_text("9999\n")
     monkeypatch.setattr(lab, "SHARED_LIMITS", {str(low): 1024, str(high): 1024})
+    monkeypatch.setattr(lab, "RAISED_RECORD", tmp_path / "raised.json")
     said: list[str] = []
     lab.raise_shared_limits(said.append)
     assert low.read_text() == "1024\n" and high.read_text() == "9999\n"
     assert said == ["lab: low raised from 128 to 1024 for the lab hosts"]
+
+
+def test_raised_limits_are_restored_when_no_lab_host_runs_any_more(tmp_path, monkeypatch) -> None:
+    low, other = tmp_path / "max_user_instances", tmp_path / "max_user_watches"
+    low.write_text("128\n")
+    other.write_text("8192\n")
+    monkeypatch.setattr(lab, "SHARED_LIMITS", {str(low): 1024, str(other): 524288})
+    record = tmp_path / "raised.json"
+    said: list[str] = []
+    lab.raise_shared_limits(said.append, record)
+    lab.raise_shared_limits(said.append, record)  # a second lab: the machine's values are kept
+    # Another lab's hosts still run: they keep what they need.
+    lab.restore_shared_limits(said.append, record, hosts_running=lambda: True)
+    assert low.read_text() == "1024\n" and record.exists()
+    other.write_text("999999\n")  # changed by someone else meanwhile: left as it is
+    lab.restore_shared_limits(said.append, record, hosts_running=lambda: False)
+    assert low.read_text() == "128\n" and other.read_text() == "999999\n"
+    assert not record.exists()
+    assert said[-2:] == ["lab: shared kernel limits stay raised: other lab hosts still run on "
+                         "this machine", "lab: max_user_instances restored to 128"]
+    lab.restore_shared_limits(said.append, record, hosts_running=lambda: False)  # nothing left
+    assert len(said) == 4

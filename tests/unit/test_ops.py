@@ -24,6 +24,32 @@ def test_file_states_command_quotes_every_path() -> None:
     assert "'/x'\"'\"'$(reboot)'\"'\"'y'" in command and "sha256sum" in command
 
 
+def test_file_states_trust_a_recorded_sum_only_while_the_file_is_unchanged(tmp_path) -> None:
+    """The sum recorded at upload is used while inode, ctime and size hold (no read of the
+    content); a write or a replacement, even of the same size, reads the content again."""
+    import hashlib
+    import os
+    import subprocess
+
+    binary, sums = tmp_path / "kubelet", str(tmp_path / "sums")
+    binary.write_bytes(b"v1")
+    recorded = "f" * 64  # not the content's sum: proves the record is what is read back
+
+    def state() -> tuple[str, ...]:
+        out = subprocess.run(["sh", "-c", _ops.FileStates().command([str(binary)], sums)],
+                             capture_output=True, text=True, check=True).stdout
+        return _ops.FileStates().process(out.splitlines())[str(binary)]
+
+    subprocess.run(["sh", "-c", _ops.record_sum(str(binary), recorded, sums)], check=True)
+    assert state() == ("644", recorded)
+    binary.write_bytes(b"v2")  # same size, new content
+    assert state() == ("644", hashlib.sha256(b"v2").hexdigest())
+    other = tmp_path / "other"
+    other.write_bytes(b"v3")
+    os.replace(other, binary)
+    assert state() == ("644", hashlib.sha256(b"v3").hexdigest())
+
+
 def test_unit_states_parse() -> None:
     states = _ops.UnitStates().process(["etcd.service active enabled",
                                         "kubelet.service inactive"])

@@ -14,7 +14,9 @@ GROUPS = {
 }
 CTX = DeployContext(to_cluster(GROUPS, group_data()), group_data(), Path("/nonexistent"))
 GOOD = {"arch": ["x86_64"], "os": ["debian-12"], "swap": ["0"], "free_kib": ["9999999"],
-        "bridge_nf": ["yes"], "forward_ok": ["yes"], "vxlan": ["yes"], "hostname": ["m1"]}
+        "bridge_nf": ["yes"], "forward_ok": ["yes"], "vxlan": ["yes"], "hostname": ["m1"],
+        "limit": ["fs.inotify.max_user_instances 128", "fs.inotify.max_user_watches 65536",
+                  "kernel.pid_max 4194304"]}
 
 
 def test_good_host_passes() -> None:
@@ -28,6 +30,28 @@ def test_each_problem_is_named() -> None:
     text = "\n".join(found)
     for word in ("riscv64", "centos-7", "swap is on", "1 MiB free", "vxlan"):
         assert word in text
+
+
+def test_node_kernel_limits_below_kubelets_needs_are_named_with_what_to_set() -> None:
+    low = dict(GOOD, limit=["fs.inotify.max_user_instances 100", "fs.inotify.max_user_watches",
+                            "kernel.pid_max 4194304"])
+    assert preflight.problems(CTX, CTX.cluster.host("n1"), low) == [
+        "fs.inotify.max_user_instances is 100, kubelet needs >= 128: sysctl -w "
+        "fs.inotify.max_user_instances=128 (and keep it in /etc/sysctl.d/)",
+        "fs.inotify.max_user_watches is unreadable, kubelet needs >= 8192: sysctl -w "
+        "fs.inotify.max_user_watches=8192 (and keep it in /etc/sysctl.d/)"]
+    # A host without kubelet needs none of them.
+    assert preflight.problems(CTX, CTX.cluster.host("m1"), low) == []
+
+
+def test_the_probe_reads_the_kernel_limits_where_the_check_expects_them() -> None:
+    """The probe's limit lines, run here, parse into values the check accepts or names."""
+    import subprocess
+    out = subprocess.run(["sh", "-c", preflight.PROBE.split("echo arch=")[0]],
+                         capture_output=True, text=True, check=True).stdout
+    lines = [line.partition("=")[2] for line in out.splitlines()]
+    assert [line.split()[0] for line in lines] == list(preflight.NODE_LIMITS)
+    assert all(line.split()[1].isdigit() for line in lines)
 
 
 def test_port_held_by_a_foreign_process() -> None:

@@ -11,7 +11,7 @@ from pyinfra.api.host import Host as PyinfraHost
 
 from kubesmith.context import DeployContext
 from kubesmith.model import Cluster, Host
-from kubesmith.runner import DeployError, Phase, Runner, run_on
+from kubesmith.runner import DeployError, Phase, Runner, poll, retry, run_on, service_op
 
 LOCAL = Host("@local", "127.0.0.1", frozenset({"nodes"}))
 
@@ -63,3 +63,62 @@ def test_phase_on_limits_to_named_hosts() -> None:
     cluster = Cluster((LOCAL, other))
     assert phase.on(cluster) == (LOCAL, other)
     assert phase.on(cluster, ["b"]) == (other,)
+
+
+def test_the_report_splits_waiting_for_services_from_own_work_and_counts_commands(
+        tmp_path: Path) -> None:
+    """A service that comes up on the third try: the time before the passing try is waiting,
+    the rest own work; every command the host ran (fact, ops, checks) is counted."""
+    flag = tmp_path / "up"
+
+    def comes_up(_ctx: DeployContext, remote: PyinfraHost) -> None:
+        tries: list[int] = []
+
+        def attempt() -> str | None:
+            tries.append(1)
+            if len(tries) == 3:
+                flag.touch()
+            return None if run_on(remote, f"test -e {flag}")[0] else "not yet"
+
+        poll(attempt, "service up", 10)
+
+    runner = _runner([])
+    phase = Phase("slow", lambda c: c.hosts, (lambda _ctx: None,), ready=comes_up)
+    runner.run(phase, phase.on(runner.ctx.cluster))
+    report = runner.report
+    # Two failed tries and the backoff after each (0.1 s, then 0.15 s) before the passing one.
+    assert 0.25 <= report.waited["slow"] < report.seconds["slow"]
+    assert report.own("slow") == report.seconds["slow"] - report.waited["slow"]
+    assert report.commands["slow"]["@local"] == 3
+
+    again = _runner([])
+    again.run(phase, phase.on(again.ctx.cluster))
+    assert again.report.waited["slow"] == 0.0  # ready at the first try: nothing waited
+
+
+def test_a_check_that_never_passes_names_host_and_reason_after_its_timeout() -> None:
+    with (_runner([]).connect("check", (LOCAL,)) as connected,
+          pytest.raises(DeployError, match=r"@local: service not reached within 0 s: .*nope")):
+        retry(connected[0], "echo nope; false", "service", 0.2)
+
+
+def test_outside_phase_commands_are_counted_under_their_label() -> None:
+    runner = _runner([])
+    assert hostnames(runner) == {"@local": socket.gethostname()}
+    assert runner.report.commands["hostnames"]["@local"] == 1
+    lines = runner.report.breakdown() if runner.report.seconds.setdefault("total", 1.0) else []
+    assert lines[1].startswith("  hostnames: ") and lines[1].endswith("remote commands: @local 1")
+
+
+def test_a_service_start_job_counts_as_waiting_for_the_service() -> None:
+    """A start job lasts as long as the service takes to start (Type=notify): waiting."""
+    from pyinfra.operations import server
+
+    def starts(_ctx: DeployContext) -> None:
+        server.shell(name=service_op("slowd running and enabled"), commands=["sleep 0.5"])
+        server.shell(name="own work", commands=["true"])
+
+    runner = _runner([])
+    phase = Phase("start", lambda c: c.hosts, (starts,))
+    runner.run(phase, phase.on(runner.ctx.cluster))
+    assert 0.5 <= runner.report.waited["start"] < runner.report.seconds["start"]

@@ -46,10 +46,22 @@ def test_secrets_never_go_through_files_put(tmp_path: Path, empty_cache: Path, r
 
 def test_upload_is_private_from_the_first_byte() -> None:
     commands = list(_ops.upload._inner(src="/s/admin.key", dest="/etc/kubernetes/pki/admin.key",
-                                       mode="600"))
+                                       mode="600", secret=True))
     assert commands[0] == "install -m 600 /dev/null /etc/kubernetes/pki/admin.key.kubesmith-upload"
     assert repr(commands[1]) == ("FileUploadCommand(/s/admin.key, "
                                  "/etc/kubernetes/pki/admin.key.kubesmith-upload)")
     assert commands[2] == ("chmod 600 /etc/kubernetes/pki/admin.key.kubesmith-upload && mv -f "
                            "/etc/kubernetes/pki/admin.key.kubesmith-upload "
                            "/etc/kubernetes/pki/admin.key")
+
+
+def test_a_public_file_is_uploaded_in_two_commands_and_its_sum_recorded() -> None:
+    digest = "a" * 64
+    commands = list(_ops.upload._inner(src="/s/kubelet", dest="/usr/local/bin/kubelet",
+                                       mode="755", sha256=digest))
+    assert repr(commands[0]) == ("FileUploadCommand(/s/kubelet, "
+                                 "/usr/local/bin/kubelet.kubesmith-upload)")
+    assert commands[1] == ("chmod 755 /usr/local/bin/kubelet.kubesmith-upload && mv -f "
+                           "/usr/local/bin/kubelet.kubesmith-upload /usr/local/bin/kubelet && "
+                           + _ops.record_sum("/usr/local/bin/kubelet", digest))
+    assert len(commands) == 2

@@ -186,7 +186,8 @@ def test_apis_the_target_removes_are_listed() -> None:
 def test_up_refuses_a_host_running_newer_than_the_inventory() -> None:
     ctx = DeployContext(CLUSTER, group_data(), Path("/nonexistent"))
     good = {"arch": ["x86_64"], "os": ["debian-12"], "swap": ["0"], "free_kib": ["9999999"],
-            "bridge_nf": ["yes"], "forward_ok": ["yes"], "vxlan": ["yes"], "hostname": ["n1"]}
+            "bridge_nf": ["yes"], "forward_ok": ["yes"], "vxlan": ["yes"], "hostname": ["n1"],
+            "limit": [f"{name} {minimum}" for name, minimum in preflight.NODE_LIMITS.items()]}
     pinned = str(group_data()["kubernetes_version"])
     at_pin = dict(good, **{"version:kubelet": [f"Kubernetes {pinned}"]})
     assert preflight.problems(ctx, CLUSTER.host("n1"), at_pin) == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,12 +58,36 @@ def _ssh_config() -> Path:
 SSH_CONFIG = _ssh_config()
 
 
+# Remote commands run per host (this process; xdist workers report theirs to the controller).
+COMMANDS: Counter[str] = Counter()
+
+
 @functools.cache
 def remote(name: str) -> testinfra.host.Host:
-    """The testinfra host of that inventory name (root commands; sudo when the user is not)."""
+    """The testinfra host of that inventory name (root commands; sudo when the user is not),
+    its commands counted in COMMANDS."""
     user = host_data(_GROUPS)[name].get("ssh_user", "root")
-    return testinfra.get_host(f"ssh://{name}", ssh_config=str(SSH_CONFIG),
-                              sudo=user != "root")
+    found = testinfra.get_host(f"ssh://{name}", ssh_config=str(SSH_CONFIG), sudo=user != "root")
+    run = found.backend.run
+
+    def counted(command: str, *args: object, **kwargs: object):  # noqa: ANN202 (CommandResult)
+        COMMANDS[name] += 1
+        return run(command, *args, **kwargs)
+
+    found.backend.run = counted
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its command counts to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["commands"] = dict(COMMANDS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """The controller adds up its workers' command counts."""
+    COMMANDS.update(getattr(node, "workeroutput", {}).get("commands", {}))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -154,10 +178,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest's reporter)
-    """Print a per-host, per-check table."""
+    """Print a per-host, per-check table, then the remote commands run per host."""
     write = terminalreporter.write_line
     write("")
     write(f"{'host':<10} {'check':<40} result")
     for host in sorted(_RESULTS):
         for check, outcome in _RESULTS[host].items():
             write(f"{host:<10} {check:<40} {outcome}")
+    if COMMANDS:
+        write("remote commands: " + ", ".join(f"{name} {count}"
+                                              for name, count in sorted(COMMANDS.items())))
