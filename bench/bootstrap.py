@@ -50,7 +50,8 @@ def main() -> int:
         boot = time.monotonic() - start
         try:
             quiet = lambda _m: None  # noqa: E731
-            sent = Path(f"/sys/class/net/{args.bridge}/statistics/tx_bytes")  # control machine -> hosts
+            # What the control machine sends the hosts (host-to-host traffic is not counted).
+            sent = Path(f"/sys/class/net/{args.bridge}/statistics/tx_bytes")
             before = int(sent.read_text())
             first = up.run(Runner(context.load(PROJECT / "inventories" / "lab.py", quiet), quiet))
             mib = (int(sent.read_text()) - before) / 2**20
