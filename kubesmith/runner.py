@@ -31,7 +31,6 @@ from kubesmith.errors import UserError
 from kubesmith.model import Cluster, Host
 from kubesmith.rules import printable
 from kubesmith.validate import TRUST_FLAG
-from tasks import _ops
 
 Out = Callable[[str], None]
 T = TypeVar("T")
@@ -378,6 +377,8 @@ class Runner:
         self.out(f"[{phase.name}] {', '.join(h.name for h in hosts)}")
         state, failures, commands = self._state(f"phase {phase.name}", hosts)
         try:
+            from tasks import _ops, mirror  # they import this module
+
             _ops.FETCHES.clear()
 
             def prepare(remote: PyinfraHost) -> None:
@@ -391,8 +392,6 @@ class Runner:
             if dry:
                 self._record(phase, state, pending=True)
             else:
-                from tasks import mirror  # imports this module
-
                 mirror.serve(self)  # before the ops that fetch from it
                 self._execute(phase, state, failures)
         finally:
