@@ -78,7 +78,13 @@ def test_pod_to_pod_across_vxlan_and_cluster_ip(cluster) -> None:
                     "--target-port=8080")
     vip = cluster.kubectl("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}")
     deadline = time.monotonic() + 30
-    while "hello-from-lab-3" not in (answer := _http_get(cluster, "web-lab-2", vip, 80)):
+    while True:  # kube-proxy programs the new Service within its sync period
+        try:
+            answer = _http_get(cluster, "web-lab-2", vip, 80)
+        except AssertionError as error:  # nc timed out: no rule yet
+            answer = str(error)
+        if "hello-from-lab-3" in answer:
+            break
         assert time.monotonic() < deadline, f"service {vip} did not answer: {answer}"
         time.sleep(1)
     nat = cluster.ssh("lab-2", "iptables -t nat -S").stdout
