@@ -289,37 +289,36 @@ def fetch_commands(host_name: str, url: str, cacert: str, sha256: str, dest: str
     ]
 
 
+@dataclass(frozen=True)
+class UnitState:
+    """A systemd unit's state: active, enabled, and whether its main process runs an executable
+    since replaced on disk (a binary upgraded by a run that stopped before the restart)."""
+
+    active: str
+    enabled: str
+    replaced: bool = False
+
+
 class UnitStates(FactBase):
-    """Active and enabled state of several systemd units in one command."""
+    """The UnitState of several systemd units in one command."""
 
     @staticmethod
-    def default() -> dict[str, tuple[str, str]]:
+    def default() -> dict[str, UnitState]:
         return {}
 
     def command(self, units: list[str]) -> str:
-        return "; ".join(f"echo {q} $(systemctl is-active {q}) $(systemctl is-enabled {q})"
-                         for q in map(shlex.quote, units))
+        return "; ".join(
+            f"echo {q} $(systemctl is-active {q}) $(systemctl is-enabled {q})"
+            f" $(readlink /proc/$(systemctl show -p MainPID --value {q})/exe 2>/dev/null"
+            " | grep -q ' (deleted)$' && echo replaced)" for q in map(shlex.quote, units))
 
-    def process(self, output: list[str]) -> dict[str, tuple[str, str]]:
-        return {parts[0]: (parts[1], parts[2] if len(parts) > 2 else "")
-                for parts in (line.split() for line in output)}
-
-
-class ReplacedExecutables(FactBase):
-    """Units whose main process runs an executable since replaced on disk: a binary upgraded
-    by a run that stopped before restarting the service (an interrupted upgrade)."""
-
-    @staticmethod
-    def default() -> list[str]:
-        return []
-
-    def command(self, units: list[str]) -> str:
-        return "; ".join(f"readlink /proc/$(systemctl show -p MainPID --value {q})/exe "
-                         f"2>/dev/null | grep -q ' (deleted)$' && echo {q}"
-                         for q in map(shlex.quote, units)) + "; true"
-
-    def process(self, output: list[str]) -> list[str]:
-        return [line.strip() for line in output if line.strip()]
+    def process(self, output: list[str]) -> dict[str, UnitState]:
+        states = {}
+        for parts in (line.split() for line in output):
+            rest = [p for p in parts[2:] if p != "replaced"]
+            states[parts[0]] = UnitState(parts[1], rest[0] if rest else "",
+                                         "replaced" in parts[2:])
+        return states
 
 
 @dataclass(frozen=True)
@@ -347,17 +346,18 @@ def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> N
     A service started or restarted here has consumed the certificates replaced for it earlier.
     """
     states = host.get_fact(UnitStates, units=[f"{s.name}.service" for s in wanted])
-    replaced = host.get_fact(ReplacedExecutables, units=[f"{s.name}.service" for s in wanted])
+    stopped = UnitState("inactive", "disabled")
     running = {s.name for s in wanted
-               if states.get(f"{s.name}.service", ("inactive",))[0] == "active"}
+               if states.get(f"{s.name}.service", stopped).active == "active"}
     _record_makes(synced.recorded, [s.name for s in wanted], running)
     if any(synced.changed(s.unit) for s in wanted):
         systemd.daemon_reload(name="reload systemd units")
     for svc in wanted:
-        active, enabled = states.get(f"{svc.name}.service", ("inactive", "disabled"))
+        state = states.get(f"{svc.name}.service", stopped)
+        active, enabled = state.active, state.enabled
         certificates = ctx.take_restart(host.name, svc.name)
-        changed = synced.changed(svc.unit, *svc.inputs) or svc.restart or certificates or \
-            f"{svc.name}.service" in replaced
+        changed = (synced.changed(svc.unit, *svc.inputs) or svc.restart or certificates
+                   or state.replaced)
         if active == "active" and changed:
             if svc.reload and not synced.changed(svc.unit) and not svc.restart:
                 systemd.service(name=service_op(f"reload {svc.name} (inputs changed)"),

@@ -35,7 +35,8 @@ def schedule(ctx: DeployContext, calendar: str, keep: int) -> None:
                           f"{paths.UNIT_DIR}/{TIMER}", **given)
     synced = _ops.sync([script, service, timer])
     states = host.get_fact(_ops.UnitStates, units=[TIMER])
-    active, enabled = states.get(TIMER, ("inactive", "disabled"))
+    state = states.get(TIMER, _ops.UnitState("inactive", "disabled"))
+    active, enabled = state.active, state.enabled
     changed = synced.changed(service, timer)
     if changed:
         systemd.daemon_reload(name="reload systemd units")

@@ -85,7 +85,9 @@ def test_rotation_keeps_every_secret_readable_and_stores_it_under_the_new_key(cl
 
 
 def test_an_interrupted_rotation_resumes(cluster) -> None:
-    env = cluster.env
+    # Unbuffered: the test sees each line as it is printed, not at exit (the rotation would
+    # have finished before the Ctrl-C).
+    env = dict(cluster.env, PYTHONUNBUFFERED="1")
     command = [sys.executable, str(PROJECT / "deploy.py"), "rotate-encryption-key"]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, env=env, cwd=PROJECT)

@@ -52,16 +52,18 @@ def test_file_states_trust_a_recorded_sum_only_while_the_file_is_unchanged(tmp_p
 
 def test_unit_states_parse() -> None:
     states = _ops.UnitStates().process(["etcd.service active enabled",
-                                        "kubelet.service inactive"])
-    assert states == {"etcd.service": ("active", "enabled"), "kubelet.service": ("inactive", "")}
+                                        "kubelet.service inactive",
+                                        "kube-proxy.service active enabled replaced"])
+    assert states == {"etcd.service": _ops.UnitState("active", "enabled"),
+                      "kubelet.service": _ops.UnitState("inactive", ""),
+                      "kube-proxy.service": _ops.UnitState("active", "enabled", True)}
 
 
-def test_replaced_executables_names_units_running_a_deleted_binary() -> None:
-    command = _ops.ReplacedExecutables().command(["kube-proxy.service", "x'$(reboot)'"])
+def test_unit_states_name_units_running_a_deleted_binary() -> None:
+    command = _ops.UnitStates().command(["kube-proxy.service", "x'$(reboot)'"])
     assert "readlink /proc/$(systemctl show -p MainPID --value kube-proxy.service)/exe" in command
-    assert "'x'\"'\"'$(reboot)'\"'\"''" in command and command.endswith("; true")
-    assert _ops.ReplacedExecutables().process(["kube-proxy.service", ""]) == [
-        "kube-proxy.service"]
+    assert "grep -q ' (deleted)$' && echo replaced" in command
+    assert "'x'\"'\"'$(reboot)'\"'\"''" in command
 
 
 def test_template_item_hashes_rendered_text() -> None:
