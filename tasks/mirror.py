@@ -66,10 +66,11 @@ def _fill(files: dict[str, str]) -> Callable[[DeployContext], None]:
         ])
         if synced.changed(unit):
             systemd.daemon_reload(name="reload systemd units")
-        running = host.get_fact(_ops.UnitStates, units=[UNIT]).get(UNIT, ("inactive",))[0]
-        if running != "active" or synced.changed(*server):  # (left running by a killed run)
+        state = host.get_fact(_ops.UnitStates, units=[UNIT]).get(UNIT)
+        running = state is not None and state.active == "active"
+        if not running or synced.changed(*server):  # (left running by a killed run)
             systemd.service(name="start the binary mirror", service=UNIT, running=True,
-                            restarted=running == "active")
+                            restarted=running)
     return fill
 
 
