@@ -7,6 +7,8 @@ IMAGE_DIR = f"{STATE_DIR}/images"
 # it had in place: while all three are the same, so is the file (any write or rename changes the
 # ctime), and a re-run takes the sum from here instead of reading hundreds of MB of binaries.
 SUMS = f"{STATE_DIR}/sums"
+# Where a phase's small files arrive as one archive, unpacked beside their destinations.
+UPLOAD_ARCHIVE = f"{STATE_DIR}/files.tar.kubesmith-upload"
 LOG_DIR = "/var/log/kubernetes"
 SYSCTL = "/etc/sysctl.d/90-kubesmith.conf"
 MODULES = "/etc/modules-load.d/kubesmith.conf"

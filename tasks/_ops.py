@@ -9,16 +9,18 @@ import io
 import os
 import re
 import shlex
+import tarfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO
+from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
 from jinja2.runtime import Context
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.api.operation import OperationMeta
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server, systemd
 
 from kubesmith import manifest, rules
 from kubesmith import paths as paths_mod
@@ -75,8 +77,6 @@ class Item:
     directory: bool = False
     # Written once: a file the host already has is left as it is (bootstrap-only settings).
     create_only: bool = False
-    # Key material: uploaded without ever printing its content (pyinfra's --diff would).
-    secret: bool = False
     # A cached artifact the host fetches from the binary mirror (tasks/mirror.py) at this URL,
     # checked against sha256 before it is installed; src is its file in the local cache.
     url: str = ""
@@ -89,19 +89,18 @@ def directory(path: str, mode: str = "755") -> Item:
 
 
 def template(name: str, template_path: str, dest: str, mode: str = "644",
-             create_only: bool = False, secret: bool = False, **values: object) -> Item:
+             create_only: bool = False, **values: object) -> Item:
     """A file rendered from a template (the rendering happens here, on the control machine)."""
     text = render(template_path, **values)
     return Item(name, dest, mode, content=text, sha256=hashlib.sha256(text.encode()).hexdigest(),
-                create_only=create_only, secret=secret)
+                create_only=create_only)
 
 
-def local(name: str, src: str, dest: str, mode: str = "644", sha256: str = "",
-          secret: bool = False) -> Item:
+def local(name: str, src: str, dest: str, mode: str = "644", sha256: str = "") -> Item:
     """A file copied from the control machine; one that does not exist yet (a dry run on a
     fresh state: the PKI is not made) has no sum, so it counts as pending."""
     digest = sha256 or (cache.sha256_file(src) if os.path.exists(src) else "")
-    return Item(name, dest, mode, src=src, sha256=digest, secret=secret)
+    return Item(name, dest, mode, src=src, sha256=digest)
 
 
 # sha256 -> local cache file of every artifact that prepared fetch ops take from the mirror: the
@@ -202,56 +201,124 @@ def sync(items: Sequence[Item]) -> Synced:
                            ) if items else {}
     recorded = set(states.get(MANIFEST, ()))
     record(_entries(items, states), recorded)
-    ops: dict[Item, Op] = {}
-    replaced: list[Item] = []
-    for item in items:
-        want = (item.mode, "dir" if item.directory else item.sha256)
-        have = states.get(item.dest)
-        if have == want or (item.create_only and have not in (None, ("-", "-"))):
-            ops[item] = None
-            continue
-        if not item.directory and (have or ("", ""))[1] != want[1]:
-            replaced.append(item)
-        # One call site for every kind of op: pyinfra's CLI orders ops by their call lines.
-        operation, arguments = _operation(item)
-        ops[item] = operation(name=item.name, **arguments)
+    pending = [item for item in items if not _present(item, states.get(item.dest))]
+    replaced = [item for item in pending if not item.directory
+                and (states.get(item.dest) or ("", ""))[1] != item.sha256]
+    ops: dict[Item, Op] = dict.fromkeys(items)
+    # Two ops at most: directories and files from the control machine, then every artifact
+    # from the binary mirror (after the directories it goes into).
+    for batch in ([i for i in pending if not i.url], [i for i in pending if i.url]):
+        if batch:
+            operation, arguments = _operation(batch)
+            ops.update(dict.fromkeys(batch, operation(**arguments)))
     return Synced(ops, replaced, recorded)
 
 
-def _operation(item: Item) -> tuple[Callable[..., Op], dict[str, object]]:
-    """The op writing an item: a directory; an artifact fetched from the binary mirror; a
-    secret, or a file copied from the control machine (certificates, and the mirror's own
-    artifacts; dry: maybe not made yet), uploaded without printing it
-    through a temporary file renamed into place (a running binary cannot be written in place:
-    "text file busy", which an upgrade meets on every host); a rendered file by files.put
-    (whose --diff shows the change)."""
-    if item.directory:
-        return files.directory, {"path": item.dest, "mode": item.mode, "present": True}
-    if item.url:
-        FETCHES[item.sha256] = str(item.src)
-        return fetch, {"url": item.url, "cacert": item.cacert, "sha256": item.sha256,
-                       "dest": item.dest, "mode": item.mode}
-    src = item.src if item.src else io.StringIO(item.content)
-    if item.secret or item.src:
-        return upload, {"src": src, "dest": item.dest, "mode": item.mode, "sha256": item.sha256,
-                        "secret": item.secret}
-    return files.put, {"src": src, "dest": item.dest, "mode": item.mode}
+def _present(item: Item, have: tuple[str, ...] | None) -> bool:
+    """Whether the host already has the item (mode and content; a create_only file: at all)."""
+    want = (item.mode, "dir" if item.directory else item.sha256)
+    return have == want or (item.create_only and have not in (None, ("-", "-")))
+
+
+def _operation(items: list[Item]) -> tuple[Callable[..., Op], dict[str, object]]:
+    """The op installing these items: artifacts fetched from the binary mirror, or directories
+    and files from the control machine (write)."""
+    if items[0].url:
+        for item in items:
+            FETCHES[item.sha256] = str(item.src)
+        return fetch, {"name": ", ".join(i.name for i in items), "files": items}
+    return write, {"name": ", ".join(i.name for i in items), "files": items}
+
+
+# A file up to this size travels in its op's one archive; a larger one (an artifact seeding the
+# binary mirror, or uploaded where there is no mirror) is uploaded on its own.
+ARCHIVE_LIMIT = 1 << 20
+
+
+def _size(item: Item) -> int:
+    """The bytes an item's content has (a file not made yet, in a dry run: 0)."""
+    if item.src is None:
+        return len((item.content or "").encode())
+    return os.path.getsize(item.src) if os.path.exists(item.src) else 0
+
+
+class _Archive(io.RawIOBase):
+    """A tar archive of small files, each named as its temporary file beside its destination
+    with mode 0600; built when first read (pyinfra's CLI prepares ops in a dry run, whose
+    files may not be made yet)."""
+
+    def __init__(self, items: Sequence[Item]) -> None:
+        super().__init__()
+        self.items = items
+        self._data: io.BytesIO | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._data is None:
+            self._data = io.BytesIO()
+            with tarfile.open(fileobj=self._data, mode="w", format=tarfile.GNU_FORMAT) as tar:
+                for item in self.items:
+                    content = (item.content or "").encode() if item.src is None else (
+                        Path(item.src).read_bytes())
+                    info = tarfile.TarInfo(_temp(item).lstrip("/"))
+                    info.size, info.mode, info.mtime = len(content), 0o600, time.time()
+                    tar.addfile(info, io.BytesIO(content))
+            self._data.seek(0)
+        return self._data.readinto(buffer)
+
+    def __repr__(self) -> str:
+        return f"archive of {', '.join(i.dest for i in self.items)}"
+
+
+def _temp(item: Item) -> str:
+    """The temporary file an item is written to, beside its destination."""
+    return f"{item.dest}.kubesmith-upload"
 
 
 @operation(is_idempotent=False)
-def upload(src: str | IO[str], dest: str, mode: str, sha256: str = "",
-           secret: bool = False) -> Iterator[object]:
-    """Upload a file without printing its content (files.put prints it under --diff), through a
-    temporary file (a secret's is 0600 before any byte is written), moved into place atomically;
-    its sum (when known) is recorded in paths.SUMS with the inode, ctime and size it has there.
+def write(files: Sequence[Item]) -> Iterator[object]:
+    """Make directories and write files from the control machine (write_commands).
 
-    sync() decides that the host lacks the file, so this op always uploads."""
-    temp, target = shlex.quote(f"{dest}.kubesmith-upload"), shlex.quote(dest)
-    if secret:
-        yield f"install -m 600 /dev/null {temp}"
-    yield FileUploadCommand(src, temp)
-    record = f" && {record_sum(dest, sha256)}" if SHA256.fullmatch(sha256) else ""
-    yield f"chmod {shlex.quote(mode)} {temp} && mv -f {temp} {target}{record}"
+    sync() decides that the host lacks them, so this op always writes."""
+    yield from write_commands(files)
+
+
+def write_commands(items: Sequence[Item], sums: str = paths_mod.SUMS,
+                   archive: str = paths_mod.UPLOAD_ARCHIVE) -> list[object]:
+    """Directories made with their modes; the small files in one tar archive, the large ones
+    each on its own, all through 0600 temporary files (an archive or file that holds a key is
+    private before its first byte, and nothing prints content: pyinfra's files.put would under
+    --diff); then each moved into place (a running binary cannot be written in place: "text
+    file busy") with its mode, its sum recorded in sums."""
+    directories = [i for i in items if i.directory]
+    small = [i for i in items if not i.directory and _size(i) <= ARCHIVE_LIMIT]
+    large = [i for i in items if not i.directory and i not in small]
+    private = [shlex.quote(p) for p in ([archive] if small else []) + [_temp(i) for i in large]]
+    first = [f"mkdir -p {shlex.quote(d.dest)} && chmod {shlex.quote(d.mode)} "
+             f"{shlex.quote(d.dest)} || exit 1" for d in directories]
+    if private:
+        first.append(f"mkdir -p {shlex.quote(os.path.dirname(archive))} && for t in "
+                     f"{' '.join(private)}; do install -m 600 /dev/null \"$t\" || exit 1; done")
+    commands: list[object] = ["; ".join(first)] if first else []
+    if small:
+        commands.append(FileUploadCommand(_Archive(small), archive))
+    commands += [FileUploadCommand(str(i.src), _temp(i)) for i in large]
+    files_ = [*small, *large]
+    if not files_:
+        return commands
+    temps = " ".join(shlex.quote(_temp(i)) for i in files_)
+    last = [f"tar -x -p --no-same-owner -f {shlex.quote(archive)} -C /; rc=$?; rm -f "
+            f"{shlex.quote(archive)}; [ $rc = 0 ] || {{ rm -f {temps}; exit 1; }}"] if small else []
+    for item in files_:
+        temp, target = shlex.quote(_temp(item)), shlex.quote(item.dest)
+        record = (f" && {record_sum(item.dest, item.sha256, sums)}"
+                  if SHA256.fullmatch(item.sha256) else "")
+        last.append(f"chmod {shlex.quote(item.mode)} {temp} && mv -f {temp} {target}{record} "
+                    "|| exit 1")
+    commands.append("; ".join(last))
+    return commands
 
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -266,27 +333,37 @@ def record_sum(dest: str, sha256: str, sums: str = paths_mod.SUMS) -> str:
 
 
 @operation(is_idempotent=False)
-def fetch(url: str, cacert: str, sha256: str, dest: str, mode: str) -> Iterator[str]:
-    """Download an artifact from the binary mirror and install it (fetch_commands).
+def fetch(files: Sequence[Item]) -> Iterator[str]:
+    """Download artifacts from the binary mirror and install them (fetch_command).
 
-    sync() decides that the host lacks the file, so this op always fetches."""
-    yield from fetch_commands(host.name, url, cacert, sha256, dest, mode)
+    sync() decides that the host lacks the files, so this op always fetches."""
+    yield fetch_command(host.name, files)
 
 
-def fetch_commands(host_name: str, url: str, cacert: str, sha256: str, dest: str,
-                   mode: str) -> list[str]:
-    """Download over TLS (the cluster CA) into a 0600 temporary file, check its sha256, then
-    move it into place; a wrong sum removes it and fails naming host, file and both sums."""
-    temp = shlex.quote(f"{dest}.kubesmith-upload")
-    wrong = shlex.quote(f"{host_name}: {dest}: sha256 from the mirror is ")
-    expected = shlex.quote(f", expected {sha256}: not installed")
-    return [
-        f"install -m 600 /dev/null {temp} && curl -fsS --retry 5 --retry-connrefused "
-        f"--retry-delay 1 --cacert {shlex.quote(cacert)} -o {temp} {shlex.quote(url)} && "
-        f"got=$(sha256sum < {temp} | cut -c1-64) && if [ \"$got\" != {shlex.quote(sha256)} ]; "
-        f"then rm -f {temp}; echo {wrong}\"$got\"{expected} >&2; exit 1; fi",
-        f"chmod {shlex.quote(mode)} {temp} && mv -f {temp} {shlex.quote(dest)}",
-    ]
+def fetch_command(host_name: str, items: Sequence[Item], sums: str = paths_mod.SUMS) -> str:
+    """One command: download every item at once over TLS (the cluster CA) into 0600 temporary
+    files, check each sha256, then move them into place and record their sums; a wrong sum
+    removes every temporary file and fails naming host, file and both sums."""
+    temps = [shlex.quote(f"{i.dest}.kubesmith-upload") for i in items]
+    pairs = list(zip(items, temps, strict=True))
+    clean = f"rm -f {' '.join(temps)}"
+    downloads = " --next ".join(
+        f"-fsS --retry 5 --retry-connrefused --retry-delay 1 --cacert {shlex.quote(i.cacert)} "
+        f"-o {t} {shlex.quote(i.url)}" for i, t in pairs)
+    lines = [f"for t in {' '.join(temps)}; do install -m 600 /dev/null \"$t\" || exit 1; done",
+             f"curl --parallel --no-progress-meter {downloads} || {{ {clean}; exit 1; }}"]
+    for item, temp in pairs:
+        wrong = shlex.quote(f"{host_name}: {item.dest}: sha256 from the mirror is ")
+        expected = shlex.quote(f", expected {item.sha256}: not installed")
+        lines.append(f'got=$(sha256sum < {temp} | cut -c1-64); if [ "$got" != '
+                     f'{shlex.quote(item.sha256)} ]; then {clean}; '
+                     f'echo {wrong}"$got"{expected} >&2; exit 1; fi')
+    for item, temp in pairs:
+        record = (f" && {record_sum(item.dest, item.sha256, sums)}"
+                  if SHA256.fullmatch(item.sha256) else "")
+        lines.append(f"chmod {shlex.quote(item.mode)} {temp} && mv -f {temp} "
+                     f"{shlex.quote(item.dest)}{record} || exit 1")
+    return "; ".join(lines)
 
 
 @dataclass(frozen=True)

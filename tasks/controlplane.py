@@ -30,7 +30,7 @@ def deploy(ctx: DeployContext) -> None:
                               **values) for s in SERVICES}
     encryption = _ops.template("secrets encryption config",
                                "controlplane/encryption-config.yaml.j2",
-                               f"{conf}/encryption-config.yaml", "600", secret=True,
+                               f"{conf}/encryption-config.yaml", "600",
                                keys=pki.encryption_ring(ctx).active)
     audit = _ops.template("audit policy", "controlplane/audit-policy.yaml.j2",
                           f"{conf}/audit-policy.yaml", "600")

@@ -85,14 +85,14 @@ def credential_items(ctx: DeployContext, credential: certificates.Credential) ->
         secret = not name.endswith(".crt")
         items.append(_ops.local(f"{'key' if secret else 'certificate'} {name}",
                                 str(ctx.pki.path(name)), f"{pki_dir}/{name}",
-                                "600" if secret else "644", secret=secret))
+                                "600" if secret else "644"))
     kubeconfig = credential.kubeconfig
     if kubeconfig is not None:
         server = (f"https://127.0.0.1:{APISERVER_PORT}" if kubeconfig.local_apiserver
                   else ctx.cluster.balancer_url)
         items.append(_ops.template(
             f"kubeconfig {kubeconfig.file}", "kubeconfig/kubeconfig.j2",
-            f"{ctx.data['kube_config_dir']}/{kubeconfig.file}.kubeconfig", "600", secret=True,
+            f"{ctx.data['kube_config_dir']}/{kubeconfig.file}.kubeconfig", "600",
             server=server, kube_user=kubeconfig.user, cert=credential.name, pki_dir=pki_dir,
             ca_data="", cert_data="", key_data=""))
     return items

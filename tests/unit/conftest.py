@@ -94,7 +94,7 @@ def run_tasks(monkeypatch: pytest.MonkeyPatch) -> Callable[[DeployContext], Reco
                 if isinstance(found, _Module) or (isinstance(found, ModuleType)
                                                   and found.__name__.startswith("pyinfra.")):
                     monkeypatch.setattr(module, name, _Module(name, recording))
-        monkeypatch.setattr(_ops, "upload", lambda **kw: recording.op("upload", kw))
+        monkeypatch.setattr(_ops, "write", lambda **kw: recording.op("write", kw))
         monkeypatch.setattr(_ops, "fetch", lambda **kw: recording.op("fetch", kw))
         # The add-ons phase asks the cluster with the control machine's kubectl: "it differs";
         for asks in (addons, controlplane):  # so does the cluster RBAC's diff

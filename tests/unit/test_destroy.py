@@ -67,8 +67,8 @@ def _sync(monkeypatch, have: dict, items: list[_ops.Item]) -> list[tuple[str, ob
     made: list[tuple[str, object]] = []
     monkeypatch.setattr(_ops, "host", SimpleNamespace(get_fact=lambda *_a, **_k: have))
     monkeypatch.setattr(_ops.server, "shell", lambda **kw: made.append(("shell", kw)))
-    monkeypatch.setattr(_ops.files, "put", lambda **kw: made.append(("put", kw["dest"])))
-    monkeypatch.setattr(_ops.files, "directory", lambda **kw: made.append(("dir", kw["path"])))
+    monkeypatch.setattr(_ops, "write", lambda **kw: made.append(
+        ("write", [i.dest for i in kw["files"]])))
     _ops.sync(items)
     return made
 
@@ -77,7 +77,8 @@ def test_sync_records_items_and_the_directories_it_makes_before_writing(monkeypa
     items = [_ops.directory("/opt/cni/bin"),
              _ops.Item("plugin", "/opt/cni/bin/bridge", content="x", sha256="b" * 64)]
     made = _sync(monkeypatch, {"/opt/cni": ("-", "-")}, items)
-    assert [kind for kind, _ in made] == ["shell", "dir", "put"]
+    assert [kind for kind, _ in made] == ["shell", "write"]
+    assert made[1][1] == ["/opt/cni/bin", "/opt/cni/bin/bridge"]
     command = made[0][1]["commands"][0]
     assert "'dir /opt/cni' 'dir /opt/cni/bin' 'file /opt/cni/bin/bridge'" in command
     assert "dir /opt'" not in command  # /opt is the system's: never recorded

@@ -41,12 +41,12 @@ def test_every_task_prepares_dry_on_a_fresh_state(tmp_path: Path, empty_cache: P
     recording = run_tasks(ctx)
     assert recording.refused == {}
     assert not ctx.state.exists() and not empty_cache.exists()
-    uploads = [kw["dest"] for ops in recording.ops.values() for name, kw in ops
-               if name in ("upload", "fetch")]
+    written = [i for ops in recording.ops.values() for name, kw in ops
+               if name in ("write", "fetch") for i in kw["files"]]
+    uploads = [i.dest for i in written]
     # Keys and binaries that do not exist yet are pending transfers that never read them.
     assert "/etc/kubernetes/pki/kubesmith.key" in uploads and "/usr/local/bin/etcd" in uploads
-    encryption = next(kw["src"].getvalue() for ops in recording.ops.values() for name, kw in ops
-                      if name == "upload" and kw["dest"].endswith("encryption-config.yaml"))
+    encryption = next(i.content for i in written if i.dest.endswith("encryption-config.yaml"))
     assert "secret: (generated-by-this-deploy)" in encryption
 
 

@@ -156,7 +156,6 @@ def _lenient(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_ops, "_JINJA", lenient)
 
 
-UPLOAD = _ops.upload._inner  # the operation's commands (run_tasks replaces the operation)
 OUTSIDE_PHASES: dict[str, Callable[[DeployContext, Host], list[str]]] = {
     "etcd health": lambda ctx, me: [etcd.health_command(ctx)],
     "etcd member add": lambda ctx, me: [membership.add_command(ctx, me)],
@@ -174,8 +173,8 @@ OUTSIDE_PHASES: dict[str, Callable[[DeployContext, Host], list[str]]] = {
     "backup": lambda ctx, me: list(kubesmith_backup.save_commands(
         ctx, f"{kubesmith_backup.REMOTE_DIR}/etcd-c-20260101T000000000Z.db").values()),
     "restore": lambda ctx, me: [restore.restore_command(ctx, me, "0" * 64, "20260101T000000Z")],
-    "secret upload": lambda ctx, me: [c for c in UPLOAD(
-        src="/x", dest=f"{ctx.data['pki_dir']}/kubelet-{me.name}.key", mode="600")
+    "secret upload": lambda ctx, me: [c for c in _ops.write_commands([_ops.Item(
+        "key", f"{ctx.data['pki_dir']}/kubelet-{me.name}.key", "600", src="/x")])
         if isinstance(c, str)],
 }
 

@@ -28,28 +28,38 @@ def _ctx(tmp_path: Path) -> DeployContext:
     return DeployContext(inventory.to_cluster(GROUPS, data), data, tmp_path, GROUPS, dry=True)
 
 
-def _fetch(tmp_path: Path, sha256: str) -> subprocess.CompletedProcess[str]:
-    source = tmp_path / "source"
-    source.write_bytes(b"kubelet binary")
-    commands = _ops.fetch_commands("n1", f"file://{source}", "/nonexistent-ca.crt", sha256,
-                                   str(tmp_path / "kubelet"), "755")
-    return subprocess.run(["sh", "-c", " && ".join(f"( {c} )" for c in commands)],
-                          capture_output=True, text=True, check=False)
+def _fetch(tmp_path: Path, *sums: str) -> subprocess.CompletedProcess[str]:
+    """Fetch files 'kubelet', 'kube-proxy'... (content: their name) with these sums."""
+    items = []
+    for name, sha256 in zip(("kubelet", "kube-proxy"), sums, strict=False):
+        source = tmp_path / "source" / name
+        source.parent.mkdir(exist_ok=True)
+        source.write_bytes(name.encode())
+        items.append(_ops.Item(f"install {name}", str(tmp_path / name), "755", sha256=sha256,
+                               url=f"file://{source}", cacert="/nonexistent-ca.crt"))
+    command = _ops.fetch_command("n1", items, str(tmp_path / "source" / "sums"))
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
-def test_a_fetched_file_is_installed_only_when_its_sum_matches(tmp_path: Path) -> None:
-    right = hashlib.sha256(b"kubelet binary").hexdigest()
+def test_fetched_files_are_installed_only_when_every_sum_matches(tmp_path: Path) -> None:
+    kubelet, proxy = (hashlib.sha256(n).hexdigest() for n in (b"kubelet", b"kube-proxy"))
     wrong = "0" * 64
-    failed = _fetch(tmp_path, wrong)
+    failed = _fetch(tmp_path, kubelet, wrong)
     assert failed.returncode != 0
-    assert failed.stderr.strip() == (f"n1: {tmp_path}/kubelet: sha256 from the mirror is {right},"
-                                     f" expected {wrong}: not installed")
+    assert failed.stderr.strip() == (f"n1: {tmp_path}/kube-proxy: sha256 from the mirror is "
+                                     f"{proxy}, expected {wrong}: not installed")
     assert list(tmp_path.iterdir()) == [tmp_path / "source"]  # nothing installed, no temp left
-    done = _fetch(tmp_path, right)
+    assert _fetch(tmp_path, wrong).returncode != 0  # a single file too
+    assert list(tmp_path.iterdir()) == [tmp_path / "source"]
+    done = _fetch(tmp_path, kubelet, proxy)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "kubelet").read_bytes() == b"kubelet binary"
-    assert oct((tmp_path / "kubelet").stat().st_mode & 0o777) == "0o755"
+    for name in ("kubelet", "kube-proxy"):
+        assert (tmp_path / name).read_bytes() == name.encode()
+        assert oct((tmp_path / name).stat().st_mode & 0o777) == "0o755"
+    recorded = (tmp_path / "source" / "sums").read_text().splitlines()
+    assert [line.split()[0] for line in recorded] == [kubelet, proxy]  # re-runs skip hashing
+    assert recorded[0].endswith(f" {tmp_path}/kubelet")
 
 
 def test_artifacts_come_from_the_first_master_over_https(tmp_path: Path) -> None:
@@ -84,9 +94,9 @@ def test_a_wrong_sum_fails_the_phase_naming_host_file_and_sums(tmp_path: Path) -
     source.write_bytes(b"kubelet binary")
     local = Host("@local", "127.0.0.1", frozenset({"nodes"}))
     ctx = DeployContext(Cluster((local,)), {}, tmp_path, groups={"nodes": [("@local", {})]})
-    task = lambda _ctx: _ops.fetch(name="install kubelet", url=f"file://{source}",  # noqa: E731
-                                   cacert="/nonexistent-ca.crt", sha256="0" * 64,
-                                   dest=str(dest), mode="755")
+    item = _ops.Item("install kubelet", str(dest), "755", sha256="0" * 64,
+                     url=f"file://{source}", cacert="/nonexistent-ca.crt")
+    task = lambda _ctx: _ops.fetch(name="install kubelet", files=[item])  # noqa: E731
     phase = Phase("nodes", lambda c: c.hosts, (task,))
     with pytest.raises(DeployError) as failed:
         Runner(ctx, lambda _line: None).run(phase, phase.on(ctx.cluster))

@@ -147,11 +147,9 @@ def test_etcd_bootstrap_membership_for_new_and_joining_members() -> None:
 def test_create_only_items_are_left_alone_once_present(monkeypatch) -> None:
     from types import SimpleNamespace
 
-    from pyinfra.operations import files
-
     item = _ops.Item("boot", "/etc/x.env", content="new", sha256="b" * 64, create_only=True)
     put: list[str] = []
-    monkeypatch.setattr(files, "put", lambda **kw: put.append(kw["dest"]))
+    monkeypatch.setattr(_ops, "write", lambda **kw: put.extend(i.dest for i in kw["files"]))
     have = {"/etc/x.env": ("644", "a" * 64), _ops.MANIFEST: ("file /etc/x.env",)}
     monkeypatch.setattr(_ops, "host", SimpleNamespace(get_fact=lambda *_a, **_k: have))
     assert _ops.sync([item]).ops == {item: None} and put == []

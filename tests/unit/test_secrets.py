@@ -1,10 +1,10 @@
-"""Key material never reaches an output: keys, kubeconfigs and the encryption config are uploaded
-by kubesmith's own operation, which never prints content (pyinfra's files.put does under --diff),
-through a file that is 0600 before its first byte."""
+"""Key material never reaches an output: every file (keys, kubeconfigs, the encryption config
+and the rest) is written by kubesmith's own operation, which never prints content (pyinfra's
+files.put does under --diff), through an archive or file that is 0600 before its first byte."""
 
 from __future__ import annotations
 
-import io
+import subprocess
 from pathlib import Path
 
 from kubesmith import encryption, inventory, settings
@@ -16,52 +16,71 @@ GROUPS: inventory.Groups = {"etcd": [("m1", {"address": "192.0.2.10"})],
                             "nodes": [("n1", {"address": "192.0.2.21"})]}
 
 
-def _content(src: object) -> str:
-    """What an upload sends, when it can be read as text (binaries are not in this cache)."""
-    if isinstance(src, io.StringIO):
-        return src.getvalue()
-    path = Path(str(src))
-    return path.read_text() if path.exists() else ""
-
-
-def test_secrets_never_go_through_files_put(tmp_path: Path, empty_cache: Path, run_tasks) -> None:
+def test_every_file_goes_through_kubesmiths_own_write(tmp_path: Path, empty_cache: Path,
+                                                     run_tasks) -> None:
     data = settings.group_data()
     ctx = DeployContext(inventory.to_cluster(GROUPS, data), data, tmp_path / "state", GROUPS)
     pki.prepare(ctx)
     ctx.dry = True  # the binary cache is empty here; the PKI is real
     recording = run_tasks(ctx)
-    puts = [kw for ops in recording.ops.values() for name, kw in ops if name == "files.put"]
-    uploads = [kw for ops in recording.ops.values() for name, kw in ops if name == "upload"]
-    secret = encryption.load(ctx.pki.directory).primary.secret
-    for kw in puts:
-        text = _content(kw["src"])
-        assert "PRIVATE KEY" not in text and secret not in text, kw["dest"]
-        assert not kw["dest"].endswith((".key", ".kubeconfig", "encryption-config.yaml"))
-    uploaded = {kw["dest"] for kw in uploads}
+    names = {name for ops in recording.ops.values() for name, _kw in ops}
+    assert "files.put" not in names and "files.template" not in names
+    written = [i for ops in recording.ops.values() for name, kw in ops if name == "write"
+               for i in kw["files"]]
     assert {"/etc/kubernetes/pki/kubernetes-ca.key", "/etc/kubernetes/pki/sa.key",
             "/etc/kubernetes/kubesmith.kubeconfig",
-            "/etc/kubernetes/encryption-config.yaml"} <= uploaded
-    assert any(secret in _content(kw["src"]) for kw in uploads)
+            "/etc/kubernetes/encryption-config.yaml"} <= {i.dest for i in written}
+    secret = encryption.load(ctx.pki.directory).primary.secret
+    assert any(secret in (i.content or "") for i in written)
 
 
-def test_upload_is_private_from_the_first_byte() -> None:
-    commands = list(_ops.upload._inner(src="/s/admin.key", dest="/etc/kubernetes/pki/admin.key",
-                                       mode="600", secret=True))
-    assert commands[0] == "install -m 600 /dev/null /etc/kubernetes/pki/admin.key.kubesmith-upload"
-    assert repr(commands[1]) == ("FileUploadCommand(/s/admin.key, "
-                                 "/etc/kubernetes/pki/admin.key.kubesmith-upload)")
-    assert commands[2] == ("chmod 600 /etc/kubernetes/pki/admin.key.kubesmith-upload && mv -f "
-                           "/etc/kubernetes/pki/admin.key.kubesmith-upload "
-                           "/etc/kubernetes/pki/admin.key")
+def _run(commands: list[object]) -> list[tuple[str, int]]:
+    """Run write_commands here: shell commands with sh, uploads by copying (as SFTP would into
+    an existing file: its mode stays). Returns each upload's target with its mode beforehand."""
+    before = []
+    for command in commands:
+        if isinstance(command, str):
+            subprocess.run(["sh", "-c", command], check=True)
+            continue
+        target = Path(command.dest)  # a FileUploadCommand
+        before.append((str(target), target.stat().st_mode & 0o777))
+        src = command.src
+        data = src.read() if hasattr(src, "read") else Path(src).read_bytes()
+        with target.open("r+b") as out:
+            out.truncate()
+            out.write(data)
+    return before
 
 
-def test_a_public_file_is_uploaded_in_two_commands_and_its_sum_recorded() -> None:
-    digest = "a" * 64
-    commands = list(_ops.upload._inner(src="/s/kubelet", dest="/usr/local/bin/kubelet",
-                                       mode="755", sha256=digest))
-    assert repr(commands[0]) == ("FileUploadCommand(/s/kubelet, "
-                                 "/usr/local/bin/kubelet.kubesmith-upload)")
-    assert commands[1] == ("chmod 755 /usr/local/bin/kubelet.kubesmith-upload && mv -f "
-                           "/usr/local/bin/kubelet.kubesmith-upload /usr/local/bin/kubelet && "
-                           + _ops.record_sum("/usr/local/bin/kubelet", digest))
-    assert len(commands) == 2
+def test_write_is_private_from_the_first_byte_and_records_sums(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    key = tmp_path / "src" / "admin.key"
+    key.parent.mkdir()
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    big = tmp_path / "src" / "kubelet"
+    big.write_bytes(b"\0" * (_ops.ARCHIVE_LIMIT + 1))
+    monkeypatch.setattr(_ops, "_size", lambda i: big.stat().st_size if i.src == str(big) else 1)
+    dest = tmp_path / "host"
+    items = [_ops.directory(f"{dest}/pki", "700"),
+             _ops.local("key admin.key", str(key), f"{dest}/pki/admin.key", "600"),
+             _ops.template("sysctl", "common/sysctl.conf.j2", f"{dest}/sysctl.conf"),
+             _ops.local("install kubelet", str(big), f"{dest}/bin/kubelet", "755", "b" * 64)]
+    (dest / "bin").mkdir(parents=True)
+    sums, archive = tmp_path / "sums", str(tmp_path / "files.tar.kubesmith-upload")
+    commands = _ops.write_commands(items, str(sums), archive)
+    assert sum(isinstance(c, str) for c in commands) == 2  # and one upload per transfer
+    printed = " ".join(map(repr, commands))
+    assert "PRIVATE KEY" not in printed
+    before = _run(commands)
+    # The archive (holding the key) and the large file exist 0600 before their first byte.
+    assert before == [(archive, 0o600), (f"{dest}/bin/kubelet.kubesmith-upload", 0o600)]
+    assert (dest / "pki").stat().st_mode & 0o777 == 0o700
+    assert (dest / "pki/admin.key").read_text() == key.read_text()
+    assert (dest / "pki/admin.key").stat().st_mode & 0o777 == 0o600
+    assert (dest / "sysctl.conf").stat().st_mode & 0o777 == 0o644
+    assert (dest / "bin/kubelet").stat().st_mode & 0o777 == 0o755
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["host", "src", "sums"]  # no archive
+    assert not list(dest.rglob("*.kubesmith-upload"))
+    recorded = {line.split()[-1]: line.split()[0] for line in sums.read_text().splitlines()}
+    assert recorded == {f"{dest}/pki/admin.key": items[1].sha256,
+                        f"{dest}/sysctl.conf": items[2].sha256, f"{dest}/bin/kubelet": "b" * 64}
