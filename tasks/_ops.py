@@ -252,10 +252,7 @@ class _Archive(io.RawIOBase):
         self.items = items
         self._data: io.BytesIO | None = None
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def _built(self) -> io.BytesIO:
         if self._data is None:
             self._data = io.BytesIO()
             with tarfile.open(fileobj=self._data, mode="w", format=tarfile.GNU_FORMAT) as tar:
@@ -266,7 +263,22 @@ class _Archive(io.RawIOBase):
                     info.size, info.mode, info.mtime = len(content), 0o600, time.time()
                     tar.addfile(info, io.BytesIO(content))
             self._data.seek(0)
-        return self._data.readinto(buffer)
+        return self._data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._built().seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._built().tell()
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        return self._built().readinto(buffer)
 
     def __repr__(self) -> str:
         return f"archive of {', '.join(i.dest for i in self.items)}"
@@ -282,7 +294,7 @@ def write(files: Sequence[Item]) -> Iterator[object]:
     """Make directories and write files from the control machine (write_commands).
 
     sync() decides that the host lacks them, so this op always writes."""
-    yield from write_commands(files)
+    yield from write_commands(files, paths_mod.SUMS, paths_mod.UPLOAD_ARCHIVE)
 
 
 def write_commands(items: Sequence[Item], sums: str = paths_mod.SUMS,

@@ -7,8 +7,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from kubesmith import encryption, inventory, settings
+from kubesmith import encryption, inventory, paths, settings
 from kubesmith.context import DeployContext
+from kubesmith.model import Cluster, Host
+from kubesmith.runner import Phase, Runner
 from tasks import _ops, pki
 
 GROUPS: inventory.Groups = {"etcd": [("m1", {"address": "192.0.2.10"})],
@@ -84,3 +86,21 @@ def test_write_is_private_from_the_first_byte_and_records_sums(tmp_path: Path,
     recorded = {line.split()[-1]: line.split()[0] for line in sums.read_text().splitlines()}
     assert recorded == {f"{dest}/pki/admin.key": items[1].sha256,
                         f"{dest}/sysctl.conf": items[2].sha256, f"{dest}/bin/kubelet": "b" * 64}
+
+
+def test_write_through_the_real_runner(tmp_path: Path, monkeypatch) -> None:
+    """The write op as a phase runs it (pyinfra's @local connector: its upload reads the
+    archive like SFTP does), files in place with their modes."""
+    monkeypatch.setattr(paths, "SUMS", str(tmp_path / "sums"))
+    monkeypatch.setattr(paths, "UPLOAD_ARCHIVE", str(tmp_path / "files.tar.kubesmith-upload"))
+    dest = tmp_path / "host"
+    items = [_ops.directory(str(dest), "700"),
+             _ops.template("sysctl", "common/sysctl.conf.j2", f"{dest}/sysctl.conf")]
+    local = Host("@local", "127.0.0.1", frozenset({"nodes"}))
+    ctx = DeployContext(Cluster((local,)), {}, tmp_path, groups={"nodes": [("@local", {})]})
+    task = lambda _ctx: _ops.write(name="files", files=items)  # noqa: E731
+    phase = Phase("hosts", lambda c: c.hosts, (task,))
+    Runner(ctx, lambda _line: None).run(phase, phase.on(ctx.cluster))
+    assert (dest / "sysctl.conf").read_text() == items[1].content
+    assert dest.stat().st_mode & 0o777 == 0o700
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["host", "sums"]
