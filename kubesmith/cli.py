@@ -480,6 +480,19 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def ctrl_c_stops_the_workflow() -> None:
+    """Raise Ctrl-C's KeyboardInterrupt in the main greenlet. Python raises it in whatever
+    greenlet runs when the signal comes, and one of the SSH transports' (threads under gevent)
+    dies of it while the workflow goes on to the end."""
+    import signal
+
+    import gevent
+
+    hub = gevent.get_hub()
+    gevent.signal_handler(signal.SIGINT, hub.handle_system_error, KeyboardInterrupt,
+                          KeyboardInterrupt())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run the command; a UserError prints one line and exits 1, any other
     exception is a bug and shows its traceback."""
@@ -488,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         from gevent import monkey  # pyinfra's API runs hosts in parallel on gevent
 
         monkey.patch_all()
+        ctrl_c_stops_the_workflow()
     try:
         return args.func(args)
     except UserError as error:
