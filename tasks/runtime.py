@@ -78,7 +78,15 @@ def deploy(ctx: DeployContext) -> None:
     runtime = [binaries[f] for f in (*COMPONENTS["containerd"].files, "runc")]
     _ops.services(ctx, synced, [_ops.Service("containerd", unit, [config, *runtime])])
     present = host.get_fact(ContainerdImages)
-    for ref, tarball in images.items():
-        if synced.changed(tarball) or ref not in present:
-            server.shell(name=f"import {ref}",
-                         commands=[f"ctr -n k8s.io images import {shlex.quote(tarball.dest)}"])
+    pending = {ref: tarball for ref, tarball in images.items()
+               if synced.changed(tarball) or ref not in present}
+    if pending:
+        server.shell(name=f"import {', '.join(pending)}",
+                     commands=[import_command([t.dest for t in pending.values()])])
+
+
+def import_command(tarballs: list[str]) -> str:
+    """Import image tarballs into containerd all at once; fails if any import fails."""
+    quoted = " ".join(shlex.quote(t) for t in tarballs)
+    return (f'pids=; for t in {quoted}; do ctr -n k8s.io images import "$t" & pids="$pids $!"; '
+            'done; rc=0; for p in $pids; do wait "$p" || rc=1; done; exit $rc')

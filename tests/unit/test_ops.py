@@ -164,3 +164,26 @@ def test_cluster_without_removed_hosts() -> None:
     a = Host("a", "10.0.0.1", frozenset({"etcd", "masters"}))
     b = Host("b", "10.0.0.2", frozenset({"etcd", "nodes"}))
     assert Cluster((a, b)).without({"b"}).etcd_initial_cluster == "a=https://10.0.0.1:2380"
+
+
+def test_images_import_at_once_and_any_failure_fails(tmp_path) -> None:
+    """The import command run with a stand-in `ctr` on PATH (only the shell logic is tested)."""
+    import os
+    import subprocess
+
+    from tasks import runtime
+
+    ctr = tmp_path / "ctr"
+    ctr.write_text('#!/bin/sh\necho "$5" >> "$(dirname "$0")/imported"; '
+                   'case "$5" in *bad*) exit 1;; esac\n')
+    ctr.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}")
+
+    def run(*tarballs: str) -> int:
+        return subprocess.run(["sh", "-c", runtime.import_command(list(tarballs))], env=env,
+                              check=False).returncode
+
+    assert run("/i/pause.tar", "/i/coredns.tar") == 0
+    assert run("/i/bad.tar", "/i/busybox.tar") == 1
+    assert sorted((tmp_path / "imported").read_text().split()) == [
+        "/i/bad.tar", "/i/busybox.tar", "/i/coredns.tar", "/i/pause.tar"]
