@@ -311,6 +311,8 @@ class Runner:
         # Each host's SSH client, kept from phase to phase: one connection (key exchange,
         # authentication) per host and workflow, not one per phase.
         self._clients: dict[str, SSHClient] = {}
+        # Seconds of phases run so far (a phase subtracts those run inside it from its own).
+        self._nested = 0.0
 
     def _state(self, what: str, hosts: Sequence[Host]) -> tuple[State, _Failures, _Commands]:
         """A State connected to exactly these hosts; raise naming any unreachable one."""
@@ -372,7 +374,7 @@ class Runner:
         """Prepare and run one phase on these hosts, then wait for its readiness check."""
         if not hosts:
             return
-        start = time.monotonic()
+        start, nested_before = time.monotonic(), self._nested
         earlier = {h.name: self.report.count(phase.name, h.name) for h in hosts}
         self.out(f"[{phase.name}] {', '.join(h.name for h in hosts)}")
         state, failures, commands = self._state(f"phase {phase.name}", hosts)
@@ -398,7 +400,10 @@ class Runner:
             disconnect_all(state)
             self.report.counted(phase.name, commands.counts)
             elapsed = time.monotonic() - start
-            self.report.seconds[phase.name] = self.report.seconds.get(phase.name, 0.0) + elapsed
+            # A phase run inside this one (the binary mirror's) reports its own time: not here.
+            own = elapsed - (self._nested - nested_before)
+            self.report.seconds[phase.name] = self.report.seconds.get(phase.name, 0.0) + own
+            self._nested = nested_before + elapsed
         summary = ", ".join(f"{h.name} {self.report.count(phase.name, h.name) - earlier[h.name]} "
                             "changed" for h in hosts)
         self.out(f"[{phase.name}] ok in {elapsed:.1f} s: {summary}")

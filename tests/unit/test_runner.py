@@ -122,3 +122,29 @@ def test_a_service_start_job_counts_as_waiting_for_the_service() -> None:
     phase = Phase("start", lambda c: c.hosts, (starts,))
     runner.run(phase, phase.on(runner.ctx.cluster))
     assert 0.5 <= runner.report.waited["start"] < runner.report.seconds["start"]
+
+
+def test_a_phase_run_inside_another_reports_its_time_once(monkeypatch) -> None:
+    """The binary mirror is filled inside the phase that needs it: its seconds are its own,
+    not the enclosing phase's too (they would add up to more than the workflow took)."""
+    from pyinfra.operations import server
+
+    from tasks import mirror
+
+    inner = Phase("inner", lambda c: c.hosts,
+                  (lambda _ctx: server.shell(name="inner work", commands=["sleep 0.4"]),))
+    runner = _runner([])
+    calls: list[int] = []
+
+    def serve(r: Runner) -> None:  # like the mirror's: fill (a phase) once, not from inside it
+        calls.append(1)
+        if len(calls) == 1:
+            r.run(inner, inner.on(r.ctx.cluster))
+
+    monkeypatch.setattr(mirror, "serve", serve)
+    outer = Phase("outer", lambda c: c.hosts, (lambda _ctx: None,))
+    runner.run(outer, outer.on(runner.ctx.cluster))
+    monkeypatch.setattr(mirror, "serve", lambda _r: None)
+    runner.run(outer, outer.on(runner.ctx.cluster))  # the accounting holds for the next phase
+    seconds = runner.report.seconds
+    assert seconds["inner"] >= 0.4 and 0 < seconds["outer"] < 0.4
