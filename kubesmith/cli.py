@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -280,8 +281,16 @@ def _verify(args: argparse.Namespace) -> int:
         command.append(f"--junitxml={args.junit}")
     if args.k:
         command += ["-k", args.k]
-    env = dict(os.environ, KUBESMITH_VERIFY_INVENTORY=str(Path(args.inventory).resolve()))
-    return subprocess.run(command, env=env, cwd=settings.PROJECT, check=False).returncode
+    # One SSH connection per host and checking process (OpenSSH multiplexing through sockets in
+    # a private directory), closed at the end: not one connection per remote command.
+    with tempfile.TemporaryDirectory(prefix="ks-ssh-") as control:
+        env = dict(os.environ, KUBESMITH_VERIFY_INVENTORY=str(Path(args.inventory).resolve()),
+                   KUBESMITH_VERIFY_SSH_CONTROL=control)
+        code = subprocess.run(command, env=env, cwd=settings.PROJECT, check=False).returncode
+        for socket in Path(control).iterdir():
+            subprocess.run(["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "master"],
+                           capture_output=True, check=False, timeout=10)
+    return code
 
 
 def _kubeconfig(args: argparse.Namespace) -> int:

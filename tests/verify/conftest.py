@@ -67,7 +67,11 @@ def remote(name: str) -> testinfra.host.Host:
     """The testinfra host of that inventory name (root commands; sudo when the user is not),
     its commands counted in COMMANDS."""
     user = host_data(_GROUPS)[name].get("ssh_user", "root")
-    found = testinfra.get_host(f"ssh://{name}", ssh_config=str(SSH_CONFIG), sudo=user != "root")
+    # One multiplexed connection per host: `deploy.py verify` names a private directory for the
+    # sockets and closes them at the end (testinfra %-formats the command: %%C is ssh's %C).
+    control = os.environ.get("KUBESMITH_VERIFY_SSH_CONTROL")
+    found = testinfra.get_host(f"ssh://{name}", ssh_config=str(SSH_CONFIG), sudo=user != "root",
+                               controlpath=f"{control}/%%C" if control else None)
     run = found.backend.run
 
     def counted(command: str, *args: object, **kwargs: object):  # noqa: ANN202 (CommandResult)
