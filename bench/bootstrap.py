@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kubesmith import context  # noqa: E402
 from kubesmith.lab import hosts as lab  # noqa: E402
+from kubesmith.lab.cgroups import memory_mib  # noqa: E402
 from kubesmith.lab.state import LabPaths  # noqa: E402
 from kubesmith.runner import Report, Runner  # noqa: E402
 from kubesmith.settings import PROJECT  # noqa: E402
@@ -46,7 +47,7 @@ def main() -> int:
         paths = LabPaths(Path(tmp) / "lab")
         os.environ.update(KUBESMITH_LAB_DIR=str(paths.root), KUBESMITH_STATE=f"{tmp}/state")
         start = time.monotonic()
-        lab.up(args.hosts, args.subnet, paths, log=lambda _m: None, bridge=args.bridge)
+        state = lab.up(args.hosts, args.subnet, paths, log=lambda _m: None, bridge=args.bridge)
         boot = time.monotonic() - start
         try:
             quiet = lambda _m: None  # noqa: E731
@@ -55,6 +56,8 @@ def main() -> int:
             before = int(sent.read_text())
             first = up.run(Runner(context.load(PROJECT / "inventories" / "lab.py", quiet), quiet))
             mib = (int(sent.read_text()) - before) / 2**20
+            memory = {h.name: (memory_mib(h.cgroups), memory_mib(h.cgroups, "total_rss"))
+                      for h in state.hosts}
             second = up.run(Runner(context.load(PROJECT / "inventories" / "lab.py", quiet), quiet))
         finally:
             lab.down(paths, log=lambda _m: None)
@@ -63,6 +66,8 @@ def main() -> int:
     _print("re-run (target <= 4 s)", second)
     print(f"bootstrap: control machine sent {mib:.1f} MiB to the hosts "
           f"({mib / args.hosts:.1f} MiB per host)")
+    print("memory per host after the bootstrap, cgroup usage (with page cache) / processes' RSS: "
+          + ", ".join(f"{name} {used:.0f}/{rss:.0f} MiB" for name, (used, rss) in memory.items()))
     return 0
 
 

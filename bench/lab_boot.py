@@ -15,16 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kubesmith.lab import hosts as lab  # noqa: E402
 from kubesmith.lab import rootfs  # noqa: E402
+from kubesmith.lab.cgroups import memory_mib  # noqa: E402
 from kubesmith.lab.state import LabPaths  # noqa: E402
-
-
-def memory_mib(cgroup_paths: list[str]) -> float:
-    """Memory charged to a host's memory cgroup (all its processes and their pages), in MiB."""
-    for path in cgroup_paths:
-        usage = Path(path, "memory.usage_in_bytes")
-        if "/memory/" in path and usage.exists():
-            return int(usage.read_text()) / 2**20
-    return float("nan")
 
 
 def main() -> int:

@@ -70,3 +70,16 @@ def remove(paths: list[str]) -> list[str]:
             with contextlib.suppress(OSError):
                 parent.rmdir()
     return left
+
+
+def memory_mib(cgroup_paths: list[str], stat: str = "") -> float:
+    """Memory charged to a host's memory cgroup (all its processes and their pages), in MiB;
+    with stat, that line of memory.stat instead (total_rss: what its processes hold)."""
+    for path in cgroup_paths:
+        usage = Path(path, "memory.usage_in_bytes")
+        if "/memory/" in path and usage.exists():
+            if not stat:
+                return int(usage.read_text()) / 2**20
+            lines = Path(path, "memory.stat").read_text().splitlines()
+            return next(int(v) for k, v in map(str.split, lines) if k == stat) / 2**20
+    return float("nan")
