@@ -45,9 +45,9 @@ def test_pyinfra_cli_ran_every_phase_barrier(cluster) -> None:
 
 
 def test_pyinfra_diff_shows_no_key_material(cluster) -> None:
-    # The bootstrap ran with --diff: files.put printed the files it created (units, configs)...
-    assert "Will create" in cluster.first_up and "ExecStart=" in cluster.first_up
-    # ...but keys, kubeconfigs and the encryption config went through kubesmith's upload.
+    # The bootstrap ran with --diff: every file went through kubesmith's write, which pyinfra
+    # names (the files a step writes) but never prints: no unit, no key, no encryption secret.
+    assert "kube-apiserver unit" in cluster.first_up and "ExecStart=" not in cluster.first_up
     secret = encryption.load(cluster.state / "pki").primary.secret
     assert secret not in cluster.first_up and "PRIVATE KEY" not in cluster.first_up
 
