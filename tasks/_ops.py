@@ -362,8 +362,11 @@ def fetch_command(host_name: str, items: Sequence[Item], sums: str = paths_mod.S
     downloads = " --next ".join(
         f"-fsS --retry 5 --retry-connrefused --retry-delay 1 --cacert {shlex.quote(i.cacert)} "
         f"-o {t} {shlex.quote(i.url)}" for i, t in pairs)
+    # At most 4 downloads per host at once; the whole set again (3 tries) after an error curl's
+    # --retry does not cover (a connection reset in the TLS handshake of a busy mirror).
     lines = [f"for t in {' '.join(temps)}; do install -m 600 /dev/null \"$t\" || exit 1; done",
-             f"curl --parallel --no-progress-meter {downloads} || {{ {clean}; exit 1; }}"]
+             "for try in 1 2 3; do curl --parallel --parallel-max 4 --no-progress-meter "
+             f"{downloads} && break; [ $try = 3 ] && {{ {clean}; exit 1; }}; sleep 2; done"]
     for item, temp in pairs:
         wrong = shlex.quote(f"{host_name}: {item.dest}: sha256 from the mirror is ")
         expected = shlex.quote(f", expected {item.sha256}: not installed")
