@@ -289,6 +289,22 @@ def _temp(item: Item) -> str:
     return f"{item.dest}.kubesmith-upload"
 
 
+def _private(quoted: Sequence[str]) -> str:
+    """The command making these (quoted) files empty and 0600, before any byte is written."""
+    return f"for t in {' '.join(quoted)}; do install -m 600 /dev/null \"$t\" || exit 1; done"
+
+
+def _into_place(item: Item, sums: str) -> str:
+    """The command giving an item's temporary file its mode and renaming it over its
+    destination (a running binary cannot be written in place: "text file busy"), its sum
+    recorded in sums."""
+    temp = shlex.quote(_temp(item))
+    record = f" && {record_sum(item.dest, item.sha256, sums)}" if SHA256.fullmatch(
+        item.sha256) else ""
+    return (f"chmod {shlex.quote(item.mode)} {temp} && mv -f {temp} {shlex.quote(item.dest)}"
+            f"{record} || exit 1")
+
+
 @operation(is_idempotent=False)
 def write(files: Sequence[Item]) -> Iterator[object]:
     """Make directories and write files from the control machine (write_commands).
@@ -302,8 +318,7 @@ def write_commands(items: Sequence[Item], sums: str = paths_mod.SUMS,
     """Directories made with their modes; the small files in one tar archive, the large ones
     each on its own, all through 0600 temporary files (an archive or file that holds a key is
     private before its first byte, and nothing prints content: pyinfra's files.put would under
-    --diff); then each moved into place (a running binary cannot be written in place: "text
-    file busy") with its mode, its sum recorded in sums."""
+    --diff); then each moved into place (_into_place)."""
     directories = [i for i in items if i.directory]
     small = [i for i in items if not i.directory and _size(i) <= ARCHIVE_LIMIT]
     large = [i for i in items if not i.directory and i not in small]
@@ -311,8 +326,7 @@ def write_commands(items: Sequence[Item], sums: str = paths_mod.SUMS,
     first = [f"mkdir -p {shlex.quote(d.dest)} && chmod {shlex.quote(d.mode)} "
              f"{shlex.quote(d.dest)} || exit 1" for d in directories]
     if private:
-        first.append(f"mkdir -p {shlex.quote(os.path.dirname(archive))} && for t in "
-                     f"{' '.join(private)}; do install -m 600 /dev/null \"$t\" || exit 1; done")
+        first.append(f"mkdir -p {shlex.quote(os.path.dirname(archive))} && {_private(private)}")
     commands: list[object] = ["; ".join(first)] if first else []
     if small:
         commands.append(FileUploadCommand(_Archive(small), archive))
@@ -323,13 +337,7 @@ def write_commands(items: Sequence[Item], sums: str = paths_mod.SUMS,
     temps = " ".join(shlex.quote(_temp(i)) for i in files_)
     last = [f"tar -x -p --no-same-owner -f {shlex.quote(archive)} -C /; rc=$?; rm -f "
             f"{shlex.quote(archive)}; [ $rc = 0 ] || {{ rm -f {temps}; exit 1; }}"] if small else []
-    for item in files_:
-        temp, target = shlex.quote(_temp(item)), shlex.quote(item.dest)
-        record = (f" && {record_sum(item.dest, item.sha256, sums)}"
-                  if SHA256.fullmatch(item.sha256) else "")
-        last.append(f"chmod {shlex.quote(item.mode)} {temp} && mv -f {temp} {target}{record} "
-                    "|| exit 1")
-    commands.append("; ".join(last))
+    commands.append("; ".join([*last, *(_into_place(i, sums) for i in files_)]))
     return commands
 
 
@@ -356,7 +364,7 @@ def fetch_command(host_name: str, items: Sequence[Item], sums: str = paths_mod.S
     """One command: download every item at once over TLS (the cluster CA) into 0600 temporary
     files, check each sha256, then move them into place and record their sums; a wrong sum
     removes every temporary file and fails naming host, file and both sums."""
-    temps = [shlex.quote(f"{i.dest}.kubesmith-upload") for i in items]
+    temps = [shlex.quote(_temp(i)) for i in items]
     pairs = list(zip(items, temps, strict=True))
     clean = f"rm -f {' '.join(temps)}"
     downloads = " --next ".join(
@@ -364,7 +372,7 @@ def fetch_command(host_name: str, items: Sequence[Item], sums: str = paths_mod.S
         f"-o {t} {shlex.quote(i.url)}" for i, t in pairs)
     # At most 4 downloads per host at once; the whole set again (3 tries) after an error curl's
     # --retry does not cover (a connection reset in the TLS handshake of a busy mirror).
-    lines = [f"for t in {' '.join(temps)}; do install -m 600 /dev/null \"$t\" || exit 1; done",
+    lines = [_private(temps),
              "for try in 1 2 3; do curl --parallel --parallel-max 4 --no-progress-meter "
              f"{downloads} && break; [ $try = 3 ] && {{ {clean}; exit 1; }}; sleep 2; done"]
     for item, temp in pairs:
@@ -373,12 +381,7 @@ def fetch_command(host_name: str, items: Sequence[Item], sums: str = paths_mod.S
         lines.append(f'got=$(sha256sum < {temp} | cut -c1-64); if [ "$got" != '
                      f'{shlex.quote(item.sha256)} ]; then {clean}; '
                      f'echo {wrong}"$got"{expected} >&2; exit 1; fi')
-    for item, temp in pairs:
-        record = (f" && {record_sum(item.dest, item.sha256, sums)}"
-                  if SHA256.fullmatch(item.sha256) else "")
-        lines.append(f"chmod {shlex.quote(item.mode)} {temp} && mv -f {temp} "
-                     f"{shlex.quote(item.dest)}{record} || exit 1")
-    return "; ".join(lines)
+    return "; ".join([*lines, *(_into_place(i, sums) for i in items)])
 
 
 @dataclass(frozen=True)
