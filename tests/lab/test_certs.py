@@ -33,6 +33,8 @@ LIFETIME = "15m"
 # An apiserver restart as the issue measured it on a quiet machine: the floor of the limit.
 APISERVER_RESTART = 5.0
 SLACK = 2.0
+# ApiReader's reads time out after 3 s: its outages are measured to within one read.
+READ_SLACK = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -167,10 +169,15 @@ def test_check_fails_naming_the_short_lived_certificates(cluster: Deployed) -> N
 
 
 def test_renew_all_while_serving(cluster: Deployed) -> None:
-    # One plain apiserver restart, read the same way: the yardstick of the renewal's gap.
-    _result, baseline = _while_reading(
-        cluster, lambda: cluster.ssh("lab-1", "systemctl restart kube-apiserver"))
-    restart = max(APISERVER_RESTART, baseline.longest_gap())
+    # lab-1 is the only etcd member and master: reads fail while each restarts, whatever the
+    # order. Each plain restart, read the same way, is the yardstick of the renewal's outages
+    # (etcd's alone is ~9 s: it waits up to its 7-s request timeout for the apiserver's watch
+    # streams to close before it exits).
+    yardsticks = {}
+    for unit in ("etcd", "kube-apiserver"):
+        _result, alone = _while_reading(
+            cluster, lambda unit=unit: cluster.ssh("lab-1", f"systemctl restart {unit}"))
+        yardsticks[unit] = max(APISERVER_RESTART, alone.longest_gap())
     before = _serials(cluster)
     untouched = cluster.started("lab-2", ("containerd.service",))
     readers = cluster.started("lab-2", ("kubelet.service", "kube-proxy.service",
@@ -178,11 +185,16 @@ def test_renew_all_while_serving(cluster: Deployed) -> None:
     renewed, reader = _while_reading(
         cluster, lambda: cluster.deploy("certs", "renew", "--all", "-i", cluster.inventory))
     assert renewed.returncode == 0, renewed.stdout + renewed.stderr
-    gap = reader.longest_gap()
-    print(f"apiserver restart alone: {baseline.longest_gap():.1f} s; renew --all: "
-          f"{len(reader.results)} reads, {sum(not ok for _t, ok in reader.results)} failed, "
-          f"failing stretches {', '.join(f'{g:.1f}' for g in reader.gaps())} s")
-    assert gap <= restart + SLACK, f"reads failed for {gap:.1f} s (limit {restart + SLACK:.1f})"
+    gaps = reader.gaps()
+    print(f"restart alone: {', '.join(f'{u} {g:.1f} s' for u, g in yardsticks.items())}; "
+          f"renew --all: {len(reader.results)} reads, "
+          f"{sum(not ok for _t, ok in reader.results)} failed, failing stretches "
+          f"{', '.join(f'{g:.1f}' for g in gaps)} s")
+    # One outage per restart at most, none longer than that restart's alone.
+    assert len(gaps) <= len(yardsticks), f"{len(gaps)} outages: {gaps}"
+    for gap, limit in zip(sorted(gaps), sorted(yardsticks.values()), strict=False):
+        assert gap <= limit + READ_SLACK, (f"reads failed for {gap:.1f} s "
+                                           f"(limit {limit + READ_SLACK:.1f})")
     after = _serials(cluster)
     assert all(after[ca] == before[ca] for ca in CAS), "a CA changed"
     assert [n for n in _leaves(cluster) if after[n] == before[n]] == [], "leaves not renewed"
