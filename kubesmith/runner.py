@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import gevent
 from pyinfra.api import Config, State
@@ -31,6 +31,9 @@ from kubesmith.errors import UserError
 from kubesmith.model import Cluster, Host
 from kubesmith.rules import printable
 from kubesmith.validate import TRUST_FLAG
+
+if TYPE_CHECKING:
+    from tasks.mirror import Push  # imports this module
 
 Out = Callable[[str], None]
 T = TypeVar("T")
@@ -306,8 +309,10 @@ class Runner:
         # the user asked to trust and pin them for this run.
         self.ssh_override = ({"ssh_strict_host_key_checking": "accept-new"}
                              if trust_new_host_keys else {})
-        # Artifact sums the binary mirror serves in this workflow (tasks/mirror.py).
+        # Artifact sums the binary mirror serves in this workflow, and the background upload
+        # of the cluster's artifacts to it (tasks/mirror.py).
         self.mirrored: set[str] = set()
+        self.push: Push | None = None
         # Each host's SSH client, kept from phase to phase: one connection (key exchange,
         # authentication) per host and workflow, not one per phase.
         self._clients: dict[str, SSHClient] = {}

@@ -109,6 +109,9 @@ FETCHES: dict[str, str] = {}
 
 # FileStates' key for the lines of the host's manifest (paths are absolute: no clash).
 MANIFEST = "manifest"
+# Sets $h to a command printing the sha256 of its standard input first: OpenSSL's where the host
+# has it (it uses the CPU's SHA instructions: 4x coreutils' sha256sum here), else sha256sum.
+HASHER = "h=sha256sum; command -v openssl >/dev/null && h='openssl dgst -sha256 -r'"
 
 
 class FileStates(FactBase):
@@ -124,7 +127,8 @@ class FileStates(FactBase):
         # A file's sum: the one recorded at upload (sums) while its inode, ctime and size are
         # unchanged, else read from its content.
         return (
-            f'for p in {quoted}; do if [ -d "$p" ]; then echo "$p $(stat -c %a "$p") dir";'
+            f'{HASHER}; for p in {quoted}; do'
+            ' if [ -d "$p" ]; then echo "$p $(stat -c %a "$p") dir";'
             ' elif [ -f "$p" ]; then set -- $(stat -c "%a %i %z %s" "$p");'
             f' s=$(awk -v k="$2 $3 $4 $5 $6 $p" \'substr($0, 66) == k {{s = $1}} END {{print s}}\''
             f' {shlex.quote(sums)} 2>/dev/null);'
@@ -372,13 +376,13 @@ def fetch_command(host_name: str, items: Sequence[Item], sums: str = paths_mod.S
         f"-o {t} {shlex.quote(i.url)}" for i, t in pairs)
     # At most 4 downloads per host at once; the whole set again (3 tries) after an error curl's
     # --retry does not cover (a connection reset in the TLS handshake of a busy mirror).
-    lines = [_private(temps),
+    lines = [HASHER, _private(temps),
              "for try in 1 2 3; do curl --parallel --parallel-max 4 --no-progress-meter "
              f"{downloads} && break; [ $try = 3 ] && {{ {clean}; exit 1; }}; sleep 2; done"]
     for item, temp in pairs:
         wrong = shlex.quote(f"{host_name}: {item.dest}: sha256 from the mirror is ")
         expected = shlex.quote(f", expected {item.sha256}: not installed")
-        lines.append(f'got=$(sha256sum < {temp} | cut -c1-64); if [ "$got" != '
+        lines.append(f'got=$($h < {temp} | cut -c1-64); if [ "$got" != '
                      f'{shlex.quote(item.sha256)} ]; then {clean}; '
                      f'echo {wrong}"$got"{expected} >&2; exit 1; fi')
     return "; ".join([*lines, *(_into_place(i, sums) for i in items)])

@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from kubesmith import addons
 from kubesmith.binaries import cache
+from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext
 from kubesmith.services import SERVICES
 from tasks import mirror
@@ -40,3 +42,17 @@ def service_binaries(ctx: DeployContext, service: str) -> dict[str, Item]:
     bin_dir = str(ctx.data["bin_dir"])
     return {f: artifact(ctx, component, f, f"{bin_dir}/{f}")
             for component, names in SERVICES[service].binaries for f in names}
+
+
+def every(ctx: DeployContext) -> dict[str, str]:
+    """Every cached artifact a cluster of this inventory installs (sha256 -> local file), in
+    the component table's order: the deployed components, add-on images of those turned on."""
+    unused = addons.unused_images(ctx.data)
+    found: dict[str, str] = {}
+    for name, component in COMPONENTS.items():
+        if not component.deployed or name in unused:
+            continue
+        directory = Path(ctx.binary(name, component.files[0])).parent
+        sums = cache.read_manifest(directory)
+        found.update((sums[f], str(directory / f)) for f in component.files)
+    return found

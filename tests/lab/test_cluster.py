@@ -44,6 +44,8 @@ def test_binaries_cross_the_control_machine_once(cluster) -> None:
     node_binaries = size("lab-2", "/usr/local/bin") + size("lab-2", paths.IMAGE_DIR)
     assert node_binaries > 100 * 2**20  # what every added node would cost without the mirror
     assert mirror < cluster.first_up_sent < mirror + 32 * 2**20
+    # Sent in the background over OpenSSH while the phases ran, not by the fill phases.
+    assert "no background upload" not in cluster.first_up, cluster.first_up
     assert cluster.ssh("lab-1", f"systemctl is-active {paths.MIRROR_UNIT}").stdout.strip() \
         == "inactive"
 

@@ -12,6 +12,7 @@ import pytest
 
 from kubesmith import inventory, settings
 from kubesmith.context import DeployContext
+from kubesmith.errors import UserError
 from kubesmith.model import Cluster, Host
 from kubesmith.runner import DeployError, Phase, Runner
 from tasks import _ops, artifacts, mirror, preflight
@@ -28,7 +29,19 @@ def _ctx(tmp_path: Path) -> DeployContext:
     return DeployContext(inventory.to_cluster(GROUPS, data), data, tmp_path, GROUPS, dry=True)
 
 
-def _fetch(tmp_path: Path, *sums: str) -> subprocess.CompletedProcess[str]:
+def _without(tmp_path: Path, tool: str) -> dict[str, str]:
+    """An environment whose PATH has every command of this machine but one."""
+    directory = tmp_path / f"path-without-{tool}"
+    directory.mkdir()
+    for place in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for program in Path(place).iterdir():
+            if program.name != tool and not (directory / program.name).exists():
+                (directory / program.name).symlink_to(program)
+    return {"PATH": str(directory)}
+
+
+def _fetch(tmp_path: Path, *sums: str,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Fetch files 'kubelet', 'kube-proxy'... (content: their name) with these sums."""
     items = []
     for name, sha256 in zip(("kubelet", "kube-proxy"), sums, strict=False):
@@ -38,21 +51,28 @@ def _fetch(tmp_path: Path, *sums: str) -> subprocess.CompletedProcess[str]:
         items.append(_ops.Item(f"install {name}", str(tmp_path / name), "755", sha256=sha256,
                                url=f"file://{source}", cacert="/nonexistent-ca.crt"))
     command = _ops.fetch_command("n1", items, str(tmp_path / "source" / "sums"))
-    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False,
+                          env=env)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
-def test_fetched_files_are_installed_only_when_every_sum_matches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hasher", ["openssl", "sha256sum"])
+def test_fetched_files_are_installed_only_when_every_sum_matches(tmp_path: Path,
+                                                                 hasher: str) -> None:
+    if hasher == "openssl" and shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    env = _without(tmp_path, "openssl") if hasher == "sha256sum" else None
     kubelet, proxy = (hashlib.sha256(n).hexdigest() for n in (b"kubelet", b"kube-proxy"))
     wrong = "0" * 64
-    failed = _fetch(tmp_path, kubelet, wrong)
+    failed = _fetch(tmp_path, kubelet, wrong, env=env)
     assert failed.returncode != 0
     assert failed.stderr.strip() == (f"n1: {tmp_path}/kube-proxy: sha256 from the mirror is "
                                      f"{proxy}, expected {wrong}: not installed")
-    assert list(tmp_path.iterdir()) == [tmp_path / "source"]  # nothing installed, no temp left
-    assert _fetch(tmp_path, wrong).returncode != 0  # a single file too
-    assert list(tmp_path.iterdir()) == [tmp_path / "source"]
-    done = _fetch(tmp_path, kubelet, proxy)
+    files = set(tmp_path.iterdir())
+    assert files <= {tmp_path / "source", tmp_path / "path-without-openssl"}  # none installed
+    assert _fetch(tmp_path, wrong, env=env).returncode != 0  # a single file too
+    assert set(tmp_path.iterdir()) == files
+    done = _fetch(tmp_path, kubelet, proxy, env=env)
     assert done.returncode == 0, done.stderr
     for name in ("kubelet", "kube-proxy"):
         assert (tmp_path / name).read_bytes() == name.encode()
@@ -105,3 +125,34 @@ def test_a_wrong_sum_fails_the_phase_naming_host_file_and_sums(tmp_path: Path) -
         f"phase nodes: host @local: step 'install kubelet' failed: @local: {dest}: sha256 from "
         f"the mirror is {right}, expected {'0' * 64}: not installed")
     assert not dest.exists()
+
+
+def test_a_pushed_file_is_installed_only_whole(tmp_path: Path) -> None:
+    data = b"kube-apiserver" * 1000
+    sha256, sums = hashlib.sha256(data).hexdigest(), str(tmp_path / "sums")
+
+    def push(sent: bytes) -> subprocess.CompletedProcess[bytes]:
+        command = mirror.put_command(sha256, len(data), str(tmp_path), sums)
+        return subprocess.run(["sh", "-c", command], input=sent, capture_output=True,
+                              check=False)
+
+    assert push(data[:-1]).returncode != 0  # a cut connection
+    assert list(tmp_path.iterdir()) == []  # nothing installed, no temporary file left
+    assert push(data).returncode == 0
+    assert (tmp_path / sha256).read_bytes() == data
+    assert oct((tmp_path / sha256).stat().st_mode & 0o777) == "0o644"
+    assert Path(sums).read_text().split()[0] == sha256  # the fill's fact reads it back
+    with pytest.raises(UserError, match="is not a sha256"):
+        mirror.put_command("../etc/passwd", 1)
+
+
+def test_every_artifact_of_the_cluster_is_pushed(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path)
+    ctx.data = {**ctx.data, "addons": ["coredns"]}
+    every = artifacts.every(ctx)
+    item = artifacts.artifact(ctx, "etcd", "etcd", "/usr/local/bin/etcd")
+    assert every[item.sha256] == item.src
+    files = {Path(p).name for p in every.values()}
+    assert {"kube-apiserver", "kubelet", "coredns.tar", "pause.tar"} <= files
+    assert "metrics-server.tar" not in files  # an add-on turned off
+    assert "kube-bench" not in files  # an operator tool, not deployed
