@@ -18,6 +18,7 @@ from pyinfra.context import ctx_host
 import tasks
 from kubesmith.context import DeployContext
 from kubesmith.errors import UserError
+from kubesmith.lab import hosts as lab_hosts
 from tasks import _ops, addons, controlplane, reset
 from tasks.phases import ETCD_JOIN, PHASES, RESET
 
@@ -31,6 +32,20 @@ MANIFEST = "\n".join((
     "file /usr/local/bin/crictl", "file /usr/local/bin/ctr",
     "file /etc/systemd/system/kubelet.service", "dir /var/lib/containerd", "kept /run/netns",
     "link cni0", "chain KUBE-", "user etcd", "package haproxy", "slice kubepods.slice"))
+
+
+@pytest.fixture(autouse=True)
+def _machine_limits_untouched(tmp_path_factory: pytest.TempPathFactory,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lab's shared kernel limits (fs.inotify) as files of the test's own: no unit test
+    raises this machine's sysctls or records them in /run (on a fresh machine one did)."""
+    root = tmp_path_factory.mktemp("limits")
+    limits = {}
+    for path, wanted in lab_hosts.SHARED_LIMITS.items():
+        limits[str(root / Path(path).name)] = wanted
+        (root / Path(path).name).write_text(f"{wanted}\n")
+    monkeypatch.setattr(lab_hosts, "SHARED_LIMITS", limits)
+    monkeypatch.setattr(lab_hosts, "RAISED_RECORD", root / "raised.json")
 
 
 @dataclass
