@@ -278,12 +278,6 @@ def each(items: Sequence[Item], function: Callable[[Item], T]) -> list[T]:
     return results  # type: ignore[return-value]
 
 
-def together(checks: Sequence[Callable[[], None]]) -> None:
-    """Run readiness checks at once; the caller waited for services as long as the slowest."""
-    waits = each(checks, waiting)
-    _WAITING.seconds = getattr(_WAITING, "seconds", 0.0) + max(waits, default=0.0)
-
-
 def journal_command(service: str) -> str:
     """The last journal lines of a service."""
     return f"journalctl -u {shlex.quote(service)} -n 15 --no-pager -o cat"

@@ -3,18 +3,16 @@ phases as a plain pyinfra deploy for `pyinfra INVENTORY deploy.py`."""
 
 from __future__ import annotations
 
-import functools
-
 from pyinfra import host
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.operations import python
 
 from kubesmith import addons as addon_table
 from kubesmith import balancer as balancer_state
+from kubesmith import readiness
 from kubesmith.context import DeployContext
-from kubesmith.kubectl import kubectl
 from kubesmith.model import Cluster, Host
-from kubesmith.runner import Phase, poll, retry, run_on, together
+from kubesmith.runner import Phase, poll, retry, run_on
 from tasks import (
     addons,
     balancer,
@@ -55,20 +53,10 @@ def balancer_ready(ctx: DeployContext, node_host: PyinfraHost, timeout: float = 
     poll(attempt, f"{node_host.name}: apiserver balancer ready", timeout)
 
 
-def _until(ctx: DeployContext, what: str, args: tuple[str, ...], timeout: float) -> None:
-    """Repeat a short kubectl wait (`wait` fails at once for an object not made yet) until it
-    succeeds; raise DeployError with kubectl's last words after timeout seconds."""
-    def attempt() -> str | None:
-        result = kubectl(ctx, *args, "--timeout=5s")
-        return None if result.returncode == 0 else (result.stderr or result.stdout).strip()[-300:]
-
-    poll(attempt, what, timeout)
-
-
 def node_ready(ctx: DeployContext, node_host: PyinfraHost) -> None:
     """This node registered and Ready, as the operator's kubectl sees it."""
-    _until(ctx, f"node {node_host.name} Ready",
-           ("wait", "--for=condition=Ready", f"node/{node_host.name}"), 180)
+    poll(lambda: readiness.not_ready(ctx, [f"node/{node_host.name}"]),
+         f"node {node_host.name} Ready", 180)
 
 
 def addons_ready(ctx: DeployContext, _master: PyinfraHost) -> None:
@@ -78,15 +66,11 @@ def addons_ready(ctx: DeployContext, _master: PyinfraHost) -> None:
 
 def wait_for_addons(ctx: DeployContext) -> None:
     """Every add-on turned on is ready: its Deployments rolled out (every replica), its other
-    objects (APIServices) Available."""
-    checks = []
-    for addon in addon_table.enabled(ctx.data):
-        for name in addon.ready:
-            wait = (("rollout", "status") if name.startswith("deployment/")
-                    else ("wait", "--for=condition=Available"))
-            checks.append(functools.partial(_until, ctx, f"add-on {addon.name}: {name} ready",
-                                            (*wait, "-n", "kube-system", name), 180))
-    together(checks)
+    objects (APIServices) Available; all read in one kubectl get per try."""
+    names = [name for addon in addon_table.enabled(ctx.data) for name in addon.ready]
+    if names:
+        poll(lambda: readiness.not_ready(ctx, names, "kube-system"),
+             f"add-ons ready ({', '.join(names)})", 180)
 
 
 def cluster_config(ctx: DeployContext) -> None:
