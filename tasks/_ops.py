@@ -345,6 +345,14 @@ def write_commands(items: Sequence[Item], sums: str = paths_mod.SUMS,
     return commands
 
 
+def at_once(commands: Sequence[str]) -> str:
+    """One shell command running these commands at the same time (each in a subshell of its
+    own): it waits for all and fails if any failed."""
+    started = " ".join(f'{{ {c}; }} & pids="$pids $!";' for c in commands)
+    return (f"(pids=; {started} rc=0; for p in $pids; do wait \"$p\" || rc=1; done; "
+            "exit $rc)")
+
+
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

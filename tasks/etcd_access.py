@@ -118,6 +118,15 @@ def plan(cluster: Cluster, prefix: str, current: Access) -> list[str]:
     return [etcd.quoted(*s) for s in steps]
 
 
+def rounds(steps: list[str]) -> list[list[str]]:
+    """The plan's steps in rounds whose steps may run at once: roles and users made, then the
+    grants, revocations and deletions, then auth enabled (each etcdctl's round trip and etcd's
+    commit overlap the others': one etcdctl after another took ~1.2 s on a new cluster)."""
+    made = [s for s in steps if s.startswith(("role add ", "user add "))]
+    last = [s for s in steps if s == "auth enable"]
+    return [r for r in (made, [s for s in steps if s not in made + last], last) if r]
+
+
 def deploy(ctx: DeployContext) -> None:
     """Users, roles and authentication on etcd, from this member (changed only when they differ)."""
     current = parse(host.get_fact(_ops.ShellOutput, probe=probe(ctx)))
@@ -126,5 +135,5 @@ def deploy(ctx: DeployContext) -> None:
         current = Access()
     commands = plan(ctx.cluster, str(ctx.data["flannel_etcd_prefix"]), current)
     if commands:
-        server.shell(name="etcd users, roles and authentication",
-                     commands=[etcd.etcdctl(ctx, c) for c in commands])
+        server.shell(name="etcd users, roles and authentication", commands=[" && ".join(
+            _ops.at_once([etcd.etcdctl(ctx, c) for c in group]) for group in rounds(commands))])

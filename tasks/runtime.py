@@ -87,6 +87,4 @@ def deploy(ctx: DeployContext) -> None:
 
 def import_command(tarballs: list[str]) -> str:
     """Import image tarballs into containerd all at once; fails if any import fails."""
-    quoted = " ".join(shlex.quote(t) for t in tarballs)
-    return (f'pids=; for t in {quoted}; do ctr -n k8s.io images import "$t" & pids="$pids $!"; '
-            'done; rc=0; for p in $pids; do wait "$p" || rc=1; done; exit $rc')
+    return _ops.at_once([f"ctr -n k8s.io images import {shlex.quote(t)}" for t in tarballs])

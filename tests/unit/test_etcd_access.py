@@ -79,3 +79,12 @@ def test_probe_is_one_command_through_the_etcdctl_environment(tmp_path: Path) ->
     command = etcd_access.probe(ctx)
     assert command.count(". /etc/kubernetes/etcdctl.env && etcdctl") == 5
     assert command.count(f"echo {SECTION}") == 3
+
+
+def test_steps_run_in_rounds_made_then_granted_then_auth() -> None:
+    steps = etcd_access.plan(CLUSTER, PREFIX, Access())
+    made, granted, last = etcd_access.rounds(steps)
+    assert sorted(made + granted + last) == sorted(steps)
+    assert all(s.startswith(("role add", "user add")) for s in made)
+    assert "user grant-role root root" in granted and last == ["auth enable"]
+    assert etcd_access.rounds(["user delete flannel-gone"]) == [["user delete flannel-gone"]]

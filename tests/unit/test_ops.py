@@ -187,3 +187,18 @@ def test_images_import_at_once_and_any_failure_fails(tmp_path) -> None:
     assert run("/i/bad.tar", "/i/busybox.tar") == 1
     assert sorted((tmp_path / "imported").read_text().split()) == [
         "/i/bad.tar", "/i/busybox.tar", "/i/coredns.tar", "/i/pause.tar"]
+
+
+def test_at_once_runs_every_command_and_fails_if_any_failed(tmp_path) -> None:
+    import subprocess
+
+    log = tmp_path / "ran"
+
+    def run(*commands: str) -> int:
+        return subprocess.run(["sh", "-c", f"{_ops.at_once(list(commands))} && echo after >> "
+                               f"{log}"], check=False).returncode
+
+    assert run(f"echo a >> {log}", f"sleep 0.2 && echo b >> {log}") == 0
+    assert log.read_text().split() == ["a", "b", "after"]
+    assert run("false", f"echo c >> {log}") == 1
+    assert log.read_text().split()[-1] == "c"  # ran, and nothing after the failed round
