@@ -199,6 +199,12 @@ def serve(runner: Runner) -> None:
         runner.push = Push(runner.ctx, {**wanted, **artifacts.every(runner.ctx)})
     push = runner.push
     push.wait(set(wanted))
+    if runner.mirrored and not push.failed and set(wanted) <= push.done:
+        # An earlier fill of this workflow started the server, and the push put these files
+        # in place (size checked, sum recorded, inside the mirror directory the manifest
+        # lists): a fill would find nothing to do.
+        runner.mirrored.update(wanted)
+        return
     if push.failed and not push.reported:
         push.reported = True
         runner.out(f"[binary mirror] no background upload ({push.failed}): the fill uploads "
