@@ -10,12 +10,12 @@ from kubesmith.context import DeployContext
 from kubesmith.kubectl import kubectl
 
 
-def _condition(obj: dict, kind: str) -> str:
-    """The status of the object's condition of this type ('' when it has none)."""
+def _condition(obj: dict, kind: str) -> dict:
+    """The object's condition of this type (empty when it has none)."""
     for condition in obj.get("status", {}).get("conditions") or ():
         if condition.get("type") == kind:
-            return str(condition.get("status", ""))
-    return ""
+            return condition
+    return {}
 
 
 def _rollout(deployment: dict) -> str | None:
@@ -23,9 +23,9 @@ def _rollout(deployment: dict) -> str | None:
     spec, status = deployment.get("spec", {}), deployment.get("status", {})
     if deployment["metadata"].get("generation", 0) > status.get("observedGeneration", 0):
         return "its new spec not observed yet"
-    for condition in status.get("conditions") or ():
-        if condition.get("reason") == "ProgressDeadlineExceeded":
-            return f"exceeded its progress deadline: {condition.get('message', '')}"
+    progressing = _condition(deployment, "Progressing")
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        return f"exceeded its progress deadline: {progressing.get('message', '')}"
     wanted, updated = spec.get("replicas", 1), status.get("updatedReplicas", 0)
     if updated < wanted:
         return f"{updated} of {wanted} updated replicas"
@@ -42,7 +42,7 @@ def problem(obj: dict) -> str | None:
     if kind == "Deployment":
         return _rollout(obj)
     wanted = "Ready" if kind == "Node" else "Available"
-    return None if _condition(obj, wanted) == "True" else f"not {wanted}"
+    return None if _condition(obj, wanted).get("status") == "True" else f"not {wanted}"
 
 
 def not_ready(ctx: DeployContext, names: list[str], namespace: str = "") -> str | None:

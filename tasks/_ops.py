@@ -132,7 +132,7 @@ class FileStates(FactBase):
             ' elif [ -f "$p" ]; then set -- $(stat -c "%a %i %z %s" "$p");'
             f' s=$(awk -v k="$2 $3 $4 $5 $6 $p" \'substr($0, 66) == k {{s = $1}} END {{print s}}\''
             f' {shlex.quote(sums)} 2>/dev/null);'
-            ' echo "$p $1 ${s:-$(sha256sum < "$p" | cut -c1-64)}";'
+            ' echo "$p $1 ${s:-$($h < "$p" | cut -c1-64)}";'
             f' else echo "$p - -"; fi; done; sed "s/^/# /" {manifest.PATH} 2>/dev/null; true'
         )
 
