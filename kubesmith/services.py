@@ -57,7 +57,7 @@ SERVICES = {s.name: s for s in (
             makes=(("dir", paths.CONTAINERD_DIR), ("dir", "/run/containerd"),
                    ("dir", "/var/lib/cni"), ("dir", "/run/netns"), ("link", "cni0"),
                    ("chain", "CNI-"))),
-    Service("kubelet", "nodes", ("tcp/10250",), (("kubernetes", ("kubelet", "kubectl")),),
+    Service("kubelet", "nodes", ("tcp/10250",), (("kubernetes", ("kubelet",)),),
             makes=(("dir", "/var/log/pods"), ("dir", "/var/log/containers"),
                    ("slice", "kubepods.slice"), ("chain", "KUBE-"))),
     Service("kube-proxy", "nodes", ("tcp/10256",), (("kubernetes", ("kube-proxy",)),),
@@ -65,6 +65,12 @@ SERVICES = {s.name: s for s in (
     # haproxy from Debian packages (component "haproxy"), not from bin_dir; started before kubelet.
     Service("apiserver-lb", "nodes", (f"tcp/{APISERVER_LB_PORT}",), (), "haproxy"),
 )}
+
+
+# Binaries a service installed before and no longer does (service -> files), removed from a host
+# where no service of its roles installs them: kubectl on nodes (61 MiB each; kubesmith and the
+# operator run it from the control machine, masters keep one).
+RETIRED = {"kubelet": ("kubectl",)}
 
 
 def of_role(role: str) -> tuple[Service, ...]:
@@ -75,3 +81,9 @@ def of_role(role: str) -> tuple[Service, ...]:
 def binary_files() -> tuple[str, ...]:
     """Every binary any service installs into bin_dir (what reset removes)."""
     return tuple(dict.fromkeys(f for s in SERVICES.values() for f in s.files))
+
+
+def retired(groups: frozenset[str]) -> tuple[str, ...]:
+    """The retired binaries a host in these groups has no service for."""
+    kept = {f for s in SERVICES.values() if s.role in groups for f in s.files}
+    return tuple(f for files in RETIRED.values() for f in files if f not in kept)

@@ -195,14 +195,19 @@ def record(lines: Sequence[str], recorded: set[str]) -> None:
                      commands=[manifest.append_command(new)])
 
 
-def sync(items: Sequence[Item]) -> Synced:
-    """Create ops only for items that differ on the host (one fact for all of them); every item
-    (and the directories made for it) is in the host's manifest before it is written."""
+def sync(items: Sequence[Item], retired: Sequence[str] = ()) -> Synced:
+    """Create ops only for items that differ on the host (one fact for all of them, which also
+    reads the retired paths, removed where present); every item (and the directories made for
+    it) is in the host's manifest before it is written."""
     for item in items:  # every path is recorded, then removed by reset: plain ones only
         if why := rules.directory(item.dest, owned_by_kubesmith=False):
             raise UnsafeValue(rules.printable(f"{item.name}: path {item.dest!r} {why}: refused"))
-    states = host.get_fact(FileStates, paths=[*(i.dest for i in items), *_ancestors(items)]
-                           ) if items else {}
+    states = host.get_fact(FileStates, paths=[*(i.dest for i in items), *_ancestors(items),
+                                              *retired]) if items else {}
+    present = [p for p in retired if states.get(p, ("-", "-")) != ("-", "-")]
+    if present:
+        server.shell(name=f"retired {', '.join(present)} removed",
+                     commands=[f"rm -f {' '.join(shlex.quote(p) for p in present)}"])
     recorded = set(states.get(MANIFEST, ()))
     record(_entries(items, states), recorded)
     pending = [item for item in items if not _present(item, states.get(item.dest))]

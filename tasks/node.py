@@ -7,7 +7,7 @@ import shlex
 
 from pyinfra import host
 
-from kubesmith import paths
+from kubesmith import paths, services
 from kubesmith.context import DeployContext
 from tasks import _ops, artifacts
 
@@ -60,7 +60,7 @@ def deploy(ctx: DeployContext) -> None:
         _ops.directory(paths.KUBELET_DIR), _ops.directory(paths.KUBE_PROXY_DIR),
         *([] if resolv else [own_resolv]),
         kubelet_config, kubelet_unit, proxy_config, proxy_unit,
-    ])
+    ], retired=[f"{ctx.data['bin_dir']}/{f}" for f in services.retired(me.groups)])
     # kube-proxy only rewrites rules it thinks changed: an emptied KUBE-SERVICES needs a restart.
     rules = host.get_fact(_ops.ShellOutput,
                           probe="iptables -t nat -S KUBE-SERVICES | grep -c '^-A'")

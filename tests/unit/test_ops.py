@@ -158,6 +158,40 @@ def test_create_only_items_are_left_alone_once_present(monkeypatch) -> None:
     assert put == ["/etc/x.env"]
 
 
+def test_retired_paths_are_read_with_the_items_and_removed_only_where_present(
+        monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    item = _ops.Item("kubelet", "/usr/local/bin/kubelet", content="k", sha256="b" * 64)
+    asked: list[list[str]] = []
+    removed: list[str] = []
+    have = {"/usr/local/bin/kubelet": ("644", "b" * 64), "/usr/local/bin/kubectl": ("755", "c"),
+            _ops.MANIFEST: ("file /usr/local/bin/kubelet",)}
+
+    def get_fact(_fact, paths):
+        asked.append(paths)
+        return have
+
+    monkeypatch.setattr(_ops, "host", SimpleNamespace(get_fact=get_fact))
+    monkeypatch.setattr(_ops.server, "shell", lambda **kw: removed.extend(kw["commands"]))
+    _ops.sync([item], retired=["/usr/local/bin/kubectl", "/usr/local/bin/gone"])
+    assert len(asked) == 1 and "/usr/local/bin/kubectl" in asked[0]
+    assert removed == ["rm -f /usr/local/bin/kubectl"]
+    del have["/usr/local/bin/kubectl"]
+    removed.clear()
+    _ops.sync([item], retired=["/usr/local/bin/kubectl"])
+    assert removed == []
+
+
+def test_kubectl_is_retired_from_nodes_but_kept_on_masters() -> None:
+    from kubesmith import services
+
+    assert services.retired(frozenset({"nodes"})) == ("kubectl",)
+    assert services.retired(frozenset({"masters", "nodes"})) == ()
+    assert "kubectl" not in services.SERVICES["kubelet"].files
+    assert "kubectl" in services.binary_files()  # reset still removes it
+
+
 def test_cluster_without_removed_hosts() -> None:
     from kubesmith.model import Cluster, Host
 
