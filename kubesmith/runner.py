@@ -23,12 +23,14 @@ from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import BaseStateCallback
 from pyinfra.connectors.sshuserclient.client import SSHClient, get_host_keys
+from pyinfra.connectors.util import CommandOutput
 from pyinfra.context import ctx_inventory, ctx_state
 
 from kubesmith import inventory
 from kubesmith.context import DeployContext
 from kubesmith.errors import UserError
 from kubesmith.model import Cluster, Host
+from kubesmith.readahead import ReadAhead
 from kubesmith.rules import printable
 from kubesmith.validate import TRUST_FLAG
 
@@ -151,20 +153,56 @@ def _last_error(state: State, failed: tuple[PyinfraHost, str] | None) -> str:
 
 class _Commands:
     """Counts the remote commands (shell commands and file transfers) each host of a State runs,
-    by wrapping its connector: fact gathering, operations and readiness checks alike."""
+    by wrapping its connector: fact gathering, operations and readiness checks alike. With a
+    read-ahead, a read it answers runs no command, and anything else is a change."""
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, ahead: ReadAhead | None) -> None:
         self.counts: Counter[str] = Counter()
+        self.run: dict[str, Callable[..., tuple[bool, CommandOutput]]] = {}
         for remote in state.inventory:
             for method in ("run_shell_command", "put_file", "get_file"):
-                original = getattr(remote.connector, method)
-                setattr(remote.connector, method, self._counting(remote.name, original))
+                counted = self._counting(remote.name, getattr(remote.connector, method))
+                if method == "run_shell_command":  # (the read-ahead's own batch runs with it)
+                    self.run[remote.name] = counted
+                if ahead is not None:
+                    counted = (ahead.wrap(remote.name, counted) if method == "run_shell_command"
+                               else self._changing(ahead, counted))
+                setattr(remote.connector, method, counted)
+            if ahead is not None:
+                remote.get_fact = self._reading(ahead, remote)  # type: ignore[method-assign]
 
-    def _counting(self, name: str, method: Callable[..., object]) -> Callable[..., object]:
-        def counted(*args: object, **kwargs: object) -> object:
+    def _counting(self, name: str, method: Callable[..., T]) -> Callable[..., T]:
+        def counted(*args: object, **kwargs: object) -> T:
             self.counts[name] += 1
             return method(*args, **kwargs)
         return counted
+
+    @staticmethod
+    def _changing(ahead: ReadAhead, method: Callable[..., T]) -> Callable[..., T]:
+        def changing(*args: object, **kwargs: object) -> T:
+            ahead.changed()
+            return method(*args, **kwargs)
+        return changing
+
+    @staticmethod
+    def _reading(ahead: ReadAhead, remote: PyinfraHost) -> Callable[..., object]:
+        original = remote.get_fact
+
+        def get_fact(*args: object, **kwargs: object) -> object:
+            with ahead.reads(remote.name):
+                return original(*args, **kwargs)
+        return get_fact
+
+
+class _Changes(BaseStateCallback):
+    """An operation starting is a change (tasks make operations only for pending changes)."""
+
+    def __init__(self, ahead: ReadAhead) -> None:
+        self.ahead = ahead
+
+    def operation_start(self, state: State, op_hash: str) -> None:
+        """Every later read is asked live."""
+        self.ahead.changed()
 
 
 # Names of the operations that start, restart or reload a service: their time is the service's
@@ -312,6 +350,13 @@ class Runner:
         self._clients: dict[str, SSHClient] = {}
         # Seconds of phases run so far (a phase subtracts those run inside it from its own).
         self._nested = 0.0
+        # The workflow's reads of its last run, run ahead per host (read_ahead()).
+        self.ahead: ReadAhead | None = None
+
+    def read_ahead(self, workflow: str) -> None:
+        """Answer this workflow's reads from one command per host while nothing changes (its
+        reads recorded in the state directory by its last run)."""
+        self.ahead = ReadAhead(self.ctx.state / "readahead" / f"{workflow}.json")
 
     def _state(self, what: str, hosts: Sequence[Host]) -> tuple[State, _Failures, _Commands]:
         """A State connected to exactly these hosts; raise naming any unreachable one."""
@@ -328,7 +373,9 @@ class Runner:
         state.cwd = str(inventory.settings.PROJECT)
         failures = _Failures(what, self.out)
         state.add_callback_handler(failures)
-        commands = _Commands(state)
+        commands = _Commands(state, self.ahead)
+        if self.ahead is not None:
+            state.add_callback_handler(_Changes(self.ahead))
         for remote in state.inventory:
             client = self._clients.get(remote.name)
             transport = client.get_transport() if client is not None else None
@@ -353,16 +400,22 @@ class Runner:
                 f"{what}: cannot connect to " + connect_problem(
                     name, failures.unreachable.get(name, ""), data.get(name, {}))
                 for name in unreachable))
+        if self.ahead is not None:
+            ahead = self.ahead
+            each([h.name for h in state.activated_hosts],
+                 lambda name: ahead.fetch(name, commands.run[name]))
         return state, failures, commands
 
     @contextlib.contextmanager
-    def connect(self, what: str, hosts: Sequence[Host]) -> Iterator[list[PyinfraHost]]:
-        """Connected pyinfra hosts for commands outside a phase, disconnected afterwards; its
-        time and commands are reported under `what`."""
+    def connect(self, what: str, hosts: Sequence[Host],
+                reads: bool = False) -> Iterator[list[PyinfraHost]]:
+        """Connected pyinfra hosts for commands outside a phase (reads: only read-only ones),
+        disconnected afterwards; its time and commands are reported under `what`."""
         start = time.monotonic()
         state, _failures, commands = self._state(what, hosts)
         try:
-            yield list(state.inventory.get_active_hosts())
+            with self._reads([h.name for h in hosts] if reads else []):
+                yield list(state.inventory.get_active_hosts())
         finally:
             disconnect_all(state)
             self.report.counted(what, commands.counts)
@@ -431,12 +484,25 @@ class Runner:
                 logs = "\n".join(journal(h, phase.services) for h in active)
                 raise DeployError(f"phase {phase.name}: {error}\n{logs}") from error
 
+    @contextlib.contextmanager
+    def _reads(self, names: Sequence[str]) -> Iterator[None]:
+        """These hosts' commands only read while in the block (see read_ahead)."""
+        with contextlib.ExitStack() as stack:
+            if self.ahead is not None:
+                for name in names:
+                    stack.enter_context(self.ahead.reads(name))
+            yield
+
     def _ready(self, phase: Phase, active: Sequence[PyinfraHost]) -> None:
-        """Run the phase's readiness check on every host at once; the phase waited as long as
-        its slowest host."""
+        """Run the phase's readiness check on every host at once (reads); the phase waited as
+        long as its slowest host."""
         check = phase.ready
         assert check is not None
-        waits = each(active, lambda remote: waiting(functools.partial(check, self.ctx, remote)))
+
+        def ready(remote: PyinfraHost) -> float:
+            with self._reads([remote.name]):
+                return waiting(functools.partial(check, self.ctx, remote))
+        waits = each(active, ready)
         self.report.wait(phase.name, max(waits, default=0.0))
 
     def _record(self, phase: Phase, state: State, pending: bool) -> None:
@@ -459,6 +525,8 @@ class Runner:
         from tasks import mirror  # imports this module
 
         mirror.stop(self)
+        if self.ahead is not None:
+            self.ahead.save()
         for client in self._clients.values():
             client.close()
         self._clients.clear()
@@ -468,6 +536,7 @@ class Runner:
         self.close()
         self.report.seconds["total"] = time.monotonic() - start
         verb = "would change" if dry else "changed"
+        ahead = f"; {self.ahead.summary()}" if self.ahead is not None else ""
         self.out(f"done in {self.report.seconds['total']:.1f} s: {self.report.total_changes} "
-                 f"operations {verb}; {what}")
+                 f"operations {verb}{ahead}; {what}")
         return self.report

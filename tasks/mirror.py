@@ -196,6 +196,8 @@ def serve(runner: Runner) -> None:
     if not wanted:
         return
     if runner.push is None:
+        if runner.ahead is not None:
+            runner.ahead.changed()  # the push writes on the seed, outside pyinfra
         runner.push = Push(runner.ctx, {**wanted, **artifacts.every(runner.ctx)})
     push = runner.push
     push.wait(set(wanted))

@@ -11,7 +11,7 @@ from pyinfra import host
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.context import ctx_host, ctx_state
 
-from kubesmith import manifest, versions
+from kubesmith import manifest, readahead, versions
 from kubesmith.context import DeployContext
 from kubesmith.model import Host
 from kubesmith.runner import each
@@ -38,7 +38,7 @@ PROBE = (
             for name in NODE_LIMITS) +
     "echo arch=$(uname -m); . /etc/os-release; echo os=$ID-$VERSION_ID; "
     "echo hostname=$(hostname); echo swap=$(awk 'NR>1' /proc/swaps | wc -l); "
-    "echo free_kib=$(df -Pk / | awk 'NR==2{print $4}'); echo clock=$(date +%s.%N); "
+    "echo free_kib=$(df -Pk / | awk 'NR==2{print $4}'); "
     # bridge netfilter in effect, or a module the hosts phase can load
     "echo bridge_nf=$( (test -e /proc/sys/net/bridge/bridge-nf-call-iptables"
     " || modinfo br_netfilter >/dev/null) && echo yes); "
@@ -233,10 +233,11 @@ def check(ctx: DeployContext, connected: list[PyinfraHost], whole_cluster: bool)
     hostnames: dict[str, str] = {}
 
     def read(remote: PyinfraHost) -> tuple[dict[str, list[str]], float]:
-        before = time.time()
         with ctx_host.use(remote):
             found = facts(ctx)
-        return found, float(found.get("clock", ["0"])[0]) - (before + time.time()) / 2
+            before = time.time()  # the clock read on its own, when asked (never read ahead)
+            clock = host.get_fact(_ops.ShellOutput, probe="date +%s.%N", **readahead.LIVE)
+        return found, float(clock or 0) - (before + time.time()) / 2
 
     # Every host probed at once (pyinfra's state context is global: set once, around them).
     with ctx_state.use(connected[0].state) if connected else contextlib.nullcontext():

@@ -49,7 +49,7 @@ def prepare_local(ctx: DeployContext, out: Out, dry: bool = False) -> None:
 
 def check_hosts(runner: Runner, hosts: Sequence[Host], whole_cluster: bool) -> None:
     """Read-only preflight on these hosts; raise naming each problem, before any change."""
-    with runner.connect("preflight", hosts) as connected:
+    with runner.connect("preflight", hosts, reads=True) as connected:
         issues = preflight.check(runner.ctx, connected, whole_cluster)
     if issues:
         raise DeployError(preflight.refusal(issues, "\n(fix the hosts, or pass --skip-preflight)"))
@@ -86,7 +86,7 @@ def serving(runner: Runner, hosts: Sequence[Host], services: Sequence[str]) -> b
     if not hosts:
         return False
     units = " ".join(shlex.quote(f"{s}.service") for s in services)
-    with runner.connect("running services", hosts) as connected:
+    with runner.connect("running services", hosts, reads=True) as connected:
         return all(run_on(remote, f"systemctl is-active --quiet {units}")[0]
                    for remote in connected)
 
@@ -110,7 +110,7 @@ def old_peer_certificates(runner: Runner, members: Sequence[Host]) -> list[str]:
     """Members whose running etcd presents a peer certificate without ETCD_PEER_CN (systemd
     hands etcd a copy of it at start: /run/credentials/etcd.service)."""
     old = []
-    with runner.connect("etcd peer certificates", members) as connected:
+    with runner.connect("etcd peer certificates", members, reads=True) as connected:
         for remote in connected:
             ok, pem = run_on(remote, f"cat {ETCD_RUNNING_PEER_CERT}")
             try:

@@ -20,6 +20,7 @@ def run(runner: Runner, dry: bool = False, skip_preflight: bool = False) -> Repo
     secretbox key when they are written with another provider (aescbc, from an earlier
     kubesmith), or an interrupted key rotation is finished."""
     start = time.monotonic()
+    runner.read_ahead("up")
     converge(runner, dry, skip_preflight)
     ring = encryption.load(runner.ctx.pki.directory)
     if ring is not None and ring.needs_rotation:

@@ -1,0 +1,141 @@
+"""A workflow's read-only remote commands (facts, readiness checks) from its last run, run
+together on each host when it connects and answered from there until the run changes anything:
+a no-op re-run reads each host's state in one command."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shlex
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from pyinfra.connectors.util import CommandOutput, OutputLine
+
+# Seconds one command may take in the batch; a slower one is asked again, live.
+TIMEOUT = 5
+# pyinfra passes a fact every connector argument, most unset: these must have the values the
+# batch runs with, any other must be unset; the ignored ones do not change what runs.
+_AS_BATCH: dict[str, object] = {"_shell_executable": "sh", "_success_exit_codes": [0]}
+_IGNORED = {"print_output", "print_input", "_retry_delay"}
+# A read given these connector arguments is asked when asked, never ahead (nor recorded): what
+# must be read at that moment, such as a host's clock.
+LIVE: dict[str, object] = {"_timeout": 10}
+
+Run = Callable[..., tuple[bool, CommandOutput]]
+
+
+def batch_command(commands: Sequence[str], token: str) -> str:
+    """One shell command running these commands at once, each in its own sh with a timeout;
+    then per command a line `token index status`, its stdout lines, `token-e`, its stderr."""
+    lines = ["d=$(mktemp -d) || exit 1"]
+    lines += [f"( timeout {TIMEOUT} sh -c {shlex.quote(c)} </dev/null >$d/{i} 2>$d/{i}.e; "
+              f"echo $? > $d/{i}.s ) &" for i, c in enumerate(commands)]
+    lines.append("wait")
+    lines.append(f'for i in $(seq 0 {len(commands) - 1}); do echo "{token} $i $(cat $d/$i.s)"; '
+                 f'awk 1 $d/$i; echo {token}-e; awk 1 $d/$i.e; done; rm -rf "$d"')
+    return "\n".join(lines)
+
+
+def parse(lines: Sequence[str], token: str) -> dict[int, CommandOutput]:
+    """The output of each command of a batch that exited 0, by index."""
+    found: dict[int, CommandOutput] = {}
+    index, status, stream = -1, "", "stdout"
+    for line in lines:
+        head = line.split(" ")
+        if head[0] == token and len(head) == 3:
+            index, status, stream = int(head[1]), head[2], "stdout"
+            if status == "0":
+                found[index] = CommandOutput([])
+        elif line == f"{token}-e":
+            stream = "stderr"
+        elif status == "0" and index in found:
+            found[index].combined_lines.append(OutputLine(stream, line))
+    return found
+
+
+def _plain(kwargs: dict[str, object]) -> bool:
+    """Whether a command's connector arguments are those the batch runs it with."""
+    return all(k in _IGNORED or (v == _AS_BATCH[k] if k in _AS_BATCH else not v)
+               for k, v in kwargs.items())
+
+
+class ReadAhead:
+    """The reads of one workflow's run: answered from the batch each host ran at connection
+    while nothing has changed (no operation, no command other than a read), recorded for the
+    next run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.planned: dict[str, list[str]] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.planned = {}
+        self.answers: dict[str, dict[str, CommandOutput]] = {}
+        self.read: dict[str, dict[str, None]] = {}
+        self.reading: set[str] = set()
+        self.fresh = True
+        self.answered = self.live = 0  # reads answered from a batch, and asked live
+
+    @contextlib.contextmanager
+    def reads(self, host: str) -> Iterator[None]:
+        """The host's commands in this block only read (facts, readiness checks)."""
+        self.reading.add(host)
+        try:
+            yield
+        finally:
+            self.reading.discard(host)
+
+    def changed(self) -> None:
+        """Something changed: every later read is asked live."""
+        self.fresh = False
+        self.answers.clear()
+
+    def fetch(self, host: str, run: Run) -> None:
+        """Run the host's reads of the last run in one command (once per run, while fresh)."""
+        commands = self.planned.get(host)
+        if not commands or not self.fresh or host in self.answers:
+            return
+        token = f"kubesmith-readahead-{secrets.token_hex(8)}"
+        ok, output = run(batch_command(commands, token))
+        found = parse(output.stdout_lines, token) if ok else {}
+        if self.fresh:
+            self.answers[host] = {commands[i]: out for i, out in found.items()}
+
+    def wrap(self, host: str, run: Run) -> Run:
+        """The host's connector command, answered from its batch when it is a read and the
+        batch ran it with success; any command but a read is a change."""
+        def answered(command: object, *args: object, **kwargs: object) -> tuple[bool,
+                                                                             CommandOutput]:
+            get_raw = getattr(command, "get_raw_value", None)
+            text = get_raw() if callable(get_raw) else str(command)
+            if host not in self.reading:
+                self.changed()
+                return run(command, *args, **kwargs)
+            if args or not _plain(kwargs):  # a read the batch cannot make as it is asked
+                return run(command, *args, **kwargs)
+            self.read.setdefault(host, {})[text] = None
+            found = self.answers.get(host, {}).get(text)
+            if found is not None:
+                self.answered += 1
+                return True, found
+            self.live += 1
+            return run(command, *args, **kwargs)
+        return answered
+
+    def summary(self) -> str:
+        """How this run's reads were answered."""
+        return f"reads: {self.answered} answered ahead, {self.live} asked live"
+
+    def save(self) -> None:
+        """Record this run's reads per host (0600) for the next run of the workflow."""
+        if not self.read:
+            return
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temp = self.path.with_suffix(".tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({h: list(c) for h, c in self.read.items()}, f)
+        temp.replace(self.path)
