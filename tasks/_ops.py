@@ -114,6 +114,23 @@ MANIFEST = "manifest"
 HASHER = "h=sha256sum; command -v openssl >/dev/null && h='openssl dgst -sha256 -r'"
 
 
+# FileStates' awk: the asked paths (up to an empty line), then stat's `type|mode|inode ctime
+# size|path` lines; prints `= mode dir|sum path`, `? mode - path` (a file whose sum is not
+# recorded for its inode, ctime and size: hashed by the shell), `= - - path` (missing, or neither
+# a file nor a directory).
+_FILE_STATES_AWK = (
+    "BEGIN { while ((getline line < sums) > 0) known[substr(line, 66)] = substr(line, 1, 64) } "
+    '!listed { if ($0 == "") listed = 1; else asked[$0] = 1; next } '
+    '{ split($0, f, "|"); path = substr($0, length(f[1] f[2] f[3]) + 4); seen[path] = 1; '
+    'key = f[3] " " path; '
+    'if (f[1] == "directory") print "=", f[2], "dir", path; '
+    'else if (f[1] ~ /^regular/ && key in known) print "=", f[2], known[key], path; '
+    'else if (f[1] ~ /^regular/) print "?", f[2], "-", path; '
+    'else print "=", "-", "-", path } '
+    'END { for (p in asked) if (!(p in seen)) print "=", "-", "-", p }'
+)
+
+
 class FileStates(FactBase):
     """Mode and sha256 of many paths in one command: {path: (mode, sha256|'dir')}, and under
     MANIFEST the lines of the host's manifest (what kubesmith recorded there)."""
@@ -124,16 +141,15 @@ class FileStates(FactBase):
 
     def command(self, paths: list[str], sums: str = paths_mod.SUMS) -> str:
         quoted = " ".join(shlex.quote(p) for p in paths)
-        # A file's sum: the one recorded at upload (sums) while its inode, ctime and size are
-        # unchanged, else read from its content.
+        # One stat and one awk for all the paths (not two processes per path): a file's sum is
+        # the one recorded at upload (sums) while its inode, ctime and size are unchanged, else
+        # read from its content ($h, for those files only).
         return (
-            f'{HASHER}; for p in {quoted}; do'
-            ' if [ -d "$p" ]; then echo "$p $(stat -c %a "$p") dir";'
-            ' elif [ -f "$p" ]; then set -- $(stat -c "%a %i %z %s" "$p");'
-            f' s=$(awk -v k="$2 $3 $4 $5 $6 $p" \'substr($0, 66) == k {{s = $1}} END {{print s}}\''
-            f' {shlex.quote(sums)} 2>/dev/null);'
-            ' echo "$p $1 ${s:-$($h < "$p" | cut -c1-64)}";'
-            f' else echo "$p - -"; fi; done; sed "s/^/# /" {manifest.PATH} 2>/dev/null; true'
+            f"{HASHER}; {{ printf '%s\\n' {quoted}; echo; "
+            f"stat -L -c '%F|%a|%i %z %s|%n' -- {quoted} 2>/dev/null; }} | "
+            f"awk -v sums={shlex.quote(sums)} {shlex.quote(_FILE_STATES_AWK)} | "
+            'while read -r t m d p; do [ "$t" = "?" ] && d=$($h < "$p" | cut -c1-64); '
+            f'echo "$p $m $d"; done; sed "s/^/# /" {manifest.PATH} 2>/dev/null; true'
         )
 
     def process(self, output: list[str]) -> dict[str, tuple[str, ...]]:
@@ -419,18 +435,30 @@ class UnitStates(FactBase):
         return {}
 
     def command(self, units: list[str]) -> str:
-        return "; ".join(
-            f"echo {q} $(systemctl is-active {q}) $(systemctl is-enabled {q})"
-            f" $(readlink /proc/$(systemctl show -p MainPID --value {q})/exe 2>/dev/null"
-            " | grep -q ' (deleted)$' && echo replaced)" for q in map(shlex.quote, units))
+        # One systemctl for all units (not three per unit): its blocks come in the order asked,
+        # separated by empty lines; each main process's executable checked for " (deleted)".
+        return (
+            f"set -- {' '.join(map(shlex.quote, units))}; echo \"unit=$1\"; "
+            "systemctl show -p ActiveState -p UnitFileState -p MainPID -- \"$@\" | "
+            "while IFS= read -r l; do case $l in "
+            "'') shift; echo \"unit=$1\";; "
+            "MainPID=0) ;; "
+            "MainPID=*) case $(readlink /proc/${l#MainPID=}/exe 2>/dev/null) in "
+            "*' (deleted)') echo replaced=yes;; esac;; "
+            "*) echo \"$l\";; esac; done"
+        )
 
     def process(self, output: list[str]) -> dict[str, UnitState]:
-        states = {}
-        for parts in (line.split() for line in output):
-            rest = [p for p in parts[2:] if p != "replaced"]
-            states[parts[0]] = UnitState(parts[1], rest[0] if rest else "",
-                                         "replaced" in parts[2:])
-        return states
+        found: dict[str, dict[str, str]] = {}
+        fields: dict[str, str] = {}
+        for line in output:
+            key, _, value = line.partition("=")
+            if key == "unit":
+                fields = found.setdefault(value, {}) if value else {}
+            else:
+                fields[key] = value
+        return {unit: UnitState(f.get("ActiveState", "inactive"), f.get("UnitFileState", ""),
+                                f.get("replaced") == "yes") for unit, f in found.items()}
 
 
 @dataclass(frozen=True)

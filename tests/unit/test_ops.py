@@ -20,8 +20,27 @@ def test_file_states_parse_files_dirs_and_missing() -> None:
 def test_file_states_command_quotes_every_path() -> None:
     paths = ["/a b", "/c", "/x'$(reboot)'y", "/n\nl"]
     command = _ops.FileStates().command(paths)
-    assert f"for p in {' '.join(shlex.quote(p) for p in paths)}; do" in command
+    assert command.count(" ".join(shlex.quote(p) for p in paths)) == 2  # printf and stat
     assert "'/x'\"'\"'$(reboot)'\"'\"'y'" in command and "sha256sum" in command
+
+
+def test_file_states_of_directories_files_and_missing_paths_run_by_sh(tmp_path) -> None:
+    import hashlib
+    import subprocess
+
+    (tmp_path / "d i r").mkdir(mode=0o750)
+    (tmp_path / "d i r").chmod(0o750)
+    (tmp_path / "f|1").write_bytes(b"x")
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    paths = [str(tmp_path / n) for n in ("d i r", "f|1", "empty", "dangling", "gone")]
+    out = subprocess.run(["sh", "-c", _ops.FileStates().command(paths, str(tmp_path / "sums"))],
+                         capture_output=True, text=True, check=True).stdout
+    states = _ops.FileStates().process(out.splitlines())
+    assert {p: states[p] for p in paths} == {
+        paths[0]: ("750", "dir"), paths[1]: ("644", hashlib.sha256(b"x").hexdigest()),
+        paths[2]: ("644", hashlib.sha256(b"").hexdigest()), paths[3]: ("-", "-"),
+        paths[4]: ("-", "-")}
 
 
 def test_file_states_trust_a_recorded_sum_only_while_the_file_is_unchanged(tmp_path) -> None:
@@ -50,20 +69,38 @@ def test_file_states_trust_a_recorded_sum_only_while_the_file_is_unchanged(tmp_p
     assert state() == ("644", hashlib.sha256(b"v3").hexdigest())
 
 
-def test_unit_states_parse() -> None:
-    states = _ops.UnitStates().process(["etcd.service active enabled",
-                                        "kubelet.service inactive",
-                                        "kube-proxy.service active enabled replaced"])
-    assert states == {"etcd.service": _ops.UnitState("active", "enabled"),
-                      "kubelet.service": _ops.UnitState("inactive", ""),
-                      "kube-proxy.service": _ops.UnitState("active", "enabled", True)}
+def test_unit_states_from_one_systemctl_in_the_order_asked(tmp_path) -> None:
+    """The command run by sh with a stand-in systemctl (blocks as `systemctl show` prints
+    them); kube-proxy's main process runs an executable deleted since it started."""
+    import os
+    import shutil
+    import subprocess
+
+    sleeper = tmp_path / "sleeper"
+    shutil.copy("/bin/sleep", sleeper)
+    deleted = subprocess.Popen([str(sleeper), "30"])
+    sleeper.unlink()
+    blocks = [f"MainPID={os.getpid()}\nActiveState=active\nUnitFileState=enabled",
+              "ActiveState=inactive\nUnitFileState=\nMainPID=0",
+              f"ActiveState=active\nMainPID={deleted.pid}\nUnitFileState=enabled"]
+    (tmp_path / "systemctl").write_text("#!/bin/sh\ncat <<'EOF'\n" + "\n\n".join(blocks)
+                                        + "\nEOF\n")
+    (tmp_path / "systemctl").chmod(0o755)
+    units = ["etcd.service", "kubelet.service", "kube-proxy.service"]
+    try:
+        out = subprocess.run(["sh", "-c", _ops.UnitStates().command(units)], capture_output=True,
+                             text=True, check=True,
+                             env=dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}")).stdout
+    finally:
+        deleted.kill()
+    assert _ops.UnitStates().process(out.splitlines()) == {
+        "etcd.service": _ops.UnitState("active", "enabled"),
+        "kubelet.service": _ops.UnitState("inactive", ""),
+        "kube-proxy.service": _ops.UnitState("active", "enabled", True)}
 
 
-def test_unit_states_name_units_running_a_deleted_binary() -> None:
-    command = _ops.UnitStates().command(["kube-proxy.service", "x'$(reboot)'"])
-    assert "readlink /proc/$(systemctl show -p MainPID --value kube-proxy.service)/exe" in command
-    assert "grep -q ' (deleted)$' && echo replaced" in command
-    assert "'x'\"'\"'$(reboot)'\"'\"''" in command
+def test_unit_states_command_quotes_every_unit() -> None:
+    assert "'x'\"'\"'$(reboot)'\"'\"''" in _ops.UnitStates().command(["x'$(reboot)'"])
 
 
 def test_template_item_hashes_rendered_text() -> None:
