@@ -131,9 +131,10 @@ class ReadAhead:
 
     def save(self) -> None:
         """Record this run's reads per host (0600) for the next run of the workflow."""
-        if not self.read:
+        state = self.path.parent.parent  # made by the workflow (claimed), never here
+        if not self.read or not state.is_dir():
             return
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, exist_ok=True)
         temp = self.path.with_suffix(".tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

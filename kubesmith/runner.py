@@ -525,7 +525,7 @@ class Runner:
         from tasks import mirror  # imports this module
 
         mirror.stop(self)
-        if self.ahead is not None:
+        if self.ahead is not None and not self.ctx.dry:  # (a dry run writes no state)
             self.ahead.save()
         for client in self._clients.values():
             client.close()

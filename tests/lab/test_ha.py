@@ -15,7 +15,7 @@ from kubesmith.context import DeployContext
 from kubesmith.kubectl import kubectl
 from kubesmith.lab import hosts as lab
 from kubesmith.lab import inventory as lab_inventory
-from tests.lab.conftest import longest_failure
+from tests.lab.conftest import NODE_READ, longest_failure
 
 pytestmark = pytest.mark.lab
 
@@ -26,9 +26,7 @@ READY_FOR = 60.0  # seconds the node must stay Ready after master 1 is gone
 # second for $1 seconds: one "<epoch seconds> ok|fail" line per read.
 READER = (
     'end=$(( $(date +%s) + $1 )); while [ "$(date +%s)" -lt "$end" ]; do t=$(date +%s.%N); '
-    "if timeout 4 kubectl --kubeconfig=/etc/kubernetes/kubelet.kubeconfig get node "
-    '"$(hostname)" -o name --request-timeout=3s >/dev/null 2>&1; then echo "$t ok"; '
-    'else echo "$t fail"; fi; sleep 0.5; done'
+    f'if {NODE_READ}; then echo "$t ok"; else echo "$t fail"; fi; sleep 0.5; done'
 )
 
 

@@ -83,6 +83,11 @@ def test_a_read_the_batch_cannot_make_as_asked_is_asked_live_and_changes_nothing
 def test_this_runs_reads_are_saved_private_for_the_next_run(tmp_path: Path) -> None:
     path = tmp_path / "state" / "readahead" / "up.json"
     ahead, host = ReadAhead(path), Host()
+    with ahead.reads("h1"):
+        ahead.wrap("h1", host.run)("echo one", **FACT_ARGUMENTS)
+    ahead.save()
+    assert not path.parent.parent.exists()  # no state directory: nothing written, none made
+    path.parent.parent.mkdir()
     run = ahead.wrap("h1", host.run)
     with ahead.reads("h1"):
         run("echo one", **FACT_ARGUMENTS)
