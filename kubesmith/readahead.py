@@ -101,8 +101,7 @@ class ReadAhead:
         token = f"kubesmith-readahead-{secrets.token_hex(8)}"
         ok, output = run(batch_command(commands, token))
         found = parse(output.stdout_lines, token) if ok else {}
-        if self.fresh:
-            self.answers[host] = {commands[i]: out for i, out in found.items()}
+        self.answers[host] = {commands[i]: out for i, out in found.items()}
 
     def wrap(self, host: str, run: Run) -> Run:
         """The host's connector command, answered from its batch when it is a read and the

@@ -67,10 +67,10 @@ SERVICES = {s.name: s for s in (
 )}
 
 
-# Binaries a service installed before and no longer does (service -> files), removed from a host
-# where no service of its roles installs them: kubectl on nodes (61 MiB each; kubesmith and the
-# operator run it from the control machine, masters keep one).
-RETIRED = {"kubelet": ("kubectl",)}
+# Binaries a service installed before and no longer does, removed from a host where no service
+# of its roles installs them: kubectl on nodes (59 MiB each; kubesmith and the operator run it
+# from the control machine, masters keep one).
+RETIRED = ("kubectl",)
 
 
 def of_role(role: str) -> tuple[Service, ...]:
@@ -86,4 +86,4 @@ def binary_files() -> tuple[str, ...]:
 def retired(groups: frozenset[str]) -> tuple[str, ...]:
     """The retired binaries a host in these groups has no service for."""
     kept = {f for s in SERVICES.values() if s.role in groups for f in s.files}
-    return tuple(f for files in RETIRED.values() for f in files if f not in kept)
+    return tuple(f for f in RETIRED if f not in kept)

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.operations import files
 
 from kubesmith import certificates, encryption
 from kubesmith.context import DeployContext
@@ -106,13 +105,9 @@ def deploy(ctx: DeployContext) -> None:
     for credential in certificates.of_host(ctx.cluster, me):
         for item in credential_items(ctx, credential):
             readers[item] = credential.readers
-    synced = _ops.sync([_ops.directory(str(ctx.data["pki_dir"]), "700"), *readers])
-    for item in synced.replaced:
-        ctx.need_restart(me.name, readers[item])
     retired = [f"{ctx.data['pki_dir']}/{name}" for name in certificates.RETIRED]
     retired += [f"{ctx.data['kube_config_dir']}/{name}.kubeconfig"
                 for name in certificates.RETIRED_KUBECONFIGS]
-    there = host.get_fact(_ops.FileStates, paths=retired)  # one command for all of them
-    for path in retired:
-        if there.get(path, ("-", "-")) != ("-", "-"):
-            files.file(name=f"retired {path} removed", path=path, present=False)
+    synced = _ops.sync([_ops.directory(str(ctx.data["pki_dir"]), "700"), *readers], retired)
+    for item in synced.replaced:
+        ctx.need_restart(me.name, readers[item])
