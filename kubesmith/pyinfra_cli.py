@@ -83,7 +83,8 @@ def _context() -> DeployContext:
         ctx.mirror = False  # no phase runner here to fill and serve it
         ctx.dry = "--dry" in sys.argv[1:]  # pyinfra's own flag: prepare only, change nothing
         steps.prepare_local(ctx, print, ctx.dry)
-        issues = preflight.check(ctx, list(inventory.get_active_hosts()), whole_cluster=True)
+        issues = preflight.check(ctx, list(inventory.get_active_hosts()), whole_cluster=True,
+                                 clocks={})
         if issues:
             raise DeployError(preflight.refusal(issues))
         _CONTEXTS[id(inventory)] = ctx

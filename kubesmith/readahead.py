@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import shlex
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -23,20 +24,41 @@ _IGNORED = {"print_output", "print_input", "_retry_delay"}
 # A read given these connector arguments is asked when asked, never ahead (nor recorded): what
 # must be read at that moment, such as a host's clock.
 LIVE: dict[str, object] = {"_timeout": 10}
+# Seconds of a batch's round trip outside the host's run beyond which its clock reading is not
+# used (the host's clock is then read live).
+CLOCK_SLACK = 0.5
 
 Run = Callable[..., tuple[bool, CommandOutput]]
 
 
 def batch_command(commands: Sequence[str], token: str) -> str:
     """One shell command running these commands at once, each in its own sh with a timeout;
-    then per command a line `token index status`, its stdout lines, `token-e`, its stderr."""
-    lines = ["d=$(mktemp -d) || exit 1"]
+    then per command a line `token index status`, its stdout lines, `token-e`, its stderr. The
+    host's clock is read as it starts and as it ends (`token-t seconds`: see clock_offset)."""
+    clock = f'echo "{token}-t $(date +%s.%N)"'
+    lines = [clock, "d=$(mktemp -d) || exit 1"]
     lines += [f"( timeout {TIMEOUT} sh -c {shlex.quote(c)} </dev/null >$d/{i} 2>$d/{i}.e; "
               f"echo $? > $d/{i}.s ) &" for i, c in enumerate(commands)]
     lines.append("wait")
     lines.append(f'for i in $(seq 0 {len(commands) - 1}); do echo "{token} $i $(cat $d/$i.s)"; '
                  f'awk 1 $d/$i; echo {token}-e; awk 1 $d/$i.e; done; rm -rf "$d"')
+    lines.append(clock)
     return "\n".join(lines)
+
+
+def clock_offset(lines: Sequence[str], token: str, sent: float, received: float) -> float | None:
+    """The host's clock minus the control machine's, from a batch sent and answered at these
+    times: its first reading was taken between the sending and the answer less the batch's run
+    (its two readings apart), the midpoint is taken as for a live read. None when the round trip
+    outside the run exceeds CLOCK_SLACK (or a reading is missing)."""
+    readings = [float(line.split(" ")[1]) for line in lines if line.startswith(f"{token}-t ")]
+    if len(readings) != 2:
+        return None
+    start, end = readings
+    latest = received - (end - start)
+    if latest - sent > CLOCK_SLACK:
+        return None
+    return start - (sent + latest) / 2
 
 
 def parse(lines: Sequence[str], token: str) -> dict[int, CommandOutput]:
@@ -45,6 +67,8 @@ def parse(lines: Sequence[str], token: str) -> dict[int, CommandOutput]:
     index, status, stream = -1, "", "stdout"
     for line in lines:
         head = line.split(" ")
+        if head[0] == f"{token}-t":  # a clock reading
+            continue
         if head[0] == token and len(head) == 3:
             index, status, stream = int(head[1]), head[2], "stdout"
             if status == "0":
@@ -78,6 +102,7 @@ class ReadAhead:
         self.reading: set[str] = set()
         self.fresh = True
         self.answered = self.live = 0  # reads answered from a batch, and asked live
+        self.clocks: dict[str, float] = {}  # host's clock minus the control machine's, by batch
 
     @contextlib.contextmanager
     def reads(self, host: str) -> Iterator[None]:
@@ -99,7 +124,11 @@ class ReadAhead:
         if not commands or not self.fresh or host in self.answers:
             return
         token = f"kubesmith-readahead-{secrets.token_hex(8)}"
+        sent = time.time()
         ok, output = run(batch_command(commands, token))
+        offset = clock_offset(output.stdout_lines, token, sent, time.time()) if ok else None
+        if offset is not None:
+            self.clocks[host] = offset
         found = parse(output.stdout_lines, token) if ok else {}
         self.answers[host] = {commands[i]: out for i, out in found.items()}
 

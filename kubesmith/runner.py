@@ -406,6 +406,10 @@ class Runner:
                  lambda name: ahead.fetch(name, commands.run[name]))
         return state, failures, commands
 
+    def clocks(self) -> dict[str, float]:
+        """Each host's clock minus the control machine's, where its read-ahead batch read it."""
+        return dict(self.ahead.clocks) if self.ahead is not None else {}
+
     @contextlib.contextmanager
     def connect(self, what: str, hosts: Sequence[Host],
                 reads: bool = False) -> Iterator[list[PyinfraHost]]:

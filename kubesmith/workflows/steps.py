@@ -50,7 +50,7 @@ def prepare_local(ctx: DeployContext, out: Out, dry: bool = False) -> None:
 def check_hosts(runner: Runner, hosts: Sequence[Host], whole_cluster: bool) -> None:
     """Read-only preflight on these hosts; raise naming each problem, before any change."""
     with runner.connect("preflight", hosts, reads=True) as connected:
-        issues = preflight.check(runner.ctx, connected, whole_cluster)
+        issues = preflight.check(runner.ctx, connected, whole_cluster, runner.clocks())
     if issues:
         raise DeployError(preflight.refusal(issues, "\n(fix the hosts, or pass --skip-preflight)"))
     runner.out(f"[preflight] ok: {', '.join(h.name for h in hosts)}")

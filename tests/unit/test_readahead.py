@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 from pyinfra.connectors.util import CommandOutput, OutputLine
@@ -43,6 +44,41 @@ def test_batch_answers_each_command_that_succeeded_with_its_own_output(monkeypat
                                                                     ("stderr", "b")]
     assert found[2].stdout_lines == ["no newline"]
     assert found[3].stdout_lines == ["", "c"]
+
+
+def test_the_batch_reads_the_hosts_clock_and_the_offset_takes_out_its_run() -> None:
+    _ok, output = Host().run(readahead.batch_command(["sleep 0.6; echo a"], "T0K"))
+    lines = output.stdout_lines
+    assert readahead.parse(lines, "T0K")[0].stdout_lines == ["a"]  # readings are no output
+    start, end = (float(line.split()[1]) for line in lines if line.startswith("T0K-t "))
+    assert end - start >= 0.6
+    # Sent 1.4 s before the first reading and answered 0.2 s after the last: 1.6 s of round
+    # trip outside the run, too wide to place the reading.
+    assert readahead.clock_offset(lines, "T0K", start - 1.4, end + 0.2) is None
+    # Sent 0.4 s before the first reading, answered 0.2 s before the last (by the host's clock):
+    # the reading was taken in [start - 0.4, start - 0.2] of the control machine's clock, whose
+    # midpoint puts the host 0.3 s ahead.
+    offset = readahead.clock_offset(lines, "T0K", start - 0.4, end - 0.2)
+    assert offset is not None and abs(offset - 0.3) < 1e-3
+    assert readahead.clock_offset(lines[1:], "T0K", start, end) is None  # one reading missing
+
+
+def test_a_host_s_clock_offset_is_kept_from_its_batch(tmp_path: Path) -> None:
+    path = tmp_path / "up.json"
+    path.write_text(json.dumps({"h1": ["echo one"]}))
+    ahead = ReadAhead(path)
+    ahead.fetch("h1", Host().run)
+    assert abs(ahead.clocks["h1"]) < readahead.CLOCK_SLACK  # this machine's own clock
+    slow = Host()
+
+    def late(command: object, **kwargs: object) -> tuple[bool, CommandOutput]:
+        answer = slow.run(command, **kwargs)
+        time.sleep(readahead.CLOCK_SLACK + 0.1)  # an answer this late places no reading
+        return answer
+    path.write_text(json.dumps({"h2": ["echo one"]}))
+    ahead = ReadAhead(path)
+    ahead.fetch("h2", late)
+    assert "h2" not in ahead.clocks and ahead.answers["h2"]
 
 
 def test_reads_are_answered_from_one_command_until_something_changes(tmp_path: Path) -> None:
