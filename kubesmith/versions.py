@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kubesmith import paths
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.model import Cluster, Host
 from kubesmith.services import SERVICES
@@ -51,19 +53,32 @@ def watched(cluster: Cluster, me: Host) -> dict[str, str]:
     return found
 
 
-def probe(cluster: Cluster, me: Host, bin_dir: str) -> str:
+def probe(cluster: Cluster, me: Host, bin_dir: str,
+          installed: Mapping[str, tuple[str, str]] | None = None) -> str:
     """A shell command printing `version:NAME=<first line of --version>` for each watched
-    component: the running process's own executable (empty when the service is not running)."""
+    component: the running process's own executable (empty when the service is not running).
+    installed: {component: (sha256, version)} of the binaries kubesmith installs; a running
+    executable that is the file at bin_dir whose sha256 the host recorded at install for its
+    inode, ctime and size (paths.SUMS, as FileStates reads it) and equal to that one's prints
+    that version without being run."""
     lines = []
     for name in watched(cluster, me):
         if name == RUNC:
-            runc = shlex.quote(f"{bin_dir}/runc")
+            runc = shlex.quote(f"{bin_dir}/{RUNC}")
             lines.append(f'echo "{PREFIX}{RUNC}=$({runc} --version 2>/dev/null | head -n1)"')
             continue
         unit = shlex.quote(f"{name}.service")
+        run = "/proc/$pid/exe --version 2>&1 | head -n1"
+        if installed and name in installed:
+            sha256, version = installed[name]
+            path = shlex.quote(f"{bin_dir}/{SERVICES[name].files[0]}")
+            record = f'"{sha256} $(stat -L -c "%i %z %s" /proc/$pid/exe) "{path}'
+            run = (f'{{ [ "$(readlink /proc/$pid/exe)" = {path} ] && grep -qxF -- {record} '
+                   f"{shlex.quote(paths.SUMS)} 2>/dev/null && echo {shlex.quote(version)}; }} "
+                   f"|| {{ {run}; }}")
+        running = '[ "${pid:-0}" -gt 0 ] 2>/dev/null'
         lines.append(f"pid=$(systemctl show -p MainPID --value {unit} 2>/dev/null); "
-                     f'echo "{PREFIX}{name}=$([ "${{pid:-0}}" -gt 0 ] 2>/dev/null && '
-                     f'/proc/$pid/exe --version 2>&1 | head -n1)"')
+                     f'echo "{PREFIX}{name}=$({running} && {{ {run}; }})"')
     return "; ".join(lines) + "; true"
 
 

@@ -17,7 +17,7 @@ from kubesmith.context import DeployContext
 from kubesmith.model import Host
 from kubesmith.runner import each
 from kubesmith.services import FLANNEL_VXLAN_PORT, SERVICES
-from tasks import _ops
+from tasks import _ops, artifacts
 
 MIN_FREE_KIB = 2 * 1024 * 1024
 SUPPORTED_ARCH = ("x86_64",)
@@ -103,10 +103,22 @@ def foreign_runtimes(ctx: DeployContext, found: dict[str, list[str]]) -> list[st
     return list(issues.values())
 
 
+def installed(ctx: DeployContext, me: Host) -> dict[str, tuple[str, str]]:
+    """{service: (sha256, pinned version)} of the executables kubesmith installs for the
+    host's services (versions.probe: one installed and unchanged is not run for its version)."""
+    found = {}
+    for name, key in versions.watched(ctx.cluster, me).items():
+        if name in SERVICES:
+            sha256 = artifacts.service_binaries(ctx, name)[SERVICES[name].files[0]].sha256
+            if sha256:  # (none in a dry run on a fresh cache)
+                found[name] = (sha256, str(ctx.data[key]))
+    return found
+
+
 def facts(ctx: DeployContext) -> dict[str, list[str]]:
     """The probe's key=value lines of this host (listen may repeat)."""
     me = ctx.cluster.host(host.name)
-    running = versions.probe(ctx.cluster, me, str(ctx.data["bin_dir"]))
+    running = versions.probe(ctx.cluster, me, str(ctx.data["bin_dir"]), installed(ctx, me))
     output = host.get_fact(_ops.ShellOutput,
                            probe=f"{etcd_data_probe(ctx)}{runtime_probe(ctx)}{PROBE}; {running}")
     found: dict[str, list[str]] = {}

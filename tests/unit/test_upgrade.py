@@ -70,6 +70,47 @@ def test_each_host_is_probed_for_what_its_roles_run() -> None:
     assert "MainPID" in probe and "/proc/$pid/exe --version" in probe
 
 
+def test_a_running_executable_kubesmith_installed_and_recorded_is_not_run(tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    """The probe run by sh with a stand-in systemctl naming a real process: a copy of sleep at
+    bin_dir/kubelet, whose --version prints coreutils' version."""
+    import os
+    import shutil
+    import subprocess
+
+    bin_dir, sums = tmp_path / "bin", tmp_path / "sums"
+    bin_dir.mkdir()
+    kubelet = bin_dir / "kubelet"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", kubelet)
+    process = subprocess.Popen([str(kubelet), "30"])
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text(f'#!/bin/sh\ncase "$*" in *kubelet.service*) echo {process.pid};; '
+                         '*) echo 0;; esac\n')
+    systemctl.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(versions.paths, "SUMS", str(sums))
+
+    def kubelet_line(sha256: str) -> str:
+        probe = versions.probe(CLUSTER, CLUSTER.host("n1"), str(bin_dir),
+                               {"kubelet": (sha256, "v1.34.4")})
+        out = subprocess.run(["sh", "-c", probe], env=env, capture_output=True, text=True,
+                             check=True).stdout
+        return next(line for line in out.splitlines() if line.startswith("version:kubelet="))
+
+    try:
+        identity = subprocess.run(["stat", "-c", "%i %z %s", str(kubelet)], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+        sums.write_text(f"{'a' * 64} {identity} {kubelet}\n")
+        assert kubelet_line("a" * 64) == "version:kubelet=v1.34.4"  # recorded: not run
+        assert "coreutils" in kubelet_line("b" * 64)  # another sum than the pinned one: run
+        shutil.copy(kubelet, tmp_path / "new")
+        os.replace(tmp_path / "new", kubelet)  # the running file replaced (upgraded)
+        assert "coreutils" in kubelet_line("a" * 64)
+    finally:
+        process.kill()
+        process.wait()
+
+
 def test_one_minor_up_is_planned_master_before_nodes() -> None:
     assert upgrade.version_refusals(read(), targets()) == []
     plan = upgrade.plan(CLUSTER, read(), targets(), ready())
