@@ -143,6 +143,7 @@ class ReadAhead:
                 self.changed()
                 return run(command, *args, **kwargs)
             if args or not _plain(kwargs):  # a read the batch cannot make as it is asked
+                self.live += 1
                 return run(command, *args, **kwargs)
             self.read.setdefault(host, {})[text] = None
             found = self.answers.get(host, {}).get(text)

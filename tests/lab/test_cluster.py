@@ -147,7 +147,8 @@ def test_second_up_changes_nothing(cluster) -> None:
     again = cluster.deploy("up")
     assert again.returncode == 0, again.stderr
     assert "0 operations changed" in again.stdout, again.stdout
-    # The next one reads every host's state in one command each (the reads of this one).
+    # The next one reads every host's state in one command each (the reads of this one, the
+    # clocks preflight compares included: a clock read live would count as asked live).
     third = cluster.deploy("up")
     assert "0 operations changed" in third.stdout, third.stdout
     answered = re.search(r"reads: (\d+) answered ahead, 0 asked live", third.stdout)

@@ -114,6 +114,7 @@ def test_a_read_the_batch_cannot_make_as_asked_is_asked_live_and_changes_nothing
         assert run("echo one", **FACT_ARGUMENTS)[1].stdout_lines == ["one"]
     assert host.ran[1:] == ["date +%s.%N", "echo one"] and ahead.fresh
     assert ahead.read == {"h1": {"echo one": None}}
+    assert ahead.summary() == "reads: 1 answered ahead, 2 asked live"
 
 
 def test_this_runs_reads_are_saved_private_for_the_next_run(tmp_path: Path) -> None:
