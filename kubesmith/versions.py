@@ -14,6 +14,7 @@ from kubesmith.model import Cluster, Host
 from kubesmith.services import SERVICES
 
 NUMBERS = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+SHA256 = re.compile(r"[0-9a-f]{64}")
 PREFIX = "version:"
 # runc runs no service: its installed binary is read (on the hosts that run containerd).
 RUNC = "runc"
@@ -69,8 +70,8 @@ def probe(cluster: Cluster, me: Host, bin_dir: str,
             continue
         unit = shlex.quote(f"{name}.service")
         run = "/proc/$pid/exe --version 2>&1 | head -n1"
-        if installed and name in installed:
-            sha256, version = installed[name]
+        sha256, version = (installed or {}).get(name, ("", ""))
+        if SHA256.fullmatch(sha256):  # (it goes into the command in double quotes)
             path = shlex.quote(f"{bin_dir}/{SERVICES[name].files[0]}")
             record = f'"{sha256} $(stat -L -c "%i %z %s" /proc/$pid/exe) "{path}'
             run = (f'{{ [ "$(readlink /proc/$pid/exe)" = {path} ] && grep -qxF -- {record} '
