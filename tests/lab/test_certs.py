@@ -196,11 +196,15 @@ def test_renew_all_while_serving(cluster: Deployed) -> None:
           f"renew --all: {len(reader.results)} reads, "
           f"{sum(not ok for _t, ok in reader.results)} failed, failing stretches "
           f"{', '.join(f'{g:.1f}' for g in gaps)} s")
-    # One outage per restart at most, none longer than that restart's alone.
+    # One outage per restart at most, none longer than that restart's alone. Two restarts with
+    # less than a read's time between their outages show as one (the apiserver restarts right
+    # after its /readyz passed again): that one is held to both restarts' outages together.
     assert len(gaps) <= len(yardsticks), f"{len(gaps)} outages: {gaps}"
-    for gap, limit in zip(sorted(gaps), sorted(yardsticks.values()), strict=False):
-        assert gap <= limit + READ_SLACK, (f"reads failed for {gap:.1f} s "
-                                           f"(limit {limit + READ_SLACK:.1f})")
+    limits, slack = sorted(yardsticks.values()), READ_SLACK
+    if len(gaps) < len(limits):
+        limits, slack = [sum(limits)], READ_SLACK * len(limits)
+    for gap, limit in zip(sorted(gaps), limits[-len(gaps):] if gaps else [], strict=True):
+        assert gap <= limit + slack, f"reads failed for {gap:.1f} s (limit {limit + slack:.1f})"
     after = _serials(cluster)
     assert all(after[ca] == before[ca] for ca in CAS), "a CA changed"
     assert [n for n in _leaves(cluster) if after[n] == before[n]] == [], "leaves not renewed"
