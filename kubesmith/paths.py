@@ -7,6 +7,9 @@ IMAGE_DIR = f"{STATE_DIR}/images"
 # it had in place: while all three are the same, so is the file (any write or rename changes the
 # ctime), and a re-run takes the sum from here instead of reading hundreds of MB of binaries.
 SUMS = f"{STATE_DIR}/sums"
+# stat's format of what is recorded with each sum there: inode, ctime and size (a line is
+# `sha256 <that> path`).
+SUMS_IDENTITY = "%i %z %s"
 # Where a phase's small files arrive as one archive, unpacked beside their destinations.
 UPLOAD_ARCHIVE = f"{STATE_DIR}/files.tar.kubesmith-upload"
 LOG_DIR = "/var/log/kubernetes"

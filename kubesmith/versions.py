@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kubesmith import paths
+from kubesmith.binaries.cache import SHA256
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.model import Cluster, Host
 from kubesmith.services import SERVICES
 
 NUMBERS = re.compile(r"(\d+)\.(\d+)\.(\d+)")
-SHA256 = re.compile(r"[0-9a-f]{64}")
 PREFIX = "version:"
 # runc runs no service: its installed binary is read (on the hosts that run containerd).
 RUNC = "runc"
@@ -73,7 +73,7 @@ def probe(cluster: Cluster, me: Host, bin_dir: str,
         sha256, version = (installed or {}).get(name, ("", ""))
         if SHA256.fullmatch(sha256):  # (it goes into the command in double quotes)
             path = shlex.quote(f"{bin_dir}/{SERVICES[name].files[0]}")
-            record = f'"{sha256} $(stat -L -c "%i %z %s" /proc/$pid/exe) "{path}'
+            record = f'"{sha256} $(stat -L -c "{paths.SUMS_IDENTITY}" /proc/$pid/exe) "{path}'
             run = (f'{{ [ "$(readlink /proc/$pid/exe)" = {path} ] && grep -qxF -- {record} '
                    f"{shlex.quote(paths.SUMS)} 2>/dev/null && echo {shlex.quote(version)}; }} "
                    f"|| {{ {run}; }}")

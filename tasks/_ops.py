@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import shlex
 import tarfile
 import time
@@ -146,7 +145,7 @@ class FileStates(FactBase):
         # read from its content ($h, for those files only).
         return (
             f"{HASHER}; {{ printf '%s\\n' {quoted}; echo; "
-            f"stat -L -c '%F|%a|%i %z %s|%n' -- {quoted} 2>/dev/null; }} | "
+            f"stat -L -c '%F|%a|{paths_mod.SUMS_IDENTITY}|%n' -- {quoted} 2>/dev/null; }} | "
             f"awk -v sums={shlex.quote(sums)} {shlex.quote(_FILE_STATES_AWK)} | "
             'while read -r t m d p; do [ "$t" = "?" ] && d=$($h < "$p" | cut -c1-64); '
             f'echo "$p $m $d"; done; sed "s/^/# /" {manifest.PATH} 2>/dev/null; true'
@@ -324,7 +323,7 @@ def _into_place(item: Item, sums: str) -> str:
     destination (a running binary cannot be written in place: "text file busy"), its sum
     recorded in sums."""
     temp = shlex.quote(_temp(item))
-    record = f" && {record_sum(item.dest, item.sha256, sums)}" if SHA256.fullmatch(
+    record = f" && {record_sum(item.dest, item.sha256, sums)}" if cache.SHA256.fullmatch(
         item.sha256) else ""
     return (f"chmod {shlex.quote(item.mode)} {temp} && mv -f {temp} {shlex.quote(item.dest)}"
             f"{record} || exit 1")
@@ -374,14 +373,14 @@ def at_once(commands: Sequence[str]) -> str:
             "exit $rc)")
 
 
-SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def record_sum(dest: str, sha256: str, sums: str = paths_mod.SUMS) -> str:
     """The command recording a file's sum with its inode, ctime and size in sums (root-only,
     FileStates reads it back); a failure only costs reading the file next time."""
     target = shlex.quote(dest)
-    return (f'{{ umask 077; echo "{sha256} $(stat -c "%i %z %s" {target}) "{target} >> '
+    identity = f'$(stat -c "{paths_mod.SUMS_IDENTITY}" {target})'
+    return (f'{{ umask 077; echo "{sha256} {identity} "{target} >> '
             f"{shlex.quote(sums)} 2>/dev/null || true; }}")
 
 

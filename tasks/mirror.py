@@ -20,6 +20,7 @@ from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.operations import systemd
 
 from kubesmith import certificates, manifest, openssh, paths
+from kubesmith.binaries.cache import SHA256
 from kubesmith.certificates import MIRROR
 from kubesmith.context import DeployContext
 from kubesmith.errors import UserError
@@ -178,7 +179,7 @@ def put_command(sha256: str, size: int, directory: str = paths.MIRROR_DIR,
     """Standard input into the mirror as the file named by its sum: written to a 0600
     temporary file, its size checked (a cut connection leaves a short file), moved into place
     and its sum recorded (the fill's fact reads it back)."""
-    if not _ops.SHA256.fullmatch(sha256):
+    if not SHA256.fullmatch(sha256):
         raise UserError(f"binary mirror: {sha256!r} is not a sha256")
     dest = f"{directory}/{sha256}"
     temp = shlex.quote(f"{dest}.kubesmith-upload")

@@ -7,12 +7,14 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 from pathlib import Path
 
 from kubesmith.errors import UserError
 
 MANIFEST = "SHA256SUMS"
+SHA256 = re.compile(r"[0-9a-f]{64}")  # a sum as the manifests hold it
 
 
 class ChecksumMismatch(UserError):
