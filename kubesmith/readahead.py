@@ -31,6 +31,15 @@ CLOCK_SLACK = 0.5
 Run = Callable[..., tuple[bool, CommandOutput]]
 
 
+# The batch's output: per command `token index status`, its stdout lines, `token-e`, its stderr
+# lines (each file's last line ended, as printed).
+_OUTPUTS_AWK = (
+    "function out(f,  l) { while ((getline l < f) > 0) print l; close(f) } "
+    'BEGIN { for (i = 0; i < n; i++) { s = ""; f = d "/" i; getline s < (f ".s"); '
+    'close(f ".s"); print t, i, s; out(f); print t "-e"; out(f ".e") } }'
+)
+
+
 def batch_command(commands: Sequence[str], token: str) -> str:
     """One shell command running these commands at once, each in its own sh with a timeout;
     then per command a line `token index status`, its stdout lines, `token-e`, its stderr. The
@@ -40,8 +49,10 @@ def batch_command(commands: Sequence[str], token: str) -> str:
     lines += [f"( timeout {TIMEOUT} sh -c {shlex.quote(c)} </dev/null >$d/{i} 2>$d/{i}.e; "
               f"echo $? > $d/{i}.s ) &" for i, c in enumerate(commands)]
     lines.append("wait")
-    lines.append(f'for i in $(seq 0 {len(commands) - 1}); do echo "{token} $i $(cat $d/$i.s)"; '
-                 f'awk 1 $d/$i; echo {token}-e; awk 1 $d/$i.e; done; rm -rf "$d"')
+    # One awk prints every command's status, stdout and stderr (a process per file cost more
+    # CPU than the reads themselves on a host running few).
+    lines.append(f'awk -v t={token} -v n={len(commands)} -v d="$d" {shlex.quote(_OUTPUTS_AWK)}; '
+                 'rm -rf "$d"')
     lines.append(clock)
     return "\n".join(lines)
 
@@ -153,6 +164,11 @@ class ReadAhead:
             self.live += 1
             return run(command, *args, **kwargs)
         return answered
+
+    def expect(self, host: str, command: str) -> None:
+        """Record a read this run did not make for the next run to make ahead (one the next
+        run is known to ask: see steps.expect_etcd_roll)."""
+        self.read.setdefault(host, {})[command] = None
 
     def summary(self) -> str:
         """How this run's reads were answered."""

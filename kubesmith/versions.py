@@ -62,13 +62,16 @@ def probe(cluster: Cluster, me: Host, bin_dir: str,
     executable that is the file at bin_dir whose sha256 the host recorded at install for its
     inode, ctime and size (paths.SUMS, as FileStates reads it) and equal to that one's prints
     that version without being run."""
-    lines = []
-    for name in watched(cluster, me):
+    names = list(watched(cluster, me))
+    services = [n for n in names if n != RUNC]
+    # Every service's main PID from one systemctl (one value per unit, 0 when not running).
+    units = " ".join(shlex.quote(f"{n}.service") for n in services)
+    lines = [f"set -- $(systemctl show -p MainPID --value {units} 2>/dev/null)"] if units else []
+    for name in names:
         if name == RUNC:
             runc = shlex.quote(f"{bin_dir}/{RUNC}")
             lines.append(f'echo "{PREFIX}{RUNC}=$({runc} --version 2>/dev/null | head -n1)"')
             continue
-        unit = shlex.quote(f"{name}.service")
         run = "/proc/$pid/exe --version 2>&1 | head -n1"
         sha256, version = (installed or {}).get(name, ("", ""))
         if SHA256.fullmatch(sha256):  # (it goes into the command in double quotes)
@@ -78,7 +81,7 @@ def probe(cluster: Cluster, me: Host, bin_dir: str,
                    f"{shlex.quote(paths.SUMS)} 2>/dev/null && echo {shlex.quote(version)}; }} "
                    f"|| {{ {run}; }}")
         running = '[ "${pid:-0}" -gt 0 ] 2>/dev/null'
-        lines.append(f"pid=$(systemctl show -p MainPID --value {unit} 2>/dev/null); "
+        lines.append(f"pid=${{{services.index(name) + 1}:-0}}; "
                      f'echo "{PREFIX}{name}=$({running} && {{ {run}; }})"')
     return "; ".join(lines) + "; true"
 

@@ -72,8 +72,8 @@ def runtime_probe(ctx: DeployContext) -> str:
     bin_dir = shlex.quote(str(ctx.data["bin_dir"]))
     ca = shlex.quote(f"{ctx.data['pki_dir']}/kubernetes-ca.crt")
     return (
-        f"for n in {' '.join(RUNTIMES)}; do for p in $(pgrep -x $n); do "
-        'echo "running=$n $(readlink /proc/$p/exe)"; done; done; '
+        f"pgrep -x -l {shlex.quote('|'.join(RUNTIMES))} | while read -r p n; do "
+        'echo "running=$n $(readlink /proc/$p/exe)"; done; '
         f'for n in {" ".join(INSTALLS)}; do for d in $(echo "$PATH" | tr : " ") {bin_dir}; do '
         '[ -x "$d/$n" ] && echo "present=$n $(readlink -f "$d/$n")"; done; done; '
         f"sed 's/^/manifest=/' {manifest.PATH} 2>/dev/null; "

@@ -19,6 +19,8 @@ from tasks import pki, preflight
 from tasks.phases import APISERVERS_SERVING, ETCD, PHASES, wait_for_addons
 
 ETCD_RUNNING_PEER_CERT = "/run/credentials/etcd.service/etcd-peer.crt"
+# The read of it (old_peer_certificates), one per member.
+PEER_CERT_READ = f"cat {ETCD_RUNNING_PEER_CERT}"
 
 
 def prepare_local(ctx: DeployContext, out: Out, dry: bool = False) -> None:
@@ -106,13 +108,21 @@ def roll_etcd(runner: Runner, members: Sequence[Host]) -> None:
             return
 
 
+def expect_etcd_roll(runner: Runner, members: Sequence[Host]) -> None:
+    """After a run that started etcd on these members (a bootstrap): the next run rolls them,
+    reading each one's peer certificate first; that read goes in its read-ahead batch."""
+    if runner.ahead is not None:
+        for member in members:
+            runner.ahead.expect(member.name, PEER_CERT_READ)
+
+
 def old_peer_certificates(runner: Runner, members: Sequence[Host]) -> list[str]:
     """Members whose running etcd presents a peer certificate without ETCD_PEER_CN (systemd
     hands etcd a copy of it at start: /run/credentials/etcd.service)."""
     old = []
     with runner.connect("etcd peer certificates", members, reads=True) as connected:
         for remote in connected:
-            ok, pem = run_on(remote, f"cat {ETCD_RUNNING_PEER_CERT}")
+            ok, pem = run_on(remote, PEER_CERT_READ)
             try:
                 cert = x509.load_pem_x509_certificate(pem.encode()) if ok else None
             except ValueError:

@@ -53,5 +53,7 @@ def converge(runner: Runner, dry: bool = False, skip_preflight: bool = False,
         if phase is ETCD and phase.name in rolling:
             steps.roll_etcd(runner, hosts)
             continue
+        if phase is ETCD and not dry:
+            steps.expect_etcd_roll(runner, hosts)
         for group in ([(h,) for h in hosts] if phase.name in rolling else [hosts]):
             runner.run(phase, group, dry)

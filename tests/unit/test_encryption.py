@@ -14,6 +14,7 @@ import pytest
 
 from kubesmith import encryption, inventory, settings
 from kubesmith.context import DeployContext
+from kubesmith.readahead import ReadAhead
 from kubesmith.runner import Phase, Report
 from kubesmith.workflows import steps, up
 from kubesmith.workflows.rotate_encryption_key import stored_elsewhere
@@ -157,6 +158,7 @@ class _Runner:
     def __init__(self, ctx: DeployContext) -> None:
         self.ctx, self.runs, self.old_peers = ctx, [], []
         self.report = Report()
+        self.ahead = ReadAhead(ctx.state / "readahead" / "up.json")
 
     def run(self, phase: Phase, hosts: tuple, dry: bool = False) -> None:
         self.runs.append((phase.name, [h.name for h in hosts]))
@@ -191,4 +193,9 @@ def test_up_rolls_etcd_and_apiservers_only_where_they_run(tmp_path: Path, monkey
     else:  # a new cluster's members start together
         assert etcd == [["h1", "h2", "h3"]] and masters == [["h1", "h2"]]
         assert runner.old_peers == [False]
+        # The next up rolls them, reading each member's peer certificate: in its batch.
+        assert {h: list(c) for h, c in runner.ahead.read.items()} == {
+            h: [steps.PEER_CERT_READ] for h in ("h1", "h2", "h3")}
+    if running:
+        assert runner.ahead.read == {}  # read live (stubbed here) while rolling, not expected
     assert [hosts for name, hosts in runner.runs if name == "network"] == [["h1", "h2", "h3"]]

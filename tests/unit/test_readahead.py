@@ -135,3 +135,20 @@ def test_this_runs_reads_are_saved_private_for_the_next_run(tmp_path: Path) -> N
     ahead.save()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert ReadAhead(path).planned == {"h1": ["echo one"]}
+
+
+def test_a_read_the_next_run_will_make_is_recorded_for_its_batch(tmp_path: Path) -> None:
+    """A bootstrap starts etcd without reading its peer certificate; the next run rolls etcd
+    and reads it: recorded now, it is answered from that run's batch, not asked live."""
+    path = tmp_path / "state" / "readahead" / "up.json"
+    path.parent.parent.mkdir(parents=True)
+    first = ReadAhead(path)
+    first.expect("m1", "echo certificate")
+    first.save()
+    second, host = ReadAhead(path), Host()
+    assert second.planned == {"m1": ["echo certificate"]}
+    second.fetch("m1", host.run)
+    with second.reads("m1"):
+        ok, output = second.wrap("m1", host.run)("echo certificate", **FACT_ARGUMENTS)
+    assert ok and output.stdout_lines == ["certificate"]
+    assert len(host.ran) == 1 and (second.answered, second.live) == (1, 0)

@@ -84,8 +84,9 @@ def test_a_running_executable_kubesmith_installed_and_recorded_is_not_run(tmp_pa
     shutil.copy(shutil.which("sleep") or "/bin/sleep", kubelet)
     process = subprocess.Popen([str(kubelet), "30"])
     systemctl = tmp_path / "systemctl"
-    systemctl.write_text(f'#!/bin/sh\ncase "$*" in *kubelet.service*) echo {process.pid};; '
-                         '*) echo 0;; esac\n')
+    # As systemd's: each unit's MainPID (0: not running), a blank line between units.
+    systemctl.write_text('#!/bin/sh\nfor u; do case "$u" in kubelet.service) echo '
+                         f'{process.pid}; echo;; *.service) echo 0; echo;; esac; done\n')
     systemctl.chmod(0o755)
     env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}")
     monkeypatch.setattr(versions.paths, "SUMS", str(sums))
