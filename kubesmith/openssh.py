@@ -11,6 +11,21 @@ OPTIONS = (("ssh_user", "User"), ("ssh_port", "Port"), ("ssh_key", "IdentityFile
            ("ssh_known_hosts_file", "UserKnownHostsFile"))
 
 
+# OpenSSH's AES-GCM cipher, put at the head of its default list for bulk transfers where this
+# machine's CPU has AES instructions: 500 MB to a lab host took 1.3-1.4 s with it, 1.7-1.9 s
+# with the default first choice (chacha20-poly1305), both ends' CPU on this machine.
+BULK_CIPHER = "aes128-gcm@openssh.com"
+
+
+def bulk_options(cpuinfo: str) -> list[str]:
+    """ssh options for a bulk transfer: AES-GCM preferred when cpuinfo's flags include aes
+    (the rest of OpenSSH's default list after it), else OpenSSH's own order."""
+    flags = {word for line in cpuinfo.splitlines()
+             if line.split(":", 1)[0].strip() in ("flags", "Features")
+             for word in line.split(":", 1)[-1].split()}
+    return ["-o", f"Ciphers=^{BULK_CIPHER}"] if "aes" in flags else []
+
+
 class UnsafeOption(UserError):
     """A value that would change the meaning of an OpenSSH config."""
 

@@ -113,7 +113,8 @@ class Push:
         self._greenlet: gevent.Greenlet | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="ks-push-")
         self._ssh = ["ssh", "-F", f"{self._dir.name}/config", "-o", "ControlMaster=auto", "-o",
-                     f"ControlPath={self._dir.name}/master", "-o", "ControlPersist=yes"]
+                     f"ControlPath={self._dir.name}/master", "-o", "ControlPersist=yes",
+                     *openssh.bulk_options(_cpuinfo())]
         data = host_data(ctx.groups)[self.host.name]
         try:
             if data.get("ssh_password"):
@@ -164,6 +165,14 @@ class Push:
                 subprocess.run([*self._ssh, "-O", "exit", self.host.name], capture_output=True,
                                timeout=10, check=False)
         self._dir.cleanup()
+
+
+def _cpuinfo() -> str:
+    """This machine's /proc/cpuinfo (empty where there is none)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
 
 
 def list_command() -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kubesmith import inventory, settings
+from kubesmith import inventory, openssh, settings
 from kubesmith.context import DeployContext
 from kubesmith.errors import UserError
 from kubesmith.model import Cluster, Host
@@ -156,3 +156,12 @@ def test_every_artifact_of_the_cluster_is_pushed(tmp_path: Path) -> None:
     assert {"kube-apiserver", "kubelet", "coredns.tar", "pause.tar"} <= files
     assert "metrics-server.tar" not in files  # an add-on turned off
     assert "kube-bench" not in files  # an operator tool, not deployed
+
+
+def test_the_push_prefers_aes_gcm_where_the_cpu_has_aes_instructions() -> None:
+    x86 = "processor\t: 0\nflags\t\t: fpu sse2 aes avx2\n"
+    arm = "processor\t: 0\nFeatures\t: fp asimd aes pmull sha1\n"
+    assert openssh.bulk_options(x86) == ["-o", "Ciphers=^aes128-gcm@openssh.com"]
+    assert openssh.bulk_options(arm) == ["-o", "Ciphers=^aes128-gcm@openssh.com"]
+    assert openssh.bulk_options("flags\t\t: fpu sse2 avx2 aesx\n") == []  # OpenSSH's own order
+    assert openssh.bulk_options("") == []
