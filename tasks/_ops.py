@@ -392,21 +392,30 @@ def fetch(files: Sequence[Item]) -> Iterator[str]:
     yield fetch_command(host.name, files)
 
 
-def fetch_command(host_name: str, items: Sequence[Item], sums: str = paths_mod.SUMS) -> str:
-    """One command: download every item at once over TLS (the cluster CA) into 0600 temporary
-    files, check each sha256, then move them into place and record their sums; a wrong sum
-    removes every temporary file and fails naming host, file and both sums."""
+def fetch_command(host_name: str, items: Sequence[Item], sums: str = paths_mod.SUMS,
+                  mirror: str = paths_mod.MIRROR_DIR) -> str:
+    """One command: every item into a 0600 temporary file, copied from the binary mirror's
+    directory where the host is the mirror (no TLS to itself), else downloaded, all at once,
+    over TLS (the cluster CA); each sha256 checked, then moved into place with its sum
+    recorded. A wrong sum removes every temporary file and fails naming host, file and both
+    sums."""
     temps = [shlex.quote(_temp(i)) for i in items]
     pairs = list(zip(items, temps, strict=True))
     clean = f"rm -f {' '.join(temps)}"
-    downloads = " --next ".join(
-        f"-fsS --retry 5 --retry-connrefused --retry-delay 1 --cacert {shlex.quote(i.cacert)} "
-        f"-o {t} {shlex.quote(i.url)}" for i, t in pairs)
+    # The downloads gather in "$@", curl's --next between them.
+    lines = [HASHER, _private(temps), "set --; n="]
+    for item, temp in pairs:
+        download = (f'set -- "$@" $n -fsS --retry 5 --retry-connrefused --retry-delay 1 '
+                    f"--cacert {shlex.quote(item.cacert)} -o {temp} {shlex.quote(item.url)}; "
+                    "n=--next")
+        local = shlex.quote(f"{mirror}/{item.sha256}")
+        lines.append(f"cp --reflink=auto {local} {temp} 2>/dev/null || {{ {download}; }}"
+                     if cache.SHA256.fullmatch(item.sha256) else download)
     # At most 4 downloads per host at once; the whole set again (3 tries) after an error curl's
     # --retry does not cover (a connection reset in the TLS handshake of a busy mirror).
-    lines = [HASHER, _private(temps),
-             "for try in 1 2 3; do curl --parallel --parallel-max 4 --no-progress-meter "
-             f"{downloads} && break; [ $try = 3 ] && {{ {clean}; exit 1; }}; sleep 2; done"]
+    lines.append('[ $# = 0 ] || for try in 1 2 3; do curl --parallel --parallel-max 4 '
+                 f'--no-progress-meter "$@" && break; [ $try = 3 ] && {{ {clean}; exit 1; }}; '
+                 "sleep 2; done")
     for item, temp in pairs:
         wrong = shlex.quote(f"{host_name}: {item.dest}: sha256 from the mirror is ")
         expected = shlex.quote(f", expected {item.sha256}: not installed")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,33 @@ def test_the_push_prefers_aes_gcm_where_the_cpu_has_aes_instructions() -> None:
     assert openssh.bulk_options(arm) == ["-o", "Ciphers=^aes128-gcm@openssh.com"]
     assert openssh.bulk_options("flags\t\t: fpu sse2 avx2 aesx\n") == []  # OpenSSH's own order
     assert openssh.bulk_options("") == []
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_the_mirror_host_copies_from_its_directory_and_checks_the_sum(tmp_path: Path) -> None:
+    """On the first master the files are in the mirror's directory: copied, not downloaded
+    over TLS from itself (the URL here serves nothing), and checked like a download."""
+    mirror_dir = tmp_path / "mirror"
+    mirror_dir.mkdir()
+    kubelet = hashlib.sha256(b"kubelet").hexdigest()
+    (mirror_dir / kubelet).write_bytes(b"kubelet")
+    item = _ops.Item("install kubelet", str(tmp_path / "kubelet"), "755", sha256=kubelet,
+                     url=f"file://{tmp_path}/nothing", cacert="/nonexistent-ca.crt")
+
+    def fetch(*items: _ops.Item) -> subprocess.CompletedProcess[str]:
+        command = _ops.fetch_command("m1", items, str(tmp_path / "sums"), str(mirror_dir))
+        return subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                              check=False)
+
+    done = fetch(item)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "kubelet").read_bytes() == b"kubelet"
+    assert (mirror_dir / kubelet).read_bytes() == b"kubelet"  # copied: the mirror keeps it
+    (mirror_dir / kubelet).write_bytes(b"not kubelet")  # a damaged mirror file
+    failed = fetch(replace(item, dest=str(tmp_path / "kubelet2")))
+    assert failed.returncode == 1 and "sha256 from the mirror is" in failed.stderr
+    assert not (tmp_path / "kubelet2").exists()
+    # A value that is not a sha256 never names a file there: downloaded (nothing is served).
+    (mirror_dir / "x").write_bytes(b"kubelet")
+    odd = fetch(replace(item, dest=str(tmp_path / "k3"), sha256="x"))
+    assert odd.returncode != 0 and "sha256 from the mirror is" not in odd.stderr
