@@ -409,7 +409,8 @@ def fetch_command(host_name: str, items: Sequence[Item], sums: str = paths_mod.S
                     f"--cacert {shlex.quote(item.cacert)} -o {temp} {shlex.quote(item.url)}; "
                     "n=--next")
         local = shlex.quote(f"{mirror}/{item.sha256}")
-        lines.append(f"cp --reflink=auto {local} {temp} 2>/dev/null || {{ {download}; }}"
+        lines.append(f"{{ [ -f {local} ] && cp --reflink=auto {local} {temp}; }} 2>/dev/null || "
+                     f"{{ {download}; }}"
                      if cache.SHA256.fullmatch(item.sha256) else download)
     # At most 4 downloads per host at once; the whole set again (3 tries) after an error curl's
     # --retry does not cover (a connection reset in the TLS handshake of a busy mirror).

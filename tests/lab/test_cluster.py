@@ -144,15 +144,16 @@ def test_keys_are_private(cluster) -> None:
 
 
 def test_second_up_changes_nothing(cluster) -> None:
-    again = cluster.deploy("up")
-    assert again.returncode == 0, again.stderr
-    assert "0 operations changed" in again.stdout, again.stdout
-    # The next one reads every host's state in one command each (the reads of this one, the
-    # clocks preflight compares included: a clock read live would count as asked live).
-    third = cluster.deploy("up")
-    assert "0 operations changed" in third.stdout, third.stdout
-    answered = re.search(r"reads: (\d+) answered ahead, 0 asked live", third.stdout)
-    assert answered and int(answered.group(1)) > 0, third.stdout
+    # Every re-run reads each host's state in one command (the reads of the run before, the
+    # clocks preflight compares included: a clock read live would count as asked live). The
+    # first after the bootstrap too: the etcd peer certificate it reads to roll etcd, which the
+    # bootstrap did not read, was recorded for it.
+    for _run in ("second", "third"):
+        again = cluster.deploy("up")
+        assert again.returncode == 0, again.stderr
+        assert "0 operations changed" in again.stdout, again.stdout
+        answered = re.search(r"reads: (\d+) answered ahead, 0 asked live", again.stdout)
+        assert answered and int(answered.group(1)) > 0, again.stdout
 
 
 def _kube_bench(cluster) -> None:
