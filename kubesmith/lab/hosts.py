@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import json
 import os
@@ -13,7 +14,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -61,20 +62,49 @@ SHARED_LIMITS = {"/proc/sys/fs/inotify/max_user_instances": 1024,
 RAISED_RECORD = Path("/run/kubesmith/lab-raised-limits.json")
 
 
+@contextlib.contextmanager
+def _record_lock(record: Path) -> Iterator[None]:
+    """The record (and the limits) to this process alone while held: labs booted at the same
+    time (the test suite's workers) raise at once, and two unlocked writes had interleaved into
+    a record no JSON parser reads."""
+    record.parent.mkdir(parents=True, exist_ok=True)
+    with open(record.with_name(f"{record.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _read_record(log: Log, record: Path) -> dict[str, int]:
+    """The machine's own values the lab raised (empty without a record, or with one that does
+    not parse: said in one line, and those values are then not restored)."""
+    if not record.exists():
+        return {}
+    try:
+        raised = json.loads(record.read_text())
+    except ValueError:
+        raised = None
+    if not isinstance(raised, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) for k, v in raised.items()):
+        log(f"lab: {record} is unreadable: ignored (the limits it recorded are not restored)")
+        return {}
+    return raised
+
+
 def raise_shared_limits(log: Log, record: Path | None = None) -> None:
     """Raise the shared kernel limits lab hosts need when they are lower (never lowers them),
     recording the machine's own values for restore_shared_limits."""
     record = record or RAISED_RECORD
-    raised = json.loads(record.read_text()) if record.exists() else {}
-    for path, wanted in SHARED_LIMITS.items():
-        current = int(Path(path).read_text())
-        if current < wanted:
-            Path(path).write_text(f"{wanted}\n")
-            raised.setdefault(path, current)
-            log(f"lab: {Path(path).name} raised from {current} to {wanted} for the lab hosts")
-    if raised:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(raised))
+    with _record_lock(record):
+        raised = _read_record(log, record)
+        for path, wanted in SHARED_LIMITS.items():
+            current = int(Path(path).read_text())
+            if current < wanted:
+                Path(path).write_text(f"{wanted}\n")
+                raised.setdefault(path, current)
+                log(f"lab: {Path(path).name} raised from {current} to {wanted} for the lab hosts")
+        if raised:
+            temp = record.with_name(f"{record.name}.tmp")
+            temp.write_text(json.dumps(raised))
+            temp.replace(record)
 
 
 def restore_shared_limits(log: Log, record: Path | None = None,
@@ -84,14 +114,18 @@ def restore_shared_limits(log: Log, record: Path | None = None,
     record = record or RAISED_RECORD
     if not record.exists():
         return
-    if (hosts_running or _any_lab_host)():
-        log("lab: shared kernel limits stay raised: other lab hosts still run on this machine")
-        return
-    for path, original in json.loads(record.read_text()).items():
-        if int(Path(path).read_text()) == SHARED_LIMITS.get(path):
-            Path(path).write_text(f"{original}\n")
-            log(f"lab: {Path(path).name} restored to {original}")
-    record.unlink()
+    with _record_lock(record):
+        if not record.exists():  # (restored by another lab meanwhile)
+            return
+        if (hosts_running or _any_lab_host)():
+            log("lab: shared kernel limits stay raised: other lab hosts still run on this "
+                "machine")
+            return
+        for path, original in _read_record(log, record).items():
+            if path in SHARED_LIMITS and int(Path(path).read_text()) == SHARED_LIMITS[path]:
+                Path(path).write_text(f"{original}\n")
+                log(f"lab: {Path(path).name} restored to {original}")
+        record.unlink()
 
 
 def _any_lab_host() -> bool:

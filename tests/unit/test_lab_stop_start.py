@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import os
 import subprocess
 from pathlib import Path
@@ -137,3 +139,41 @@ def test_raised_limits_are_restored_when_no_lab_host_runs_any_more(tmp_path, mon
                          "this machine", "lab: max_user_instances restored to 128"]
     lab.restore_shared_limits(said.append, record, hosts_running=lambda: False)  # nothing left
     assert len(said) == 4
+
+
+def _raise_repeatedly(record: str, low: str, times: int) -> None:
+    """One lab process raising the limits again and again (each call rewrites the record)."""
+    lab.SHARED_LIMITS = {low: 1024}
+    for _ in range(times):
+        lab.raise_shared_limits(lambda _line: None, Path(record))
+        json.loads(Path(record).read_text())  # raises if a write was seen half done
+
+
+def test_labs_raising_at_once_keep_the_record_whole(tmp_path) -> None:
+    """The test suite's workers boot labs at the same time: every read of the record parses,
+    and it keeps the machine's own value (two unlocked writes once interleaved into
+    '{"...instances": 128} "...watches": 192530}', and every later lab failed to boot)."""
+    low, record = tmp_path / "max_user_instances", tmp_path / "raised.json"
+    low.write_text("128\n")
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_raise_repeatedly, args=(str(record), str(low), 200))
+               for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [w.exitcode for w in workers] == [0] * 6
+    assert json.loads(record.read_text()) == {str(low): 128}
+
+
+def test_an_unreadable_record_is_said_and_ignored(tmp_path, monkeypatch) -> None:
+    low, record = tmp_path / "max_user_instances", tmp_path / "raised.json"
+    low.write_text("1024\n")
+    monkeypatch.setattr(lab, "SHARED_LIMITS", {str(low): 1024})
+    record.write_text('{"a": 128} "b": 1}')
+    said: list[str] = []
+    lab.raise_shared_limits(said.append, record)  # the lab still boots
+    lab.restore_shared_limits(said.append, record, hosts_running=lambda: False)
+    assert said == [f"lab: {record} is unreadable: ignored (the limits it recorded are not "
+                    "restored)"] * 2
+    assert low.read_text() == "1024\n" and not record.exists()
