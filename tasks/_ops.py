@@ -373,8 +373,6 @@ def at_once(commands: Sequence[str]) -> str:
             "exit $rc)")
 
 
-
-
 def record_sum(dest: str, sha256: str, sums: str = paths_mod.SUMS) -> str:
     """The command recording a file's sum with its inode, ctime and size in sums (root-only,
     FileStates reads it back); a failure only costs reading the file next time."""

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from kubesmith import sshkeys
+from kubesmith import pki, sshkeys
 from kubesmith.errors import UserError
 from kubesmith.lab import cgroups, network, rootfs
 from kubesmith.lab.state import (
@@ -102,9 +102,7 @@ def raise_shared_limits(log: Log, record: Path | None = None) -> None:
                 raised.setdefault(path, current)
                 log(f"lab: {Path(path).name} raised from {current} to {wanted} for the lab hosts")
         if raised:
-            temp = record.with_name(f"{record.name}.tmp")
-            temp.write_text(json.dumps(raised))
-            temp.replace(record)
+            pki.write_atomic(record, json.dumps(raised).encode(), 0o644)
 
 
 def restore_shared_limits(log: Log, record: Path | None = None,
