@@ -19,6 +19,7 @@ from kubesmith import conformance
 from kubesmith.binaries import cache, sources
 from kubesmith.binaries.e2e_images import archive_refs
 from kubesmith.runner import DeployError, Runner
+from tasks import runtime
 
 REMOTE = "/var/lib/kubesmith/conformance"
 PROGRESS_EVERY = 30.0  # seconds between progress lines
@@ -46,7 +47,7 @@ def import_images(remote: PyinfraHost, image_dir: Path, sums: dict[str, str]) ->
         labels = " && ".join(f"ctr -n k8s.io images label {shlex.quote(ref)} {label} {PINNED}"
                              for ref in refs)
         ok, output = remote.run_shell_command(
-            f"ctr -n k8s.io images import {shlex.quote(dest)} && {labels}; status=$?; "
+            f"{runtime.IMPORT} {shlex.quote(dest)} && {labels}; status=$?; "
             f"rm -f {shlex.quote(dest)}; exit $status")
         if not ok:
             raise DeployError(f"{remote.name}: ctr images import {tarball} failed: "

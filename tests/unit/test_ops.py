@@ -245,8 +245,8 @@ def test_images_import_at_once_and_any_failure_fails(tmp_path) -> None:
     from tasks import runtime
 
     ctr = tmp_path / "ctr"
-    ctr.write_text('#!/bin/sh\necho "$5" >> "$(dirname "$0")/imported"; '
-                   'case "$5" in *bad*) exit 1;; esac\n')
+    ctr.write_text('#!/bin/sh\n[ "$5" = --local ] || exit 2\n'
+                   'echo "$6" >> "$(dirname "$0")/imported"; case "$6" in *bad*) exit 1;; esac\n')
     ctr.chmod(0o755)
     env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}")
 
