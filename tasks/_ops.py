@@ -497,11 +497,15 @@ def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> N
     running = {s.name for s in wanted
                if states.get(f"{s.name}.service", stopped).active == "active"}
     _record_makes(synced.recorded, [s.name for s in wanted], running)
-    if any(synced.changed(s.unit) for s in wanted):
-        systemd.daemon_reload(name="reload systemd units")
+    disabled = [f"{s.name}.service" for s in wanted
+                if states.get(f"{s.name}.service", stopped).enabled != "enabled"]
+    if disabled or any(synced.changed(s.unit) for s in wanted):
+        server.shell(name=", ".join(["reload systemd units",
+                                     *(f"enable {u.removesuffix('.service')}" for u in disabled)]),
+                     commands=[reload_command(disabled)])
     for svc in wanted:
         state = states.get(f"{svc.name}.service", stopped)
-        active, enabled = state.active, state.enabled
+        active = state.active
         certificates = ctx.take_restart(host.name, svc.name)
         changed = (synced.changed(svc.unit, *svc.inputs) or svc.restart or certificates
                    or state.replaced)
@@ -511,8 +515,17 @@ def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> N
                                 service=f"{svc.name}.service", reloaded=True)
             else:
                 _restart(svc)
-        if active != "active" or enabled != "enabled":
+        if active != "active":
             _start(svc)
+
+
+def reload_command(enable: Sequence[str]) -> str:
+    """Enable these units, then one daemon-reload: `systemctl enable` reloads systemd on its
+    own, a reload per unit (0.14-0.18 CPU-s of systemd each on a lab host), unless told not
+    to."""
+    enabled = f"systemctl enable --no-reload -- {' '.join(map(shlex.quote, enable))} && " if (
+        enable) else ""
+    return f"{enabled}systemctl daemon-reload"
 
 
 MAKES_PROBE = {
@@ -551,14 +564,15 @@ def _restart(svc: Service) -> None:
 
 
 def _start(svc: Service) -> None:
-    """Enable and start a service: wait for its start job, or (wait=False) only queue it."""
+    """Start a service (enabled already): wait for its start job, or (wait=False) only queue
+    it."""
     unit = f"{svc.name}.service"
     if svc.wait:
         systemd.service(name=service_op(f"{svc.name} running and enabled"), service=unit,
-                        running=True, enabled=True)
+                        running=True)
     else:
         server.shell(name=service_op(f"{svc.name} running and enabled"),
-                     commands=[f"systemctl enable {unit}", f"systemctl start --no-block {unit}"])
+                     commands=[f"systemctl start --no-block {unit}"])
 
 
 class ShellOutput(FactBase):

@@ -273,3 +273,19 @@ def test_at_once_runs_every_command_and_fails_if_any_failed(tmp_path) -> None:
     assert log.read_text().split() == ["a", "b", "after"]
     assert run("false", f"echo c >> {log}") == 1
     assert log.read_text().split()[-1] == "c"  # ran, and nothing after the failed round
+
+
+def test_units_enabled_without_their_own_reloads_then_one_reload(tmp_path) -> None:
+    """A stand-in systemctl on PATH records its calls: enable --no-reload, then one reload."""
+    import os
+    import subprocess
+
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text('#!/bin/sh\necho "$*" >> "$(dirname "$0")/calls"\n')
+    systemctl.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}")
+    for units in (["kubelet.service", "kube-proxy.service"], []):
+        subprocess.run(["sh", "-c", _ops.reload_command(units)], env=env, check=True)
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        "enable --no-reload -- kubelet.service kube-proxy.service", "daemon-reload",
+        "daemon-reload"]
