@@ -36,6 +36,11 @@ APISERVER_LB_RUN_DIR = "/run/apiserver-lb"
 APISERVER_LB_STATS = f"{APISERVER_LB_RUN_DIR}/stats.sock"
 # Debian's own haproxy unit, masked: kubesmith runs the balancer under apiserver-lb.service.
 HAPROXY_DEBIAN_UNIT = "/etc/systemd/system/haproxy.service"
+# The unit Debian's haproxy package ships (present only where that package was installed).
+HAPROXY_PACKAGE_UNIT = "/lib/systemd/system/haproxy.service"
+# Its SysV init script: left out of the install (dpkg --path-exclude), so that the postinst
+# does not register it with update-rc.d (a systemd reload of its own) on a systemd host.
+HAPROXY_INIT_SCRIPT = "/etc/init.d/haproxy"
 # A host's resolvers, then systemd-resolved's upstream list (when /etc/resolv.conf is its stub).
 RESOLV_CONFS = ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf")
 

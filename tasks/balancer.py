@@ -21,10 +21,15 @@ INSTALLED = "dpkg-query -W -f='${Version} ${db:Status-Abbrev}' haproxy"
 
 
 def _install_command(debs: list[_ops.Item]) -> str:
-    """Mask Debian's own haproxy unit (its postinst would start it), then dpkg -i the files."""
+    """Mask Debian's own haproxy unit (its postinst would start it), then dpkg -i the files,
+    without the SysV init script. The postinst reloads systemd before it tries to start the
+    unit, which then finds it masked; only where the package's unit is there already (systemd
+    may have it loaded) is systemd reloaded first."""
     files = " ".join(shlex.quote(d.dest) for d in debs)
-    return (f"ln -sfn /dev/null {paths.HAPROXY_DEBIAN_UNIT} && systemctl daemon-reload && "
-            f"DEBIAN_FRONTEND=noninteractive dpkg -i {files}")
+    return (f"ln -sfn /dev/null {paths.HAPROXY_DEBIAN_UNIT} && "
+            f"{{ [ ! -e {paths.HAPROXY_PACKAGE_UNIT} ] || systemctl daemon-reload; }} && "
+            f"DEBIAN_FRONTEND=noninteractive dpkg --path-exclude={paths.HAPROXY_INIT_SCRIPT} "
+            f"-i {files}")
 
 
 def values(ctx: DeployContext, me: Host) -> dict[str, object]:
