@@ -492,19 +492,17 @@ def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> N
 
     A service started or restarted here has consumed the certificates replaced for it earlier.
     """
-    states = host.get_fact(UnitStates, units=[f"{s.name}.service" for s in wanted])
+    found = host.get_fact(UnitStates, units=[f"{s.name}.service" for s in wanted])
     stopped = UnitState("inactive", "disabled")
-    running = {s.name for s in wanted
-               if states.get(f"{s.name}.service", stopped).active == "active"}
+    states = {s.name: found.get(f"{s.name}.service", stopped) for s in wanted}
+    running = {name for name, state in states.items() if state.active == "active"}
     _record_makes(synced.recorded, [s.name for s in wanted], running)
-    disabled = [f"{s.name}.service" for s in wanted
-                if states.get(f"{s.name}.service", stopped).enabled != "enabled"]
+    disabled = [name for name, state in states.items() if state.enabled != "enabled"]
     if disabled or any(synced.changed(s.unit) for s in wanted):
-        server.shell(name=", ".join(["reload systemd units",
-                                     *(f"enable {u.removesuffix('.service')}" for u in disabled)]),
-                     commands=[reload_command(disabled)])
+        server.shell(name=", ".join(["reload systemd units", *(f"enable {n}" for n in disabled)]),
+                     commands=[reload_command([f"{n}.service" for n in disabled])])
     for svc in wanted:
-        state = states.get(f"{svc.name}.service", stopped)
+        state = states[svc.name]
         active = state.active
         certificates = ctx.take_restart(host.name, svc.name)
         changed = (synced.changed(svc.unit, *svc.inputs) or svc.restart or certificates
