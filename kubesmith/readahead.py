@@ -41,14 +41,18 @@ _OUTPUTS_AWK = (
 
 
 def batch_command(commands: Sequence[str], token: str) -> str:
-    """One shell command running these commands at once, each in its own sh with a timeout;
-    then per command a line `token index status`, its stdout lines, `token-e`, its stderr. The
-    host's clock is read as it starts and as it ends (`token-t seconds`: see clock_offset)."""
+    """One shell command running these commands at once, each in its own sh, for at most TIMEOUT
+    seconds; then per command a line `token index status`, its stdout lines, `token-e`, its
+    stderr. The host's clock is read as it starts and as it ends (`token-t seconds`: see
+    clock_offset)."""
     clock = f'echo "{token}-t $(date +%s.%N)"'
-    lines = [clock, "d=$(mktemp -d) || exit 1"]
-    lines += [f"( timeout {TIMEOUT} sh -c {shlex.quote(c)} </dev/null >$d/{i} 2>$d/{i}.e; "
-              f"echo $? > $d/{i}.s ) &" for i, c in enumerate(commands)]
-    lines.append("wait")
+    launches = [f"( sh -c {shlex.quote(c)} </dev/null >$d/{i} 2>$d/{i}.e; echo $? > $d/{i}.s ) &"
+                for i, c in enumerate(commands)]
+    # One timeout for them all: when it expires it stops its whole process group, so a command
+    # still running then leaves no status and is asked again, live. (A timeout per command
+    # was 20% of a node's batch CPU: 0.29 -> 0.24 CPU-s without.)
+    lines = [clock, "d=$(mktemp -d) || exit 1",
+             f"d=$d timeout {TIMEOUT} sh -c {shlex.quote(chr(10).join([*launches, 'wait']))}"]
     # One awk prints every command's status, stdout and stderr (a process per file cost more
     # CPU than the reads themselves on a host running few).
     lines.append(f'awk -v t={token} -v n={len(commands)} -v d="$d" {shlex.quote(_OUTPUTS_AWK)}; '

@@ -34,6 +34,9 @@ NODE_LIMITS = {
     # processes and threads of every pod
     "kernel.pid_max": 32768,
 }
+# Shell builtins where they do (test, command -v): a re-run's batch runs this probe on every
+# host, and each $(...) is a process. (Not dash's `read` for /proc/sys: an integer sysctl read a
+# byte at a time gave "3" of 32768.)
 PROBE = (
     "".join(f"echo limit=$(echo {name} $(cat /proc/sys/{name.replace('.', '/')})); "
             for name in NODE_LIMITS) +
@@ -41,15 +44,18 @@ PROBE = (
     "echo hostname=$(hostname); echo swap=$(awk 'NR>1' /proc/swaps | wc -l); "
     "echo free_kib=$(df -Pk / | awk 'NR==2{print $4}'); "
     # bridge netfilter in effect, or a module the hosts phase can load
-    "echo bridge_nf=$( (test -e /proc/sys/net/bridge/bridge-nf-call-iptables"
-    " || modinfo br_netfilter >/dev/null) && echo yes); "
-    "echo forward_ok=$(test -w /proc/sys/net/ipv4/ip_forward && echo yes); "
-    # iproute2 6.1 cannot create vxlan links on newer kernels ("failed policy validation"),
-    # which still proves the kernel has vxlan (flannel uses netlink directly).
+    "v=; { test -e /proc/sys/net/bridge/bridge-nf-call-iptables"
+    " || modinfo br_netfilter >/dev/null; } && v=yes; echo bridge_nf=$v; "
+    "v=; test -w /proc/sys/net/ipv4/ip_forward && v=yes; echo forward_ok=$v; "
+    # flannel's vxlan device proves the kernel has vxlan; else one is made and deleted. iproute2
+    # 6.1 cannot create vxlan links on newer kernels ("failed policy validation"), which still
+    # proves it (flannel uses netlink directly).
+    "if [ -e /sys/class/net/flannel.1 ]; then echo vxlan=yes; else "
     "out=$(ip link add kubesmith-probe0 type vxlan id 42 dstport 4790 2>&1); "
     "ip link delete kubesmith-probe0 2>/dev/null; "
-    "case \"$out\" in ''|*'policy validation'*) echo vxlan=yes;; esac; "
-    "echo missing=$(for t in curl python3; do command -v $t >/dev/null || printf '%s ' $t; done); "
+    "case \"$out\" in ''|*'policy validation'*) echo vxlan=yes;; esac; fi; "
+    "v=; for t in curl python3; do command -v $t >/dev/null || v=\"$v$t \"; done; "
+    "echo missing=$v; "
     "ss -Hltnup 2>/dev/null | awk '{print \"listen=\" $1 \"/\" $5 \" \" $7}'"
 )
 
