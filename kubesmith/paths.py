@@ -22,6 +22,8 @@ CONTAINERD_DIR = "/var/lib/containerd"
 CRICTL_CONF = "/etc/crictl.yaml"
 FLANNEL_RUN_DIR = "/run/flannel"
 FLANNEL_SUBNET_ENV = f"{FLANNEL_RUN_DIR}/subnet.env"
+# flanneld's vxlan device (its name for VNI 1).
+FLANNEL_DEVICE = "flannel.1"
 # Debian packages kubesmith installs from local files (per component), and the node balancer's
 # runtime directory (systemd's RuntimeDirectory=) with its root-only stats socket (HTTP, CSV).
 DEB_DIR = f"{STATE_DIR}/debs"

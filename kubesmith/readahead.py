@@ -50,8 +50,9 @@ def batch_command(commands: Sequence[str], token: str) -> str:
                 for i, c in enumerate(commands)]
     # One timeout for them all (not one process per command): when it expires it stops its whole
     # process group, so a command still running then leaves no status and is asked again, live.
+    script = "\n".join([*launches, "wait"])
     lines = [clock, "d=$(mktemp -d) || exit 1",
-             f"d=$d timeout {TIMEOUT} sh -c {shlex.quote(chr(10).join([*launches, 'wait']))}"]
+             f'd="$d" timeout {TIMEOUT} sh -c {shlex.quote(script)}']
     # One awk prints every command's status, stdout and stderr (a process per file cost more
     # CPU than the reads themselves on a host running few).
     lines.append(f'awk -v t={token} -v n={len(commands)} -v d="$d" {shlex.quote(_OUTPUTS_AWK)}; '

@@ -49,7 +49,8 @@ SERVICES = {s.name: s for s in (
     Service("kube-scheduler", "masters", ("tcp/10259",), (("kubernetes", ("kube-scheduler",)),)),
     Service("flanneld", "pod_hosts", (f"udp/{FLANNEL_VXLAN_PORT}",),
             (("flannel", ("flanneld",)),),
-            makes=(("dir", paths.FLANNEL_RUN_DIR), ("link", "flannel.1"), ("chain", "FLANNEL-"))),
+            makes=(("dir", paths.FLANNEL_RUN_DIR), ("link", paths.FLANNEL_DEVICE),
+                   ("chain", "FLANNEL-"))),
     # The CNI plugins containerd runs make the pods' bridge, IPAM state and portmap chains.
     Service("containerd", "nodes", (),
             (("containerd", COMPONENTS["containerd"].files), ("runc", ("runc",)),

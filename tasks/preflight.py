@@ -12,7 +12,7 @@ from pyinfra import host
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.context import ctx_host, ctx_state
 
-from kubesmith import manifest, readahead, versions
+from kubesmith import manifest, paths, readahead, versions
 from kubesmith.context import DeployContext
 from kubesmith.model import Host
 from kubesmith.runner import each
@@ -50,7 +50,7 @@ PROBE = (
     # flannel's vxlan device proves the kernel has vxlan; else one is made and deleted. iproute2
     # 6.1 cannot create vxlan links on newer kernels ("failed policy validation"), which still
     # proves it (flannel uses netlink directly).
-    "if [ -e /sys/class/net/flannel.1 ]; then echo vxlan=yes; else "
+    f"if [ -e /sys/class/net/{paths.FLANNEL_DEVICE} ]; then echo vxlan=yes; else "
     "out=$(ip link add kubesmith-probe0 type vxlan id 42 dstport 4790 2>&1); "
     "ip link delete kubesmith-probe0 2>/dev/null; "
     "case \"$out\" in ''|*'policy validation'*) echo vxlan=yes;; esac; fi; "
@@ -181,7 +181,7 @@ def _foreign_holders(listening: list[str], port: str, owner: str) -> list[str]:
     proto, number = port.split("/")
     holders = [line.split(" ", 1)[1] if " " in line else "?" for line in listening
                if line.startswith(proto) and line.split(" ")[0].endswith(f":{number}")]
-    # A vxlan port held by no process is the kernel's socket of flannel.1.
+    # A vxlan port held by no process is the kernel's socket of flanneld's vxlan device.
     return [h for h in holders if f'"{owner}"' not in h and owner[:15] not in h
             and not (port == f"udp/{FLANNEL_VXLAN_PORT}" and h == "?")]
 
