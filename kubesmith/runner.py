@@ -90,12 +90,14 @@ class Report:
         return sum(len(ops) for hosts in self.changed.values() for ops in hosts.values())
 
     def breakdown(self) -> list[str]:
-        """Lines: the total split into waiting for services and own work, then per phase its
-        seconds, the part waiting, and remote commands per host (time outside any phase:
-        local preparation)."""
+        """Lines: the total (and its ratio to the waiting) split into waiting for services and
+        own work, then per phase its seconds, the part waiting, and remote commands per host
+        (time outside any phase: local preparation)."""
         total = self.seconds.get("total", 0.0)
         waited = sum(self.waited.values())
-        lines = [f"{total:.1f} s: waiting for services {waited:.1f} s, own work "
+        # The services' own start is the limit a run can approach: how far the run is from it.
+        limit = f" ({total / waited:.2f}x its waiting)" if waited else ""
+        lines = [f"{total:.1f} s{limit}: waiting for services {waited:.1f} s, own work "
                  f"{total - waited:.1f} s ({(total - waited) / total if total else 0:.0%})"]
         for phase, seconds in self.seconds.items():
             if phase == "total":

@@ -11,7 +11,7 @@ from pyinfra.api.host import Host as PyinfraHost
 
 from kubesmith.context import DeployContext
 from kubesmith.model import Cluster, Host
-from kubesmith.runner import DeployError, Phase, Runner, poll, retry, run_on, service_op
+from kubesmith.runner import DeployError, Phase, Report, Runner, poll, retry, run_on, service_op
 
 LOCAL = Host("@local", "127.0.0.1", frozenset({"nodes"}))
 
@@ -148,3 +148,15 @@ def test_a_phase_run_inside_another_reports_its_time_once(monkeypatch) -> None:
     runner.run(outer, outer.on(runner.ctx.cluster))  # the accounting holds for the next phase
     seconds = runner.report.seconds
     assert seconds["inner"] >= 0.4 and 0 < seconds["outer"] < 0.4
+
+
+def test_the_breakdown_gives_the_total_as_a_ratio_to_the_waiting() -> None:
+    """The services' own start is the limit: the first line says how far the run is from it."""
+    report = Report()
+    report.seconds.update({"slow": 30.0, "total": 40.0})
+    report.wait("slow", 20.0)
+    assert report.breakdown()[0] == ("40.0 s (2.00x its waiting): waiting for services 20.0 s, "
+                                     "own work 20.0 s (50%)")
+    report = Report()
+    report.seconds.update({"quick": 1.0, "total": 1.0})
+    assert report.breakdown()[0] == "1.0 s: waiting for services 0.0 s, own work 1.0 s (100%)"
