@@ -1,5 +1,7 @@
 """Fixed paths on the hosts (the configurable directories are group data: bin_dir, pki_dir…)."""
 
+from collections.abc import Mapping
+
 UNIT_DIR = "/etc/systemd/system"
 STATE_DIR = "/var/lib/kubesmith"
 IMAGE_DIR = f"{STATE_DIR}/images"
@@ -22,8 +24,8 @@ CONTAINERD_DIR = "/var/lib/containerd"
 CRICTL_CONF = "/etc/crictl.yaml"
 FLANNEL_RUN_DIR = "/run/flannel"
 FLANNEL_SUBNET_ENV = f"{FLANNEL_RUN_DIR}/subnet.env"
-# flanneld's vxlan device (its name for VNI 1).
-FLANNEL_DEVICE = "flannel.1"
+# flanneld's vxlan device: flanneld names it after its VXLAN id (flannel_vni in group data).
+FLANNEL_DEVICE = "flannel.{flannel_vni}"
 # Debian packages kubesmith installs from local files (per component), and the node balancer's
 # runtime directory (systemd's RuntimeDirectory=) with its root-only stats socket (HTTP, CSV).
 DEB_DIR = f"{STATE_DIR}/debs"
@@ -50,3 +52,8 @@ RESOLV_CONFS = ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf")
 def unit(service: str) -> str:
     """The unit file of a service kubesmith writes."""
     return f"{UNIT_DIR}/{service}.service"
+
+
+def flannel_device(data: Mapping[str, object]) -> str:
+    """flanneld's vxlan device on this cluster's hosts."""
+    return FLANNEL_DEVICE.format_map(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kubesmith import paths
@@ -30,8 +31,13 @@ class Service:
     process: str = ""  # the name its listening process has, when not the service's name
     # What the running service makes on its host besides kubesmith's own files, recorded in the
     # host's manifest before its first start (kubesmith.manifest kinds): its state directories
-    # and network links (when absent, or empty, before), iptables chain prefixes, slices.
+    # and network links (when absent, or empty, before), iptables chain prefixes, slices. A
+    # value may name group data in braces ({flannel_vni}): made() fills it in.
     makes: tuple[tuple[str, str], ...] = ()
+
+    def made(self, data: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+        """What it makes on this cluster's hosts: makes, with the group data they name."""
+        return tuple((kind, value.format_map(data)) for kind, value in self.makes)
 
     @property
     def files(self) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ import os
 import shlex
 import tarfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -496,7 +496,7 @@ def services(ctx: DeployContext, synced: Synced, wanted: Sequence[Service]) -> N
     stopped = UnitState("inactive", "disabled")
     states = {s.name: found.get(f"{s.name}.service", stopped) for s in wanted}
     running = {name for name, state in states.items() if state.active == "active"}
-    _record_makes(synced.recorded, [s.name for s in wanted], running)
+    _record_makes(ctx.data, synced.recorded, [s.name for s in wanted], running)
     disabled = [name for name, state in states.items() if state.enabled != "enabled"]
     if disabled or any(synced.changed(s.unit) for s in wanted):
         server.shell(name=", ".join(["reload systemd units", *(f"enable {n}" for n in disabled)]),
@@ -533,13 +533,14 @@ MAKES_PROBE = {
 }
 
 
-def _record_makes(recorded: set[str], names: Sequence[str], running: set[str]) -> None:
+def _record_makes(data: Mapping[str, object], recorded: set[str], names: Sequence[str],
+                  running: set[str]) -> None:
     """Record what these services make (service table) before they first start. A directory or
     link already there and not empty is recorded `kept` (reset leaves it), unless the service
     already runs (installed by an earlier kubesmith, before manifests)."""
     pending: dict[tuple[str, str], bool] = {}
     for name in names:
-        for kind, value in service_table.SERVICES[name].makes:
+        for kind, value in service_table.SERVICES[name].made(data):
             if {manifest.line(kind, value), manifest.line("kept", value)}.isdisjoint(recorded):
                 pending[(kind, value)] = pending.get((kind, value), False) or name in running
     probes = [MAKES_PROBE[k].format(q=shlex.quote(v)) for k, v in pending if k in MAKES_PROBE]

@@ -47,17 +47,21 @@ PROBE = (
     "v=; { test -e /proc/sys/net/bridge/bridge-nf-call-iptables"
     " || modinfo br_netfilter >/dev/null; } && v=yes; echo bridge_nf=$v; "
     "v=; test -w /proc/sys/net/ipv4/ip_forward && v=yes; echo forward_ok=$v; "
-    # flannel's vxlan device proves the kernel has vxlan; else one is made and deleted. iproute2
-    # 6.1 cannot create vxlan links on newer kernels ("failed policy validation"), which still
-    # proves it (flannel uses netlink directly).
-    f"if [ -e /sys/class/net/{paths.FLANNEL_DEVICE} ]; then echo vxlan=yes; else "
-    "out=$(ip link add kubesmith-probe0 type vxlan id 42 dstport 4790 2>&1); "
-    "ip link delete kubesmith-probe0 2>/dev/null; "
-    "case \"$out\" in ''|*'policy validation'*) echo vxlan=yes;; esac; fi; "
     "v=; for t in curl python3; do command -v $t >/dev/null || v=\"$v$t \"; done; "
     "echo missing=$v; "
     "ss -Hltnup 2>/dev/null | awk '{print \"listen=\" $1 \"/\" $5 \" \" $7}'"
 )
+
+
+def vxlan_probe(ctx: DeployContext) -> str:
+    """Whether the kernel has vxlan: flanneld's device proves it; else one is made and deleted.
+    iproute2 6.1 cannot create vxlan links on newer kernels ("failed policy validation"), which
+    still proves it (flannel uses netlink directly)."""
+    device = shlex.quote(f"/sys/class/net/{paths.flannel_device(ctx.data)}")
+    return (f"if [ -e {device} ]; then echo vxlan=yes; else "
+            "out=$(ip link add kubesmith-probe0 type vxlan id 42 dstport 4790 2>&1); "
+            "ip link delete kubesmith-probe0 2>/dev/null; "
+            "case \"$out\" in ''|*'policy validation'*) echo vxlan=yes;; esac; fi; ")
 
 
 def etcd_data_probe(ctx: DeployContext) -> str:
@@ -126,7 +130,8 @@ def facts(ctx: DeployContext) -> dict[str, list[str]]:
     me = ctx.cluster.host(host.name)
     running = versions.probe(ctx.cluster, me, str(ctx.data["bin_dir"]), installed(ctx, me))
     output = host.get_fact(_ops.ShellOutput,
-                           probe=f"{etcd_data_probe(ctx)}{runtime_probe(ctx)}{PROBE}; {running}")
+                           probe=f"{etcd_data_probe(ctx)}{runtime_probe(ctx)}{vxlan_probe(ctx)}"
+                                 f"{PROBE}; {running}")
     found: dict[str, list[str]] = {}
     for line in output.splitlines():
         key, _, value = line.partition("=")

@@ -98,11 +98,11 @@ def test_service_directories_already_full_are_kept_unless_the_service_runs(monke
     monkeypatch.setattr(_ops, "host", SimpleNamespace(get_fact=lambda *_a, **_k: answer))
     monkeypatch.setattr(_ops.server, "shell",
                         lambda **kw: made.append(kw["commands"][0]))
-    _ops._record_makes(set(), ["containerd"], running=set())
+    _ops._record_makes({}, set(), ["containerd"], running=set())
     assert "'kept /var/lib/containerd' 'dir /run/containerd' 'dir /var/lib/cni' " \
            "'dir /run/netns' 'kept cni0' 'chain CNI-'" in made[0]
     made.clear()
-    _ops._record_makes(set(), ["containerd"], running={"containerd"})  # an earlier kubesmith's
+    _ops._record_makes({}, set(), ["containerd"], running={"containerd"})  # an earlier kubesmith's
     assert "'dir /var/lib/containerd'" in made[0] and "'link cni0'" in made[0]
 
 

@@ -88,3 +88,19 @@ def test_unjoined_etcd_members_must_use_add_etcd() -> None:
         "`python deploy.py add-etcd b c`"]
     assert preflight.unjoined_members({"a": False, "b": False}) == []  # a new cluster
     assert preflight.unjoined_members({"a": True, "b": True}) == []
+
+
+def test_flanneld_s_device_is_named_after_the_vni_wherever_it_is_read() -> None:
+    """flanneld names its vxlan device flannel.<VNI>: the probe, the service table (reset's
+    manifest) and the unit's checksum fix all follow flannel_vni."""
+    from kubesmith import paths
+    from kubesmith.services import SERVICES
+    from tasks import _ops
+
+    data = {**group_data(), "flannel_vni": 42}
+    ctx = DeployContext(CTX.cluster, data, Path("/nonexistent"))
+    assert paths.flannel_device(data) == "flannel.42"
+    assert "[ -e /sys/class/net/flannel.42 ]" in preflight.vxlan_probe(ctx)
+    assert ("link", "flannel.42") in SERVICES["flanneld"].made(data)
+    unit = _ops.render("flannel/flanneld.service.j2", **ctx.values(CTX.cluster.host("m1")))
+    assert "ethtool -K flannel.42 " in unit and "flannel.1" not in unit

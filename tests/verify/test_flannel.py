@@ -26,12 +26,13 @@ def test_flanneld_running(pod_host: Host) -> None:
 
 
 def test_vxlan_device(ctx, pod_host: Host) -> None:
-    result = remote(pod_host.name).run("ip -d -j link show flannel.1")
-    assert result.rc == 0, "flannel.1 does not exist"
+    device = paths.flannel_device(ctx.data)
+    result = remote(pod_host.name).run(f"ip -d -j link show {device}")
+    assert result.rc == 0, f"{device} does not exist"
     link = json.loads(result.stdout)[0]
     assert link["linkinfo"]["info_kind"] == "vxlan"
     assert link["linkinfo"]["info_data"]["id"] == ctx.data["flannel_vni"], "wrong VNI"
-    assert "UP" in link["flags"], "flannel.1 is down"
+    assert "UP" in link["flags"], f"{device} is down"
 
 
 def test_subnet_env_matches_etcd_lease(ctx, pod_host: Host) -> None:
@@ -44,7 +45,8 @@ def test_subnet_env_matches_etcd_lease(ctx, pod_host: Host) -> None:
 
 
 def test_routes_to_other_pod_subnets(ctx, pod_host: Host) -> None:
-    routes = remote(pod_host.name).check_output("ip -4 route show dev flannel.1")
+    device = paths.flannel_device(ctx.data)
+    routes = remote(pod_host.name).check_output(f"ip -4 route show dev {device}")
     missing = [subnet for subnet, owner in _leases(ctx).items()
                if owner != pod_host.address and subnet.split("/")[0] not in routes]
-    assert not missing, f"no route via flannel.1 to {', '.join(missing)}"
+    assert not missing, f"no route via {device} to {', '.join(missing)}"
