@@ -96,8 +96,8 @@ class Report:
         total = self.seconds.get("total", 0.0)
         waited = sum(self.waited.values())
         # The services' own start is the limit a run can approach: how far the run is from it.
-        limit = f" ({total / waited:.2f}x its waiting)" if waited else ""
-        lines = [f"{total:.1f} s{limit}: waiting for services {waited:.1f} s, own work "
+        ratio = f" ({total / waited:.2f}x its waiting)" if waited else ""
+        lines = [f"{total:.1f} s{ratio}: waiting for services {waited:.1f} s, own work "
                  f"{total - waited:.1f} s ({(total - waited) / total if total else 0:.0%})"]
         for phase, seconds in self.seconds.items():
             if phase == "total":

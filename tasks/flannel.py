@@ -99,8 +99,8 @@ def deploy(ctx: DeployContext) -> None:
         ]
     synced = _ops.sync(items)
     # A running flanneld whose vxlan device was deleted does not recreate it: restart it.
-    device_gone = not host.get_fact(_ops.ShellOutput,
-                                    probe=f"ip -o link show {paths.flannel_device(ctx.data)}")
+    device = shlex.quote(paths.flannel_device(ctx.data))
+    device_gone = not host.get_fact(_ops.ShellOutput, probe=f"ip -o link show {device}")
     # Not waiting for the start job: the network phase's readiness check (ready_command) waits.
     _ops.services(ctx, synced, [_ops.Service("flanneld", unit, [binaries["flanneld"]],
                                              restart=device_gone, wait=False)])
