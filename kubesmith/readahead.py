@@ -103,8 +103,8 @@ def _plain(kwargs: dict[str, object]) -> bool:
 
 class ReadAhead:
     """The reads of one workflow's run: answered from the batch each host ran at connection
-    while nothing has changed (no operation, no command other than a read), recorded for the
-    next run."""
+    while nothing has changed (no operation, no command other than a read), each once per block
+    of reads (a readiness check asking again wants a new reading), recorded for the next run."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -115,6 +115,9 @@ class ReadAhead:
         self.answers: dict[str, dict[str, CommandOutput]] = {}
         self.read: dict[str, dict[str, None]] = {}
         self.reading: set[str] = set()
+        # Commands answered from the batch in each host's current reads block: one asked again
+        # there is a readiness check polling for a new reading, so it is asked live.
+        self.given: dict[str, set[str]] = {}
         self.fresh = True
         self.answered = self.live = 0  # reads answered from a batch, and asked live
         self.clocks: dict[str, float] = {}  # host's clock minus the control machine's, by batch
@@ -123,6 +126,7 @@ class ReadAhead:
     def reads(self, host: str) -> Iterator[None]:
         """The host's commands in this block only read (facts, readiness checks)."""
         self.reading.add(host)
+        self.given[host] = set()
         try:
             yield
         finally:
@@ -162,7 +166,9 @@ class ReadAhead:
                 return run(command, *args, **kwargs)
             self.read.setdefault(host, {})[text] = None
             found = self.answers.get(host, {}).get(text)
-            if found is not None:
+            given = self.given.setdefault(host, set())
+            if found is not None and text not in given:
+                given.add(text)
                 self.answered += 1
                 return True, found
             self.live += 1

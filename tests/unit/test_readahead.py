@@ -103,6 +103,26 @@ def test_reads_are_answered_from_one_command_until_something_changes(tmp_path: P
     assert len(host.ran) == 4
 
 
+def test_a_read_asked_again_in_one_block_is_asked_live(tmp_path: Path) -> None:
+    # A readiness check polls: its second reading must be the host's state then, not the batch's
+    # (a balancer's backend DOWN when the batch ran, UP since).
+    path = tmp_path / "up.json"
+    state = tmp_path / "backend"
+    state.write_text("DOWN\n")
+    path.write_text(json.dumps({"h1": [f"cat {state}"]}))
+    ahead, host = ReadAhead(path), Host()
+    ahead.fetch("h1", host.run)
+    state.write_text("UP\n")
+    run = ahead.wrap("h1", host.run)
+    with ahead.reads("h1"):
+        assert run(f"cat {state}", **FACT_ARGUMENTS)[1].stdout_lines == ["DOWN"]  # the batch's
+        assert run(f"cat {state}", **FACT_ARGUMENTS)[1].stdout_lines == ["UP"]
+    with ahead.reads("h1"):  # a block of its own (another phase's facts): the batch answers
+        assert run(f"cat {state}", **FACT_ARGUMENTS)[1].stdout_lines == ["DOWN"]
+    assert host.ran[1:] == [f"cat {state}"] and ahead.fresh
+    assert ahead.summary() == "reads: 2 answered ahead, 1 asked live"
+
+
 def test_a_read_the_batch_cannot_make_as_asked_is_asked_live_and_changes_nothing(
         tmp_path: Path) -> None:
     path = tmp_path / "up.json"
