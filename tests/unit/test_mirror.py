@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kubesmith import inventory, openssh, settings
+from kubesmith.binaries import cache
 from kubesmith.context import DeployContext
 from kubesmith.errors import UserError
 from kubesmith.model import Cluster, Host
@@ -150,7 +151,10 @@ def test_a_pushed_file_is_installed_only_whole(tmp_path: Path) -> None:
 def test_every_artifact_of_the_cluster_is_pushed(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
     ctx.data = {**ctx.data, "addons": ["coredns"]}
-    every = artifacts.every(ctx)
+    try:
+        every = artifacts.every(ctx)
+    except cache.CacheIncomplete as missing:
+        pytest.skip(f"binary cache incomplete ({missing}): run `deploy.py binaries`")
     item = artifacts.artifact(ctx, "etcd", "etcd", "/usr/local/bin/etcd")
     assert every[item.sha256] == item.src
     files = {Path(p).name for p in every.values()}
