@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kubesmith import settings
+from kubesmith import balancer, settings
 from kubesmith.binaries import cache
 from tests.lab.conftest import PROJECT, TEST_SUBNET
 
@@ -45,6 +45,27 @@ def test_killed_during_control_plane_phase_then_rerun_converges(cluster) -> None
     assert again.returncode == 0, again.stdout + again.stderr
     assert cluster.kubectl("get", "configmap", "before-kill", "-o", "jsonpath={.data.k}") == "v"
     assert cluster.deploy("verify", "-k", "cluster or master").returncode == 0
+
+
+def test_rerun_waits_for_a_master_its_balancer_saw_down_as_it_connected(cluster) -> None:
+    # lab-2's balancer has lab-1 DOWN when the re-run reads lab-2 ahead (its checks rejected),
+    # and UP again seconds later: the balancer check must ask again, not keep that first answer.
+    lab1 = cluster.lab.state.host("lab-1").address
+    rule = f"OUTPUT -p tcp -d {lab1} --dport 6443 -j REJECT --reject-with tcp-reset"
+    cluster.ssh("lab-2", f"iptables -I {rule}")
+    try:
+        deadline = time.monotonic() + 30
+        while balancer.servers(cluster.ssh("lab-2", balancer.STATS_COMMAND).stdout).get(
+                "lab-1") != "DOWN":
+            assert time.monotonic() < deadline, "lab-1 never marked DOWN on lab-2"
+            time.sleep(0.5)
+        lifted = cluster.ssh("lab-2", f"systemd-run --on-active=6 iptables -D {rule}")
+        assert lifted.returncode == 0, lifted.stderr
+        again = cluster.deploy("up")
+    finally:
+        cluster.ssh("lab-2", f"while iptables -D {rule}; do :; done")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "[apiserver balancers] ok" in again.stdout
 
 
 def test_unreachable_host_is_named_and_nothing_changes(cluster, tmp_path: Path) -> None:
