@@ -45,6 +45,22 @@ def test_backends_must_be_exactly_the_masters_each_up() -> None:
     assert "not the masters" in str(balancer.problem("", CLUSTER))
 
 
+def test_a_backend_not_up_is_named_with_its_last_check() -> None:
+    # Some of haproxy 2.6's CSV columns (read by name), with values a lab balancer gave.
+    columns = ["pxname", "svname", "status", "check_status", "last_chk", "check_desc"]
+
+    def row(*values: str) -> str:
+        return ",".join(["apiservers", *values]) + "\n"
+    stats = ("# " + ",".join(columns) + "\n"
+             + row("m1", "UP", "L7OK", "", "Layer7 check passed")
+             + row("m2", "DOWN", "L4CON", "Connection refused", "Layer4 connection problem"))
+    assert balancer.problem(stats, CLUSTER) == (
+        "backends not up: m2 DOWN (last check L4CON: Connection refused)")
+    stats = stats.replace("Connection refused", "")
+    assert balancer.problem(stats, CLUSTER) == (
+        "backends not up: m2 DOWN (last check L4CON: Layer4 connection problem)")
+
+
 def test_config_has_every_master_checked_over_tls_with_a_client_cert() -> None:
     ctx = DeployContext(CLUSTER, settings.group_data(), Path("/nonexistent"))
     text = _ops.render("apiserver-lb/haproxy.cfg.j2", **balancer_task.values(ctx, N))
