@@ -1,10 +1,12 @@
 """Whether Kubernetes objects are ready, read from their status in one `kubectl get` (never a
 blocking `kubectl wait`, whose wait would count as kubesmith's own work): a Deployment rolled out
-by `kubectl rollout status`'s rules, a Node Ready, anything else (an APIService) Available."""
+by `kubectl rollout status`'s rules, a Node Ready, anything else (an APIService) Available, and
+a node's add-on pods probed again since its kubelet started."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from kubesmith.context import DeployContext
 from kubesmith.kubectl import kubectl
@@ -57,3 +59,40 @@ def not_ready(ctx: DeployContext, names: list[str], namespace: str = "") -> str 
     why = [f"{name}: {reason}" for name, obj in zip(names, items, strict=True)
            if (reason := problem(obj)) is not None]
     return "; ".join(why) or None
+
+
+def _ready_since(pod: dict) -> float | None:
+    """When a pod last turned Ready (epoch seconds, its kubelet's clock); None when not Ready."""
+    ready = _condition(pod, "Ready")
+    if ready.get("status") != "True":
+        return None
+    return datetime.fromisoformat(ready.get("lastTransitionTime") or "1970-01-01T00:00:00Z"
+                                  ).timestamp()
+
+
+def unprobed(pods: dict, started: float) -> str | None:
+    """Which running pods with a readiness probe in this list (`kubectl get pods -o json`) have
+    not turned Ready since their kubelet started (epoch seconds, the node's clock), None when
+    all have. A kubelet's (re)start reports such pods NotReady until it probes them again
+    (kubernetes#100277): Ready from before that is not the kubelet's word yet."""
+    why = []
+    for pod in pods.get("items", []):
+        probed = any(c.get("readinessProbe") for c in pod.get("spec", {}).get("containers", []))
+        if (not probed or pod["metadata"].get("deletionTimestamp")
+                or pod.get("status", {}).get("phase") != "Running"):
+            continue
+        since = _ready_since(pod)
+        if since is None:
+            why.append(f"pod {pod['metadata']['name']} not Ready")
+        elif since < int(started):
+            why.append(f"pod {pod['metadata']['name']} not probed since its kubelet started")
+    return "; ".join(why) or None
+
+
+def pods_probed(ctx: DeployContext, node: str, started: float) -> str | None:
+    """unprobed() of the add-on pods (kube-system) on this node, in one `kubectl get`."""
+    result = kubectl(ctx, "get", "pods", "-n", "kube-system", "--field-selector",
+                     f"spec.nodeName={node}", "-o", "json")
+    if result.returncode != 0:
+        return (result.stderr or result.stdout).strip()[-300:] or "no answer"
+    return unprobed(json.loads(result.stdout), started)

@@ -3,6 +3,8 @@ phases as a plain pyinfra deploy for `pyinfra INVENTORY deploy.py`."""
 
 from __future__ import annotations
 
+import time
+
 from pyinfra import host
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.operations import python
@@ -26,6 +28,13 @@ from tasks import (
     reset,
     runtime,
 )
+
+# The node's clock and when its kubelet last started: `<epoch seconds> @<epoch seconds>`.
+KUBELET_STARTED = ('echo "$(date +%s) $(systemctl show -p ActiveEnterTimestamp --timestamp=unix '
+                   '--value kubelet)"')
+# Seconds after a kubelet's start within which its add-on pods' Ready may predate it (they probe
+# every 2 s; a kubelet that kept their readiness across its restart never reports them again).
+REPROBE_GRACE = 15
 
 
 def etcd_ready(ctx: DeployContext, member: PyinfraHost) -> None:
@@ -54,9 +63,19 @@ def balancer_ready(ctx: DeployContext, node_host: PyinfraHost, timeout: float = 
 
 
 def node_ready(ctx: DeployContext, node_host: PyinfraHost) -> None:
-    """This node registered and Ready, as the operator's kubectl sees it."""
-    poll(lambda: readiness.not_ready(ctx, [f"node/{node_host.name}"]),
-         f"node {node_host.name} Ready", 180)
+    """This node registered and Ready, as the operator's kubectl sees it; within REPROBE_GRACE
+    of its kubelet's start, also the add-on pods on it Ready since (readiness.unprobed): a
+    re-run that restarted a kubelet ends with the add-ons serving."""
+    _ok, text = run_on(node_host, KUBELET_STARTED)
+    now, _, stamp = text.strip().partition(" @")
+    started = float(stamp) if stamp.isdigit() and now.isdigit() else 0.0
+    age, began = float(now or 0) - started, time.monotonic()
+
+    def attempt() -> str | None:
+        recent = started and age + time.monotonic() - began < REPROBE_GRACE
+        return (readiness.not_ready(ctx, [f"node/{node_host.name}"])
+                or (readiness.pods_probed(ctx, node_host.name, started) if recent else None))
+    poll(attempt, f"node {node_host.name} Ready", 180)
 
 
 def addons_ready(ctx: DeployContext, _master: PyinfraHost) -> None:

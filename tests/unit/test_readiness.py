@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import datetime
 
 import pytest
 
@@ -72,3 +73,25 @@ def test_kubectls_error_is_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(readiness, "kubectl", lambda *_a, **_k: subprocess.CompletedProcess(
         (), 0, json.dumps(node), ""))
     assert readiness.not_ready(None, ["node/lab-2"]) is None
+
+
+def _pod(name: str, ready: str | None, since: str = "2026-12-04T04:50:05Z", probe: bool = True,
+         phase: str = "Running") -> dict:
+    container = {"name": "c", **({"readinessProbe": {"periodSeconds": 2}} if probe else {})}
+    conditions = [{"type": "Ready", "status": ready, "lastTransitionTime": since}] if ready else []
+    return {"metadata": {"name": name}, "spec": {"containers": [container]},
+            "status": {"phase": phase, "conditions": conditions}}
+
+
+def test_a_node_s_probed_pods_must_be_ready_since_its_kubelet_started() -> None:
+    started = datetime.fromisoformat("2026-12-04T04:50:05.6Z").timestamp()
+    assert readiness.unprobed({"items": [
+        _pod("coredns-a", "True"),  # the same second as the start: taken as since
+        _pod("job", "True", "2026-12-04T04:00:00Z", probe=False),  # nothing to probe
+        _pod("done", "False", phase="Succeeded"),
+    ]}, started) is None
+    assert readiness.unprobed({"items": [
+        _pod("metrics-server-b", "True", "2026-12-04T04:50:04Z"),  # its kubelet's last word
+        _pod("coredns-a", "False"),
+    ]}, started) == ("pod metrics-server-b not probed since its kubelet started; "
+                     "pod coredns-a not Ready")
