@@ -108,6 +108,7 @@ def test_renewal_line_scales_with_the_lifetime(made: DeployContext) -> None:
 
 def test_schedule_is_a_daily_crontab_line(made: DeployContext, monkeypatch) -> None:
     monkeypatch.setenv("KUBESMITH_STATE", "/srv/state 50%")
+    monkeypatch.delenv("KUBESMITH_LAB_DIR", raising=False)  # the schedule carries it when set
     line = certs_renew.schedule(made, Path("inventories/lab.py"))
     assert line.startswith(f"{certs_renew.CRON_TIME} KUBESMITH_STATE='/srv/state 50\\%' ")
     words = shlex.split(line.replace("\\%", "%"))
