@@ -11,6 +11,7 @@ from pyinfra.operations import server
 
 from kubesmith import paths, rules
 from kubesmith.context import DeployContext
+from kubesmith.model import Cluster, Host
 from tasks import _ops, artifacts, etcd
 
 # flanneld (Type=notify) is started only once it has read its config and written its lease in
@@ -18,6 +19,8 @@ from tasks import _ops, artifacts, etcd
 # error, fails that start job and systemd restarts flanneld 5 s later (Restart=on-failure). So
 # the deploy does not wait for the start job but for this long: two start timeouts.
 READY_TIMEOUT = 180
+# Each host's subnet length in the pod network (flannel's SubnetLen, in net-conf.json).
+SUBNET_LEN = 24
 
 
 def ready_command() -> str:
@@ -66,12 +69,37 @@ def config_commands(ctx: DeployContext, path: str) -> tuple[str, str]:
             etcd.etcdctl(ctx, f"put {etcd.quoted(key)} < {shlex.quote(path)}"))
 
 
+def subnet_seed(cluster: Cluster, me: Host) -> str | None:
+    """The subnet this host's flanneld asks for when it has no lease: its place among the pod
+    hosts, counting from the pod network's second subnet (flannel's SubnetMin); None past the
+    network's last. Hosts that start at once then ask for different subnets: flannel 0.28 picks
+    at random among the first 100 free ones, and one that loses the race exits ("failed to
+    acquire lease: subnet already exists") until systemd restarts it 5 s later."""
+    try:
+        network = ipaddress.ip_network(cluster.pod_cidr)
+    except ValueError as error:  # validated at the edge: refused here too, in depth
+        raise _ops.UnsafeValue(rules.printable(f"pod_cidr: {error}: refused")) from None
+    index = cluster.pod_hosts.index(me) + 1
+    if network.prefixlen > SUBNET_LEN or index >= 2 ** (SUBNET_LEN - network.prefixlen):
+        return None
+    start = int(network.network_address) + index * 2 ** (network.max_prefixlen - SUBNET_LEN)
+    return str(ipaddress.ip_network((start, SUBNET_LEN)))
+
+
+def unit_values(ctx: DeployContext, me: Host) -> dict[str, object]:
+    """The flanneld unit's values: the host's, and the subnet file flanneld reads its previous
+    subnet from, seeded with subnet_seed where there is none."""
+    return {**ctx.values(me), "subnet_env": paths.FLANNEL_SUBNET_ENV,
+            "run_dir": paths.FLANNEL_RUN_DIR, "pod_network": ctx.cluster.pod_cidr,
+            "subnet_seed": subnet_seed(ctx.cluster, me)}
+
+
 def network_config(ctx: DeployContext) -> None:
     """Put flannel's network config into etcd when it is absent or differs from the template."""
     conf = str(ctx.data["kube_config_dir"])
     path = f"{conf}/flannel-net-conf.json"
     item = _ops.template("flannel network config", "flannel/net-conf.json.j2", path,
-                         **ctx.values(ctx.cluster.host(host.name)))
+                         subnet_len=SUBNET_LEN, **ctx.values(ctx.cluster.host(host.name)))
     _ops.sync([item])
     get, put = config_commands(ctx, path)
     # Empty when the key is absent or etcd is not reachable yet.
@@ -89,7 +117,7 @@ def deploy(ctx: DeployContext) -> None:
     me = ctx.cluster.host(host.name)
     binaries = artifacts.service_binaries(ctx, "flanneld")
     unit = _ops.template("flanneld unit", "flannel/flanneld.service.j2", paths.unit("flanneld"),
-                         **ctx.values(me))
+                         **unit_values(ctx, me))
     items = [*binaries.values(), unit]
     if me.has("nodes"):
         items += [

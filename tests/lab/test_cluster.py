@@ -102,7 +102,10 @@ def test_etcd_holds_registry_and_flannel_leases(cluster) -> None:
     assert "/registry/namespaces/default" in keys.stdout.split()
     leases = cluster.ssh("lab-1", ETCDCTL + "get /coreos.com/network/subnets --prefix "
                          "--keys-only").stdout.split()
-    assert len(leases) == 3, leases  # one per pod host: lab-1 (master), lab-2, lab-3
+    # One per pod host, lab-1 (master), lab-2, lab-3: each the subnet it asked for first, its
+    # place among them in pod_cidr (tasks/flannel.py subnet_seed), so none raced for another's.
+    assert sorted(leases) == [f"/coreos.com/network/subnets/10.200.{i}.0-24" for i in (1, 2, 3)], \
+        leases
     health = cluster.ssh("lab-1", ETCDCTL + "endpoint health")
     assert health.returncode == 0 and "is healthy" in health.stdout + health.stderr
 

@@ -27,7 +27,7 @@ from kubesmith.context import TEMPLATES, DeployContext
 from kubesmith.model import Host
 from kubesmith.validate import check
 from kubesmith.workflows import restore
-from tasks import _ops, addons, backup, balancer, controlplane, etcd, mirror, reset
+from tasks import _ops, addons, backup, balancer, controlplane, etcd, flannel, mirror, reset
 
 MARK = "PWNED"
 PAYLOADS = (
@@ -240,7 +240,7 @@ def template_values(ctx: DeployContext, me: Host) -> dict[str, object]:
         "etcd_peer_cn": certificates.ETCD_PEER_CN, "admin_group": certificates.ADMIN_GROUP,
         "kubesmith_user": certificates.KUBESMITH_USER, **addons.values(ctx, ADDONS["coredns"]),
         **balancer.values(ctx, me), **backup.values(ctx, me, "daily", 7),
-        **mirror.values(ctx),
+        **mirror.values(ctx), **flannel.unit_values(ctx, me), "subnet_len": flannel.SUBNET_LEN,
     }
 
 
@@ -287,7 +287,7 @@ def test_unit_values_are_refused_with_a_message_naming_the_template() -> None:
             "bin_dir": "/usr/local/bin", "etcd_endpoints": "https://192.0.2.10:2379",
             "flannel_etcd_prefix": "/coreos.com/network", "pki_dir": "/etc/kubernetes/pki",
             "iface": "eth0 --etcd-endpoints=http://evil:2379", "address": "192.0.2.10",
-            "host_name": "n1"})
+            "host_name": "n1", "subnet_seed": None})
     assert str(raised.value) == ("flannel/flanneld.service.j2: value 'eth0 --etcd-endpoints="
                                  "http://evil:2379' contains ' ', which systemd would split or "
                                  "interpret: refused")

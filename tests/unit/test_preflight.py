@@ -102,5 +102,8 @@ def test_flanneld_s_device_is_named_after_the_vni_wherever_it_is_read() -> None:
     assert paths.flannel_device(data) == "flannel.42"
     assert "[ -e /sys/class/net/flannel.42 ]" in preflight.vxlan_probe(ctx)
     assert ("link", "flannel.42") in SERVICES["flanneld"].made(data)
-    unit = _ops.render("flannel/flanneld.service.j2", **ctx.values(CTX.cluster.host("m1")))
+    from tasks import flannel
+
+    unit = _ops.render("flannel/flanneld.service.j2",
+                       **flannel.unit_values(ctx, CTX.cluster.host("m1")))
     assert "ethtool -K flannel.42 " in unit and "flannel.1" not in unit
