@@ -90,8 +90,7 @@ def unit_values(ctx: DeployContext, me: Host) -> dict[str, object]:
     """The flanneld unit's values: the host's, and the subnet file flanneld reads its previous
     subnet from, seeded with subnet_seed where there is none."""
     return {**ctx.values(me), "subnet_env": paths.FLANNEL_SUBNET_ENV,
-            "run_dir": paths.FLANNEL_RUN_DIR, "pod_network": ctx.cluster.pod_cidr,
-            "subnet_seed": subnet_seed(ctx.cluster, me)}
+            "run_dir": paths.FLANNEL_RUN_DIR, "subnet_seed": subnet_seed(ctx.cluster, me)}
 
 
 def network_config(ctx: DeployContext) -> None:
