@@ -70,13 +70,13 @@ def _ready_since(pod: dict) -> float | None:
                                   ).timestamp()
 
 
-def unprobed(pods: dict, started: float) -> str | None:
-    """Which running pods with a readiness probe in this list (`kubectl get pods -o json`) have
+def unprobed(pods: list[dict], started: float) -> str | None:
+    """Which running pods with a readiness probe among these (`kubectl get pods`' items) have
     not turned Ready since their kubelet started (epoch seconds, the node's clock), None when
     all have. A kubelet's (re)start reports such pods NotReady until it probes them again
     (kubernetes#100277): Ready from before that is not the kubelet's word yet."""
     why = []
-    for pod in pods.get("items", []):
+    for pod in pods:
         probed = any(c.get("readinessProbe") for c in pod.get("spec", {}).get("containers", []))
         if (not probed or pod["metadata"].get("deletionTimestamp")
                 or pod.get("status", {}).get("phase") != "Running"):
@@ -89,10 +89,14 @@ def unprobed(pods: dict, started: float) -> str | None:
     return "; ".join(why) or None
 
 
-def pods_probed(ctx: DeployContext, node: str, started: float) -> str | None:
-    """unprobed() of the add-on pods (kube-system) on this node, in one `kubectl get`."""
-    result = kubectl(ctx, "get", "pods", "-n", "kube-system", "--field-selector",
-                     f"spec.nodeName={node}", "-o", "json")
+def pods_probed(ctx: DeployContext, started: dict[str, float]) -> str | None:
+    """unprobed() of the add-on pods (kube-system) on each of these nodes (node name: when its
+    kubelet started), all read in one `kubectl get`."""
+    result = kubectl(ctx, "get", "pods", "-n", "kube-system", "-o", "json")
     if result.returncode != 0:
         return (result.stderr or result.stdout).strip()[-300:] or "no answer"
-    return unprobed(json.loads(result.stdout), started)
+    pods = json.loads(result.stdout).get("items", [])
+    why = [f"{node}: {reason}" for node, since in started.items()
+           if (reason := unprobed([p for p in pods if p["spec"].get("nodeName") == node],
+                                  since)) is not None]
+    return "; ".join(why) or None

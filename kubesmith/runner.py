@@ -7,7 +7,6 @@ import contextlib
 import functools
 import logging
 import shlex
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 import gevent
+import gevent.local
 from pyinfra.api import Config, State
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.deploy import add_deploy
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from tasks.mirror import Push  # imports this module
 
 Out = Callable[[str], None]
+# A phase's readiness check: given the phase's hosts, returns once all are ready (raises if not).
+ReadyCheck = Callable[[DeployContext, Sequence[PyinfraHost]], None]
 T = TypeVar("T")
 Item = TypeVar("Item")
 
@@ -48,13 +50,13 @@ class DeployError(UserError):
 
 @dataclass(frozen=True)
 class Phase:
-    """Tasks run on some hosts, then a per-host readiness check before the next phase."""
+    """Tasks run on some hosts, then a readiness check of those hosts before the next phase."""
 
     name: str
     hosts: Callable[[Cluster], tuple[Host, ...]]
     tasks: tuple[Callable[[DeployContext], None], ...]
     services: tuple[str, ...] = ()
-    ready: Callable[[DeployContext, PyinfraHost], None] | None = None
+    ready: ReadyCheck | None = None
 
     def on(self, cluster: Cluster, names: Sequence[str] | None = None) -> tuple[Host, ...]:
         """The phase's hosts, limited to the named ones when names are given."""
@@ -256,8 +258,8 @@ def run_on(host: PyinfraHost, command: str) -> tuple[bool, str]:
     return ok, "\n".join(output.stdout_lines + output.stderr_lines)
 
 
-# Per greenlet (threading.local under gevent's monkey-patching): seconds readiness checks waited.
-_WAITING = threading.local()
+# Per greenlet (each host's check runs in its own): seconds readiness checks waited.
+_WAITING = gevent.local.local()
 
 
 def poll(attempt: Callable[[], str | None], what: str, timeout: float) -> None:
@@ -316,6 +318,15 @@ def each(items: Sequence[Item], function: Callable[[Item], T]) -> list[T]:
             raise error
         results.append(value)
     return results  # type: ignore[return-value]
+
+
+def on_each(check: Callable[[DeployContext, PyinfraHost], None]) -> ReadyCheck:
+    """A readiness check of one host, run on every host of the phase at once: the phase waited
+    as long as its slowest host."""
+    def every(ctx: DeployContext, hosts: Sequence[PyinfraHost]) -> None:
+        waits = each(hosts, lambda remote: waiting(functools.partial(check, ctx, remote)))
+        _WAITING.seconds = getattr(_WAITING, "seconds", 0.0) + max(waits, default=0.0)
+    return every
 
 
 def journal_command(service: str) -> str:
@@ -500,16 +511,11 @@ class Runner:
             yield
 
     def _ready(self, phase: Phase, active: Sequence[PyinfraHost]) -> None:
-        """Run the phase's readiness check on every host at once (reads); the phase waited as
-        long as its slowest host."""
+        """Run the phase's readiness check on its hosts (reads only); record what it waited."""
         check = phase.ready
         assert check is not None
-
-        def ready(remote: PyinfraHost) -> float:
-            with self._reads([remote.name]):
-                return waiting(functools.partial(check, self.ctx, remote))
-        waits = each(active, ready)
-        self.report.wait(phase.name, max(waits, default=0.0))
+        with self._reads([h.name for h in active]):
+            self.report.wait(phase.name, waiting(functools.partial(check, self.ctx, active)))
 
     def _record(self, phase: Phase, state: State, pending: bool) -> None:
         """Print and record the ops that changed something (dry: every prepared op), per host."""

@@ -26,7 +26,7 @@ from kubesmith.context import DeployContext
 from kubesmith.errors import UserError
 from kubesmith.inventory import host_data
 from kubesmith.model import Cluster, Host
-from kubesmith.runner import Phase, Runner, retry
+from kubesmith.runner import Phase, Runner, on_each, retry
 from kubesmith.services import MIRROR_PORT
 from tasks import _ops, artifacts, pki
 
@@ -221,7 +221,8 @@ def serve(runner: Runner) -> None:
         push.reported = True
         runner.out(f"[binary mirror] no background upload ({push.failed}): the fill uploads "
                    "what is missing")
-    phase = Phase("binary mirror", lambda c: (seed(c),), (_fill(wanted),), (UNIT,), _serving)
+    phase = Phase("binary mirror", lambda c: (seed(c),), (_fill(wanted),), (UNIT,),
+                  on_each(_serving))
     runner.run(phase, phase.hosts(runner.ctx.cluster))
     runner.mirrored.update(wanted)
 

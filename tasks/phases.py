@@ -4,6 +4,7 @@ phases as a plain pyinfra deploy for `pyinfra INVENTORY deploy.py`."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from pyinfra import host
 from pyinfra.api.host import Host as PyinfraHost
@@ -14,7 +15,7 @@ from kubesmith import balancer as balancer_state
 from kubesmith import readiness
 from kubesmith.context import DeployContext
 from kubesmith.model import Cluster, Host
-from kubesmith.runner import Phase, poll, retry, run_on
+from kubesmith.runner import Phase, each, on_each, poll, retry, run_on
 from tasks import (
     addons,
     balancer,
@@ -62,23 +63,34 @@ def balancer_ready(ctx: DeployContext, node_host: PyinfraHost, timeout: float = 
     poll(attempt, f"{node_host.name}: apiserver balancer ready", timeout)
 
 
-def node_ready(ctx: DeployContext, node_host: PyinfraHost) -> None:
-    """This node registered and Ready, as the operator's kubectl sees it; within REPROBE_GRACE
-    of its kubelet's start, also the add-on pods on it Ready since (readiness.unprobed): a
-    re-run that restarted a kubelet ends with the add-ons serving."""
+def _kubelet_started(node_host: PyinfraHost) -> tuple[float, float]:
+    """When this node's kubelet last started (epoch seconds, the node's clock; 0 when unknown)
+    and how long ago."""
     _ok, text = run_on(node_host, KUBELET_STARTED)
     now, _, stamp = text.strip().partition(" @")
     started = float(stamp) if stamp.isdigit() and now.isdigit() else 0.0
-    age, began = float(now or 0) - started, time.monotonic()
+    return started, float(now or 0) - started
+
+
+def nodes_ready(ctx: DeployContext, node_hosts: Sequence[PyinfraHost]) -> None:
+    """These nodes registered and Ready, as the operator's kubectl sees them; within
+    REPROBE_GRACE of a kubelet's start, also the add-on pods on its node Ready since
+    (readiness.unprobed): a re-run that restarted a kubelet ends with the add-ons serving.
+    Each try reads every node in one `kubectl get` (and their pods in one more)."""
+    names = [h.name for h in node_hosts]
+    starts = dict(zip(names, each(node_hosts, _kubelet_started), strict=True))
+    began = time.monotonic()
 
     def attempt() -> str | None:
-        recent = started and age + time.monotonic() - began < REPROBE_GRACE
-        return (readiness.not_ready(ctx, [f"node/{node_host.name}"])
-                or (readiness.pods_probed(ctx, node_host.name, started) if recent else None))
-    poll(attempt, f"node {node_host.name} Ready", 180)
+        elapsed = time.monotonic() - began
+        recent = {name: started for name, (started, age) in starts.items()
+                  if started and age + elapsed < REPROBE_GRACE}
+        return (readiness.not_ready(ctx, [f"node/{name}" for name in names])
+                or (readiness.pods_probed(ctx, recent) if recent else None))
+    poll(attempt, f"{', '.join(names)} Ready", 180)
 
 
-def addons_ready(ctx: DeployContext, _master: PyinfraHost) -> None:
+def addons_ready(ctx: DeployContext, _masters: Sequence[PyinfraHost]) -> None:
     """The add-ons phase's readiness check (on the control machine, whatever the host)."""
     wait_for_addons(ctx)
 
@@ -107,16 +119,16 @@ def _first_master_and_etcd(cluster: Cluster) -> tuple[Host, ...]:
 
 
 HOSTS = Phase("hosts", lambda c: c.hosts, (common.deploy, pki.deploy))
-ETCD = Phase("etcd", lambda c: c.etcd, (etcd.deploy,), ("etcd",), etcd_ready)
+ETCD = Phase("etcd", lambda c: c.etcd, (etcd.deploy,), ("etcd",), on_each(etcd_ready))
 CONTROL_PLANE = Phase("control plane", lambda c: c.masters, (controlplane.deploy,),
-                      controlplane.SERVICES, apiserver_ready)
+                      controlplane.SERVICES, on_each(apiserver_ready))
 CLUSTER_CONFIG = Phase("cluster config", _first_master_and_etcd, (cluster_config,))
 NETWORK = Phase("network", lambda c: c.pod_hosts, (flannel.deploy,), ("flanneld",),
-                flannel_ready)
+                on_each(flannel_ready))
 BALANCERS = Phase("apiserver balancers", lambda c: c.nodes, (balancer.deploy,),
-                  (balancer.SERVICE,), balancer_ready)
+                  (balancer.SERVICE,), on_each(balancer_ready))
 NODES = Phase("nodes", lambda c: c.nodes, (runtime.deploy, node.deploy),
-              ("containerd", "kubelet", "kube-proxy"), node_ready)
+              ("containerd", "kubelet", "kube-proxy"), nodes_ready)
 # Applied from the control machine once the nodes are Ready; the first master only places the
 # phase (its ops run locally, with the operator's kubeconfig).
 ADD_ONS = Phase("add-ons", lambda c: c.masters[:1], (addons.deploy,), (), addons_ready)
@@ -124,7 +136,7 @@ PHASES = (HOSTS, ETCD, CONTROL_PLANE, CLUSTER_CONFIG, NETWORK, BALANCERS, NODES,
 # A rolling converge's check after an etcd member changed: every apiserver serves again (its etcd
 # client reconnected) before the next restart, so two outages never run into one.
 APISERVERS_SERVING = Phase("apiservers serving", lambda c: c.masters, (),
-                           controlplane.SERVICES, apiserver_ready)
+                           controlplane.SERVICES, on_each(apiserver_ready))
 
 # A new member's first start: no all-members health check yet (it is a learner until promoted).
 ETCD_JOIN = Phase("etcd join", lambda c: c.etcd, (etcd.deploy,), ("etcd",))
@@ -136,7 +148,7 @@ def _barrier(ctx: DeployContext, phase: Phase) -> None:
     pyinfra's CLI runs each op on every host before the next, so no host goes on early."""
     def ready(ctx: DeployContext, phase: Phase) -> None:
         if phase.ready and _in(ctx, phase):
-            phase.ready(ctx, host)
+            phase.ready(ctx, [host])
     python.call(name=f"{phase.name}: ready", function=ready, ctx=ctx, phase=phase)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kubesmith import backup
 from kubesmith.backup import Snapshot
-from kubesmith.runner import DeployError, Phase, Report, Runner
+from kubesmith.runner import DeployError, Phase, Report, Runner, on_each
 from tasks import backup as backup_tasks
 
 
@@ -23,7 +23,7 @@ def run(runner: Runner, dest: Path | None, keep: int | None, schedule: str | Non
         kept = keep or backup_tasks.DEFAULT_KEEP
         phase = Phase("backup schedule", lambda c: c.etcd,
                       (functools.partial(backup_tasks.schedule, calendar=schedule, keep=kept),),
-                      ("etcd-backup",), backup_tasks.timer_ready)
+                      ("etcd-backup",), on_each(backup_tasks.timer_ready))
         runner.run(phase, runner.ctx.cluster.etcd)
         return runner.finish(start, f"etcd-backup.timer ({schedule}) on every member, the "
                                     f"newest {kept} snapshots kept in {backup.REMOTE_DIR}")

@@ -76,22 +76,43 @@ def test_kubectls_error_is_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _pod(name: str, ready: str | None, since: str = "2026-12-04T04:50:05Z", probe: bool = True,
-         phase: str = "Running") -> dict:
+         phase: str = "Running", node: str = "lab-2") -> dict:
     container = {"name": "c", **({"readinessProbe": {"periodSeconds": 2}} if probe else {})}
     conditions = [{"type": "Ready", "status": ready, "lastTransitionTime": since}] if ready else []
-    return {"metadata": {"name": name}, "spec": {"containers": [container]},
+    return {"metadata": {"name": name}, "spec": {"containers": [container], "nodeName": node},
             "status": {"phase": phase, "conditions": conditions}}
 
 
 def test_a_node_s_probed_pods_must_be_ready_since_its_kubelet_started() -> None:
     started = datetime.fromisoformat("2026-12-04T04:50:05.6Z").timestamp()
-    assert readiness.unprobed({"items": [
+    assert readiness.unprobed([
         _pod("coredns-a", "True"),  # the same second as the start: taken as since
         _pod("job", "True", "2026-12-04T04:00:00Z", probe=False),  # nothing to probe
         _pod("done", "False", phase="Succeeded"),
-    ]}, started) is None
-    assert readiness.unprobed({"items": [
+    ], started) is None
+    assert readiness.unprobed([
         _pod("metrics-server-b", "True", "2026-12-04T04:50:04Z"),  # its kubelet's last word
         _pod("coredns-a", "False"),
-    ]}, started) == ("pod metrics-server-b not probed since its kubelet started; "
+    ], started) == ("pod metrics-server-b not probed since its kubelet started; "
                      "pod coredns-a not Ready")
+
+
+def test_the_pods_of_every_recently_started_node_are_read_in_one_kubectl_get(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, ...]] = []
+    pods = {"kind": "List", "items": [
+        _pod("coredns-a", "True", node="lab-2"),
+        _pod("metrics-server-b", "True", "2026-12-04T04:50:04Z", node="lab-3"),
+        _pod("coredns-c", "True", "2026-12-04T04:00:00Z", node="lab-4"),  # lab-4: not asked
+    ]}
+
+    def kubectl(_ctx: object, *args: str, **_kwargs: object) -> subprocess.CompletedProcess:
+        calls.append(args)
+        return subprocess.CompletedProcess((), 0, json.dumps(pods), "")
+
+    monkeypatch.setattr(readiness, "kubectl", kubectl)
+    started = datetime.fromisoformat("2026-12-04T04:50:05.6Z").timestamp()
+    assert readiness.pods_probed(None, {"lab-2": started, "lab-3": started}) == (
+        "lab-3: pod metrics-server-b not probed since its kubelet started")
+    assert calls == [("get", "pods", "-n", "kube-system", "-o", "json")]
+    assert readiness.pods_probed(None, {"lab-2": started}) is None

@@ -11,7 +11,17 @@ from pyinfra.api.host import Host as PyinfraHost
 
 from kubesmith.context import DeployContext
 from kubesmith.model import Cluster, Host
-from kubesmith.runner import DeployError, Phase, Report, Runner, poll, retry, run_on, service_op
+from kubesmith.runner import (
+    DeployError,
+    Phase,
+    Report,
+    Runner,
+    on_each,
+    poll,
+    retry,
+    run_on,
+    service_op,
+)
 
 LOCAL = Host("@local", "127.0.0.1", frozenset({"nodes"}))
 
@@ -40,7 +50,7 @@ def test_a_new_phase_runs_its_tasks_and_readiness_check() -> None:
 
     lines: list[str] = []
     runner = _runner(lines)
-    phase = Phase("hostname", lambda c: c.hosts, (lambda _ctx: None,), ready=read_hostname)
+    phase = Phase("hostname", lambda c: c.hosts, (lambda _ctx: None,), ready=on_each(read_hostname))
     runner.run(phase, phase.on(runner.ctx.cluster))
     assert seen == {"@local": socket.gethostname()}
     assert lines[-1].startswith("[hostname] ok in") and lines[-1].endswith("@local 0 changed")
@@ -52,7 +62,7 @@ def test_a_failing_readiness_check_names_the_phase_and_host() -> None:
         raise DeployError(f"{remote.name}: never ready")
 
     runner = _runner([])
-    phase = Phase("doomed", lambda c: c.hosts, (lambda _ctx: None,), ready=never)
+    phase = Phase("doomed", lambda c: c.hosts, (lambda _ctx: None,), ready=on_each(never))
     with pytest.raises(DeployError, match="phase doomed: @local: never ready"):
         runner.run(phase, phase.on(runner.ctx.cluster))
 
@@ -83,7 +93,7 @@ def test_the_report_splits_waiting_for_services_from_own_work_and_counts_command
         poll(attempt, "service up", 10)
 
     runner = _runner([])
-    phase = Phase("slow", lambda c: c.hosts, (lambda _ctx: None,), ready=comes_up)
+    phase = Phase("slow", lambda c: c.hosts, (lambda _ctx: None,), ready=on_each(comes_up))
     runner.run(phase, phase.on(runner.ctx.cluster))
     report = runner.report
     # Two failed tries and the backoff after each (0.1 s, then 0.15 s) before the passing one.
