@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from pyinfra import host
 from pyinfra.api.host import Host as PyinfraHost
+from pyinfra.context import ctx_host
 from pyinfra.operations import python
 
 from kubesmith import addons as addon_table
@@ -143,13 +144,18 @@ ETCD_JOIN = Phase("etcd join", lambda c: c.etcd, (etcd.deploy,), ("etcd",))
 RESET = Phase("reset", lambda c: c.hosts, (reset.deploy,))
 
 
+def ready_here(ctx: DeployContext, phase: Phase) -> None:
+    """Under pyinfra's CLI: the phase's readiness check for the current host, if in the phase.
+    The check gets the host itself, not pyinfra's context `host`: it may run in other
+    greenlets (on_each), where that context is unset."""
+    if phase.ready and _in(ctx, phase):
+        phase.ready(ctx, [ctx_host.get()])
+
+
 def _barrier(ctx: DeployContext, phase: Phase) -> None:
     """An op on every host that runs the phase's readiness check for this host, if in the phase:
     pyinfra's CLI runs each op on every host before the next, so no host goes on early."""
-    def ready(ctx: DeployContext, phase: Phase) -> None:
-        if phase.ready and _in(ctx, phase):
-            phase.ready(ctx, [host])
-    python.call(name=f"{phase.name}: ready", function=ready, ctx=ctx, phase=phase)
+    python.call(name=f"{phase.name}: ready", function=ready_here, ctx=ctx, phase=phase)
 
 
 def _in(ctx: DeployContext, phase: Phase) -> bool:

@@ -57,6 +57,21 @@ def test_a_new_phase_runs_its_tasks_and_readiness_check() -> None:
     assert runner.report.total_changes == 0
 
 
+def test_under_pyinfra_s_cli_a_check_run_on_each_host_gets_the_host_itself() -> None:
+    """pyinfra's CLI sets its context `host` per greenlet: on_each's greenlets get the host."""
+    from pyinfra.context import ctx_host
+
+    from tasks.phases import ready_here
+
+    seen: list[str] = []
+    runner = _runner([])
+    phase = Phase("hostname", lambda c: c.hosts, (),
+                  ready=on_each(lambda _ctx, remote: seen.append(run_on(remote, "hostname")[1])))
+    with runner.connect("cli", (LOCAL,)) as connected, ctx_host.use(connected[0]):
+        ready_here(runner.ctx, phase)
+    assert seen == [socket.gethostname()]
+
+
 def test_a_failing_readiness_check_names_the_phase_and_host() -> None:
     def never(_ctx: DeployContext, remote: PyinfraHost) -> None:
         raise DeployError(f"{remote.name}: never ready")
