@@ -33,9 +33,8 @@ DEB_DIR = f"{STATE_DIR}/debs"
 MIRROR_DIR = f"{STATE_DIR}/mirror"
 MIRROR_SCRIPT = f"{STATE_DIR}/mirror.py"
 MIRROR_UNIT = "kubesmith-mirror"
-# The scheduled etcd backup (`deploy.py backup --schedule`): its script and systemd units.
+# The scheduled etcd backup's script (`deploy.py backup --schedule`; its units: tasks/backup.py).
 BACKUP_SCRIPT = f"{STATE_DIR}/etcd-backup.sh"
-BACKUP_UNITS = ("etcd-backup.timer", "etcd-backup.service")
 APISERVER_LB_RUN_DIR = "/run/apiserver-lb"
 APISERVER_LB_STATS = f"{APISERVER_LB_RUN_DIR}/stats.sock"
 # Debian's own haproxy unit, masked: kubesmith runs the balancer under apiserver-lb.service.

@@ -85,11 +85,6 @@ def of_role(role: str) -> tuple[Service, ...]:
     return tuple(s for s in SERVICES.values() if s.role == role)
 
 
-def binary_files() -> tuple[str, ...]:
-    """Every binary any service installs into bin_dir (what reset removes)."""
-    return tuple(dict.fromkeys(f for s in SERVICES.values() for f in s.files))
-
-
 def retired(groups: frozenset[str]) -> tuple[str, ...]:
     """The retired binaries a host in these groups has no service for."""
     kept = {f for s in SERVICES.values() if s.role in groups for f in s.files}

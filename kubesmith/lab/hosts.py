@@ -562,15 +562,15 @@ def down(paths: LabPaths | None = None, log: Log = print,
         sweep(paths, bridge)
         log("lab: no state recorded; swept processes, mounts and bridge")
         restore_shared_limits(log)
-        return []
+        return leftovers(paths, bridge)
     with ThreadPoolExecutor(max_workers=max(1, len(state.hosts))) as pool:
         list(pool.map(_stop_host, state.hosts))
-    left = []
     for host in state.hosts:
         _unmount_under(paths.host_dir(host.name))
-        left += cgroups.remove(host.cgroups)
+        cgroups.remove(host.cgroups)
         log(f"lab: stopped {host.name}")
     network.remove_bridge(state.bridge)
+    left = leftovers(paths, state.bridge)  # checked, not assumed: what `lab down` reports
     if not left:
         shutil.rmtree(paths.hosts, ignore_errors=True)
         for path in (paths.state, paths.known_hosts, paths.ssh_config):

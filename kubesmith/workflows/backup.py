@@ -23,9 +23,9 @@ def run(runner: Runner, dest: Path | None, keep: int | None, schedule: str | Non
         kept = keep or backup_tasks.DEFAULT_KEEP
         phase = Phase("backup schedule", lambda c: c.etcd,
                       (functools.partial(backup_tasks.schedule, calendar=schedule, keep=kept),),
-                      ("etcd-backup",), on_each(backup_tasks.timer_ready))
+                      (backup_tasks.SERVICE,), on_each(backup_tasks.timer_ready))
         runner.run(phase, runner.ctx.cluster.etcd)
-        return runner.finish(start, f"etcd-backup.timer ({schedule}) on every member, the "
+        return runner.finish(start, f"{backup_tasks.TIMER} ({schedule}) on every member, the "
                                     f"newest {kept} snapshots kept in {backup.REMOTE_DIR}")
     folder = dest or backup.default_dest(runner.ctx)
     path = backup.snapshot(runner, folder)

@@ -226,7 +226,6 @@ def test_kubectl_is_retired_from_nodes_but_kept_on_masters() -> None:
     assert services.retired(frozenset({"nodes"})) == ("kubectl",)
     assert services.retired(frozenset({"masters", "nodes"})) == ()
     assert "kubectl" not in services.SERVICES["kubelet"].files
-    assert "kubectl" in services.binary_files()  # reset still removes it
 
 
 def test_cluster_without_removed_hosts() -> None:
