@@ -17,6 +17,7 @@ from pathlib import Path
 from pyinfra.api.host import Host as PyinfraHost
 
 from kubesmith import encryption, paths
+from kubesmith.binaries import cache
 from kubesmith.context import DeployContext
 from kubesmith.runner import DeployError, Runner, run_on
 from tasks import etcd
@@ -66,15 +67,6 @@ def default_dest(ctx: DeployContext) -> Path:
     return ctx.state / "backups"
 
 
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file, in hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def encryption_key_ids(ctx: DeployContext, kept: bool = False) -> list[str]:
     """The keys the apiservers' encryption config lists (a snapshot's Secrets are under one of
     them), or with `kept` every key the state directory's ring keeps (retired ones too: what a
@@ -121,7 +113,7 @@ def check(ctx: DeployContext, path: Path) -> tuple[Snapshot, dict]:
         if not file.is_file():
             raise SnapshotError(f"{file}: missing (a backup is the .db file with its .sha256 "
                                 "and .json beside it)")
-    recorded, actual = snap.recorded_sha256(), sha256_file(path)
+    recorded, actual = snap.recorded_sha256(), cache.sha256_file(path)
     if recorded != actual:
         raise SnapshotError(f"{path}: sha256 {actual[:16]}… does not match "
                             f"{snap.sha256_path.name} ({recorded[:16] or 'empty'}…): "
@@ -195,7 +187,7 @@ def _take(ctx: DeployContext, remote: PyinfraHost, dest: Path) -> Path:
         raise
     finally:
         run_on(remote, f"rm -f {quoted}")
-    digest = sha256_file(partial)
+    digest = cache.sha256_file(partial)
     if digest != answers["save"].split()[0]:
         partial.unlink()
         raise DeployError(f"backup: {snap.path.name}: copy differs from the member's file")

@@ -9,7 +9,6 @@ into a .box tar. Nothing in the box needs the internet at boot.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -66,7 +65,7 @@ def cache_key(rootfs_key: str | None = None) -> str:
         "cmdline": KERNEL_CMDLINE,
         "steps": BUILD_STEPS_VERSION,
     }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return cache.spec_key(spec)
 
 
 def box_name(key: str) -> str:

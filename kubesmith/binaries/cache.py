@@ -52,6 +52,11 @@ def component_dir(root: Path, name: str, version: str, arch: str) -> Path:
     return root / name / version / arch
 
 
+def spec_key(spec: dict[str, object]) -> str:
+    """A short cache key over everything a built artifact's spec holds (JSON, keys sorted)."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def sha256_file(path: Path) -> str:
     """The hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()

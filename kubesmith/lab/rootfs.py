@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import subprocess
 import sys
@@ -40,7 +38,7 @@ def cache_key() -> str:
         "suite": SUITE, "packages": PACKAGES, "files": contents, "enable": ENABLE, "mask": MASK,
         "steps": BUILD_STEPS_VERSION,
     }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return cache.spec_key(spec)
 
 
 def _run(args: list[str]) -> None:
