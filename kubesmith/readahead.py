@@ -95,9 +95,11 @@ def parse(lines: Sequence[str], token: str) -> dict[int, CommandOutput]:
     return found
 
 
-def _plain(kwargs: dict[str, object]) -> bool:
-    """Whether a command's connector arguments are those the batch runs it with."""
-    return all(k in _IGNORED or (v == _AS_BATCH[k] if k in _AS_BATCH else not v)
+def _plain(kwargs: dict[str, object], host: dict[str, object]) -> bool:
+    """Whether a command's connector arguments are those the batch runs it with (defaults, and
+    the host's own privilege escalation, which the batch runs with too)."""
+    return all(k in _IGNORED or (v == host[k] if k in host else
+                                  v == _AS_BATCH[k] if k in _AS_BATCH else not v)
                for k, v in kwargs.items())
 
 
@@ -151,9 +153,10 @@ class ReadAhead:
         found = parse(output.stdout_lines, token) if ok else {}
         self.answers[host] = {commands[i]: out for i, out in found.items()}
 
-    def wrap(self, host: str, run: Run) -> Run:
+    def wrap(self, host: str, run: Run, escalation: dict[str, object]) -> Run:
         """The host's connector command, answered from its batch when it is a read and the
-        batch ran it with success; any command but a read is a change."""
+        batch ran it with success (and the arguments the batch runs with: the host's
+        escalation); any command but a read is a change."""
         def answered(command: object, *args: object, **kwargs: object) -> tuple[bool,
                                                                              CommandOutput]:
             get_raw = getattr(command, "get_raw_value", None)
@@ -161,7 +164,7 @@ class ReadAhead:
             if host not in self.reading:
                 self.changed()
                 return run(command, *args, **kwargs)
-            if args or not _plain(kwargs):  # a read the batch cannot make as it is asked
+            if args or not _plain(kwargs, escalation):  # a read the batch cannot make as asked
                 self.live += 1
                 return run(command, *args, **kwargs)
             self.read.setdefault(host, {})[text] = None

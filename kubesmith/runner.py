@@ -26,7 +26,7 @@ from pyinfra.connectors.sshuserclient.client import SSHClient, get_host_keys
 from pyinfra.connectors.util import CommandOutput
 from pyinfra.context import ctx_inventory, ctx_state
 
-from kubesmith import inventory
+from kubesmith import escalation, inventory
 from kubesmith.context import DeployContext
 from kubesmith.errors import UserError
 from kubesmith.model import Cluster, Host
@@ -157,19 +157,25 @@ def _last_error(state: State, failed: tuple[PyinfraHost, str] | None) -> str:
 
 class _Commands:
     """Counts the remote commands (shell commands and file transfers) each host of a State runs,
-    by wrapping its connector: fact gathering, operations and readiness checks alike. With a
-    read-ahead, a read it answers runs no command, and anything else is a change."""
+    by wrapping its connector: fact gathering, operations and readiness checks alike, each with
+    the host's privilege escalation (escalation.py). With a read-ahead, a read it answers runs
+    no command, and anything else is a change."""
 
     def __init__(self, state: State, ahead: ReadAhead | None) -> None:
         self.counts: Counter[str] = Counter()
         self.run: dict[str, Callable[..., tuple[bool, CommandOutput]]] = {}
         for remote in state.inventory:
+            given = escalation.arguments(state, remote)
+            run = self._counting(remote.name, escalation.commands(
+                remote.connector.run_shell_command, given))
+            self.run[remote.name] = run  # (the read-ahead's own batch runs with it)
             for method in ("run_shell_command", "put_file", "get_file"):
-                counted = self._counting(remote.name, getattr(remote.connector, method))
-                if method == "run_shell_command":  # (the read-ahead's own batch runs with it)
-                    self.run[remote.name] = counted
+                counted = run if method == "run_shell_command" else self._counting(
+                    remote.name, escalation.transfers(getattr(remote.connector, method), run,
+                                                      given, remote.name))
                 if ahead is not None:
-                    counted = (ahead.wrap(remote.name, counted) if method == "run_shell_command"
+                    counted = (ahead.wrap(remote.name, counted, given)
+                               if method == "run_shell_command"
                                else self._changing(ahead, counted))
                 setattr(remote.connector, method, counted)
             if ahead is not None:

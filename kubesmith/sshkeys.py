@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from kubesmith.pki import write_atomic
+
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write key material 0600 from the first byte (never world-readable, not even briefly)."""
+    """Write key material 0600 from the first byte, also over an existing file of a wider mode
+    (a new file renamed over it: never world-readable, not even briefly)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)
+    write_atomic(path, data, 0o600)
 
 
 def generate(private_path: Path, comment: str) -> str:

@@ -116,6 +116,7 @@ class Push:
                      f"ControlPath={self._dir.name}/master", "-o", "ControlPersist=yes",
                      *openssh.bulk_options(_cpuinfo())]
         data = host_data(ctx.groups)[self.host.name]
+        self._sudo = bool(data.get("_sudo"))  # a login user that becomes root with sudo
         try:
             if data.get("ssh_password"):
                 raise UserError("the seed logs in with a password, OpenSSH here with keys only")
@@ -127,6 +128,8 @@ class Push:
 
     def _remote(self, command: str, stdin: str | None = None) -> str:
         """Run a command on the seed (stdin from a local file); its output, or raise."""
+        if self._sudo:
+            command = f"sudo -n sh -c {shlex.quote(command)}"
         with open(stdin or os.devnull, "rb") as source:
             self._process = subprocess.Popen(
                 [*self._ssh, self.host.name, command], stdin=source, stdout=subprocess.PIPE,

@@ -15,7 +15,7 @@ MIRROR = "http://deb.debian.org/debian"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "iptables", "python3",
     "udev", "kmod", "procps", "iputils-ping", "ca-certificates", "conntrack", "socat",
-    "ethtool", "curl", "util-linux",
+    "ethtool", "curl", "util-linux", "sudo",
 )
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates" / "lab"

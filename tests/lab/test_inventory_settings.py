@@ -1,6 +1,7 @@
 """An inventory with settings of its own (a group_data/all.py beside it) bootstraps another
-service network without editing group_data/all.py; a node that is stopped (cleanly, then by a
-crash) and started again comes back with its services and the cluster heals."""
+service network without editing group_data/all.py, logging in as a user with sudo rather than
+root; a node that is stopped (cleanly, then by a crash) and started again comes back with its
+services and the cluster heals."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ from tests.lab.conftest import PROJECT, Deployed, missing_binaries
 pytestmark = pytest.mark.lab
 
 SETTINGS = 'service_cidr = "10.33.0.0/24"\ncluster_dns = "10.33.0.10"\n'
+# The lab inventory, every host logged in to as `kube`, which becomes root through sudo.
+HOSTS = (PROJECT / "inventories" / "lab.py").read_text() + (
+    "\nfor _name, _data in etcd + masters + nodes:\n"
+    "    _data.update(ssh_user='kube', _sudo=True)\n")
+# A login user with passwordless sudo and the lab's client key (kubesmith's hosts need root).
+SUDO_USER = ("useradd -m -s /bin/bash kube && install -d -m 700 -o kube -g kube ~kube/.ssh && "
+             "install -m 600 -o kube -g kube /root/.ssh/authorized_keys ~kube/.ssh/ && "
+             "echo 'kube ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/kube && "
+             "chmod 440 /etc/sudoers.d/kube")
 NODE_SERVICES = ("containerd", "flanneld", "kubelet", "kube-proxy")
 
 
@@ -30,10 +40,13 @@ def cluster(lab_factory, tmp_path_factory: pytest.TempPathFactory) -> Deployed:
     directory = Path(tmp_path_factory.mktemp("inventory"))
     (directory / "group_data").mkdir()
     (directory / "group_data" / "all.py").write_text(SETTINGS)
-    (directory / "hosts.py").write_text((PROJECT / "inventories" / "lab.py").read_text())
+    (directory / "hosts.py").write_text(HOSTS)
     state = Path(tmp_path_factory.mktemp("state"))
     env = dict(os.environ, KUBESMITH_LAB_DIR=str(lab_.paths.root), KUBESMITH_STATE=str(state))
     deployed = Deployed(lab_, state, env, "")
+    for host in ("lab-1", "lab-2"):
+        made = deployed.ssh(host, SUDO_USER)
+        assert made.returncode == 0, made.stderr
     deployed.inventory = directory / "hosts.py"
     first = deployed.deploy("up", "-i", str(deployed.inventory))
     assert first.returncode == 0, f"bootstrap failed:\n{first.stdout}\n{first.stderr}"
@@ -51,6 +64,25 @@ def test_services_use_the_inventory_service_network(cluster: Deployed) -> None:
                            "jsonpath={.spec.clusterIP}") == "10.33.0.1"
     kubelet = cluster.ssh("lab-2", "cat /var/lib/kubelet/config.yaml").stdout
     assert "10.33.0.10" in kubelet
+
+
+def test_the_login_user_is_not_root_and_transfers_stay_private(cluster: Deployed) -> None:
+    """Every SSH login of the deploy was kube's, and no transfer left a copy behind: with sudo,
+    pyinfra copies each transfer through a temporary file, here in a 0700 `mktemp -d`
+    directory of kube's removed afterwards (by default a /tmp/pyinfra-* file of the SFTP
+    server's umask). A backup's download goes the same way."""
+    backup = cluster.deploy("backup", "-i", str(cluster.inventory), "--dest",
+                            str(cluster.state / "snapshots"))
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    for host in ("lab-1", "lab-2"):
+        logins = cluster.ssh(host, "journalctl -u ssh --no-pager -o cat | "
+                                   "grep -o 'Accepted publickey for [a-z]*' | sort | uniq -c")
+        assert logins.returncode == 0, logins.stderr
+        assert "for kube" in logins.stdout, logins.stdout
+        left = cluster.ssh(host, "find /tmp /var/tmp -mindepth 1 -maxdepth 1 -user kube; "
+                                 "ls -d /tmp/pyinfra-* 2>/dev/null; true")
+        assert left.returncode == 0, left.stderr
+        assert left.stdout == "", f"{host}: left behind:\n{left.stdout}"
 
 
 def _services_active(cluster: Deployed, host: str) -> dict[str, str]:

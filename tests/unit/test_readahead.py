@@ -88,7 +88,7 @@ def test_reads_are_answered_from_one_command_until_something_changes(tmp_path: P
     path.write_text(json.dumps({"h1": ["echo one", "echo two"]}))
     ahead, host = ReadAhead(path), Host()
     ahead.fetch("h1", host.run)
-    run = ahead.wrap("h1", host.run)
+    run = ahead.wrap("h1", host.run, {})
     assert len(host.ran) == 1
     with ahead.reads("h1"):
         assert run("echo one", **FACT_ARGUMENTS)[1].stdout_lines == ["one"]
@@ -113,7 +113,7 @@ def test_a_read_asked_again_in_one_block_is_asked_live(tmp_path: Path) -> None:
     ahead, host = ReadAhead(path), Host()
     ahead.fetch("h1", host.run)
     state.write_text("UP\n")
-    run = ahead.wrap("h1", host.run)
+    run = ahead.wrap("h1", host.run, {})
     with ahead.reads("h1"):
         assert run(f"cat {state}", **FACT_ARGUMENTS)[1].stdout_lines == ["DOWN"]  # the batch's
         assert run(f"cat {state}", **FACT_ARGUMENTS)[1].stdout_lines == ["UP"]
@@ -123,13 +123,28 @@ def test_a_read_asked_again_in_one_block_is_asked_live(tmp_path: Path) -> None:
     assert ahead.summary() == "reads: 2 answered ahead, 1 asked live"
 
 
+
+
+def test_a_host_logged_in_with_sudo_has_its_reads_answered_ahead(tmp_path: Path) -> None:
+    """The batch runs with the host's escalation, so reads asked with it are answered; one
+    asked as the login user is not."""
+    path = tmp_path / "up.json"
+    path.write_text(json.dumps({"h1": ["echo one", "echo two"]}))
+    ahead, host = ReadAhead(path), Host()
+    ahead.fetch("h1", host.run)
+    run = ahead.wrap("h1", host.run, {"_sudo": True, "_su_user": None})
+    with ahead.reads("h1"):
+        assert run("echo one", **{**FACT_ARGUMENTS, "_sudo": True})[1].stdout_lines == ["one"]
+        run("echo two", **FACT_ARGUMENTS)  # "_sudo": False
+    assert host.ran[1:] == ["echo two"]
+    assert ahead.summary() == "reads: 1 answered ahead, 1 asked live"
 def test_a_read_the_batch_cannot_make_as_asked_is_asked_live_and_changes_nothing(
         tmp_path: Path) -> None:
     path = tmp_path / "up.json"
     path.write_text(json.dumps({"h1": ["echo one", "date +%s.%N"]}))
     ahead, host = ReadAhead(path), Host()
     ahead.fetch("h1", host.run)
-    run = ahead.wrap("h1", host.run)
+    run = ahead.wrap("h1", host.run, {})
     with ahead.reads("h1"):
         run("date +%s.%N", **{**FACT_ARGUMENTS, **readahead.LIVE})  # a clock: read when asked
         run("echo one", **{**FACT_ARGUMENTS, "_sudo": True})
@@ -143,11 +158,11 @@ def test_this_runs_reads_are_saved_private_for_the_next_run(tmp_path: Path) -> N
     path = tmp_path / "state" / "readahead" / "up.json"
     ahead, host = ReadAhead(path), Host()
     with ahead.reads("h1"):
-        ahead.wrap("h1", host.run)("echo one", **FACT_ARGUMENTS)
+        ahead.wrap("h1", host.run, {})("echo one", **FACT_ARGUMENTS)
     ahead.save()
     assert not path.parent.parent.exists()  # no state directory: nothing written, none made
     path.parent.parent.mkdir()
-    run = ahead.wrap("h1", host.run)
+    run = ahead.wrap("h1", host.run, {})
     with ahead.reads("h1"):
         run("echo one", **FACT_ARGUMENTS)
         run("echo one", **FACT_ARGUMENTS)
@@ -169,6 +184,6 @@ def test_a_read_the_next_run_will_make_is_recorded_for_its_batch(tmp_path: Path)
     assert second.planned == {"m1": ["echo certificate"]}
     second.fetch("m1", host.run)
     with second.reads("m1"):
-        ok, output = second.wrap("m1", host.run)("echo certificate", **FACT_ARGUMENTS)
+        ok, output = second.wrap("m1", host.run, {})("echo certificate", **FACT_ARGUMENTS)
     assert ok and output.stdout_lines == ["certificate"]
     assert len(host.ran) == 1 and (second.answered, second.live) == (1, 0)

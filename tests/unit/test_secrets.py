@@ -11,6 +11,7 @@ from kubesmith import encryption, inventory, paths, settings
 from kubesmith.context import DeployContext
 from kubesmith.model import Cluster, Host
 from kubesmith.runner import Phase, Runner
+from kubesmith.sshkeys import write_private
 from tasks import _ops, pki
 
 GROUPS: inventory.Groups = {"etcd": [("m1", {"address": "192.0.2.10"})],
@@ -104,3 +105,18 @@ def test_write_through_the_real_runner(tmp_path: Path, monkeypatch) -> None:
     assert (dest / "sysctl.conf").read_text() == items[1].content
     assert dest.stat().st_mode & 0o777 == 0o700
     assert sorted(p.name for p in tmp_path.iterdir()) == ["host", "sums"]
+
+
+def test_a_kubeconfig_over_a_wider_file_never_holds_the_key_at_that_mode(tmp_path: Path) -> None:
+    """`deploy.py kubeconfig -o ~/.kube/config` over an existing 0644 file: the key goes into
+    a new 0600 file renamed over it, never into the old one (a reader holding it open sees
+    the old text)."""
+    path = tmp_path / "config"
+    path.write_text("old\n")
+    path.chmod(0o644)
+    held = tmp_path / "held"
+    held.hardlink_to(path)  # the old file, as a reader that opened it keeps it
+    write_private(path, b"client-key-data: SECRET\n")
+    assert held.read_text() == "old\n"
+    assert path.read_bytes() == b"client-key-data: SECRET\n"
+    assert path.stat().st_mode & 0o777 == 0o600
