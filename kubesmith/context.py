@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -16,7 +17,7 @@ from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.errors import UserError
 from kubesmith.model import Cluster, Host
 from kubesmith.pki import CA_LIFETIME, LEAF_LIFETIME, PKI
-from kubesmith.validate import validate
+from kubesmith.validate import ERROR, Problem, ValidationError, check
 
 TEMPLATES = settings.PROJECT / "templates"
 
@@ -33,6 +34,24 @@ class StateError(UserError):
 def cluster_name(data: dict[str, object], inventory_name: str) -> str:
     """The cluster's name: group data `cluster_name`, else the inventory file's name."""
     return str(data.get("cluster_name") or inventory_name)
+
+
+# An inventory file's name (stem) that may name its state directory: a plain file name, not
+# hidden ('..py' has the stem '.', '...py' '..': state/.. is the state root's parent).
+STEM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}")
+
+
+def _name_problem(data: dict[str, object], inventory_name: str) -> Problem | None:
+    """An inventory file name that would name the state directory (cluster_name unset, no
+    $KUBESMITH_STATE) must be a plain name (STEM)."""
+    if data.get("cluster_name") or os.environ.get("KUBESMITH_STATE") or STEM.fullmatch(
+            inventory_name):
+        return None
+    return Problem(ERROR, "cluster_name", f"unset, and the inventory's file name "
+                                          f"{inventory_name!r} (the default) is no plain name "
+                                          "(1-63 of A-Za-z0-9_.-, not starting with '.' or '-': "
+                                          "it names the state directory): set cluster_name in "
+                                          "group data, or rename the inventory")
 
 
 def state_root() -> Path:
@@ -80,10 +99,24 @@ def check_owner(state: Path, source: str, name: str, inventory_name: str) -> Non
                          "remove cluster_name; kubesmith never starts a new CA silently")
 
 
+def private_state(state: Path) -> None:
+    """Make the state directory (it holds the CAs' keys and kubeconfigs with keys) 0700: created
+    so whatever the umask, and tightened if it exists with a wider mode."""
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.mkdir(mode=0o700, exist_ok=True)
+    if state.stat().st_mode & 0o777 != 0o700:
+        try:
+            os.chmod(state, 0o700)
+        except OSError as error:
+            raise StateError(f"state directory {state}: cannot make it private (0700): "
+                             f"{error.strerror}") from error
+
+
 def claim(ctx: DeployContext) -> None:
-    """Record the inventory as the owner of its state directory (once, when first written)."""
+    """Make the state directory private and record the inventory as its owner (once, when
+    first written)."""
+    private_state(ctx.state)
     if owner(ctx.state) is None:
-        ctx.state.mkdir(parents=True, exist_ok=True)
         (ctx.state / OWNER).write_text(json.dumps(
             {"inventory": ctx.inventory, "cluster_name": ctx.name}, indent=1) + "\n")
 
@@ -165,7 +198,12 @@ def build(groups: inventory.Groups, data: dict[str, object], inventory_name: str
     """Validate an inventory's groups and settings (raising on errors), check that its state
     directory is its own, and build its context. `source` identifies the inventory (its file's
     absolute path; default: its name)."""
-    for warning in validate(groups, data):
+    problems = check(groups, data)
+    if (named := _name_problem(data, inventory_name)) is not None:
+        problems.append(named)
+    if any(p.level == ERROR for p in problems):
+        raise ValidationError(problems)
+    for warning in problems:
         warn(str(warning))
     name = cluster_name(data, inventory_name)
     state = state_dir(name)

@@ -40,15 +40,30 @@ def load_groups(path: Path) -> Groups:
     return groups
 
 
+def foreign_group_data(source: object, group: str, data: dict) -> InventoryError:
+    """The refusal of group data (pyinfra's `(hosts, {data})` form, or its group_data/<group>.py)
+    in a group other than etcd, masters and nodes: pyinfra applies it to the hosts' connections
+    while kubesmith reads host data only from those groups; both routes (`deploy.py up`, and
+    pyinfra's CLI through kubesmith.pyinfra_cli) refuse it alike. A host's own entry's data is
+    its data in any group, on both routes."""
+    keys = ", ".join(sorted(map(str, data)))
+    return InventoryError(printable(
+        f"inventory {source}: `{group}` has group data ({keys}): kubesmith reads group data only "
+        "for etcd, masters and nodes: move it there or into each host's own entry"))
+
+
 def _entries(path: Path, group: str, value: list | tuple) -> list[HostEntry] | None:
     """A group's (name, data) entries; None for a list that is no host group (pyinfra ignores
-    those too); InventoryError naming the group and entry for a malformed one."""
+    those too); InventoryError naming the group and entry for a malformed one, or for group data
+    in a group other than the roles."""
     hosts, shared = value, {}
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], list) \
             and isinstance(value[1], dict):
         hosts, shared = value
     if group not in ROLES and not all(isinstance(i, str | tuple) for i in hosts):
         return None
+    if group not in ROLES and shared:
+        raise foreign_group_data(path, group, shared)
     entries = []
     for number, item in enumerate(hosts, 1):
         if isinstance(item, str):

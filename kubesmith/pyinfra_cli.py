@@ -12,7 +12,7 @@ from pyinfra import inventory
 from kubesmith import context as context_mod
 from kubesmith import settings
 from kubesmith.context import DeployContext
-from kubesmith.inventory import Groups
+from kubesmith.inventory import Groups, foreign_group_data
 from kubesmith.model import ROLES
 from kubesmith.runner import DeployError
 from kubesmith.workflows import steps
@@ -24,7 +24,13 @@ _LOCK = threading.Lock()
 
 
 def _groups() -> Groups:
-    """The role groups with each host's own and its group's data (not the global settings)."""
+    """The role groups with each host's own and its group's data (not the global settings).
+    Group data of another group (but `all`, whose data is the settings) is refused, as
+    `deploy.py up` refuses it: pyinfra would apply it to the hosts, kubesmith would not read it."""
+    name = _inventory_name()
+    for group in inventory.groups:
+        if group not in (*ROLES, "all") and (data := inventory.get_group_data(group)):
+            raise foreign_group_data(_inventory_file(name), group, data)
     return {
         role: [(h.name, {**inventory.get_group_data(role), **inventory.get_host_data(h.name)})
                for h in inventory.get_group(role, [])]

@@ -16,13 +16,18 @@ USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DIRECTORY = re.compile(r"/[A-Za-z0-9_./-]*")
 LOCAL_PATH = re.compile(r"[A-Za-z0-9_.,/~+@:=-]+")
-DURATION = re.compile(r"[0-9]+(ms|s|m|h)")
+DURATION = re.compile(r"([0-9]+)(ms|s|m|h)")
+DURATION_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+# Go's time.Duration is an int64 of nanoseconds: 2562047h is the longest whole number of hours.
+MAX_DURATION_NS = 2**63 - 1
 # Certificate lifetimes: minutes, hours or days (15m, 12h, 365d), from 2 minutes to 100 years.
 LIFETIME = re.compile(r"([0-9]{1,6})(m|h|d)")
 LIFETIME_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 MIN_LIFETIME = timedelta(minutes=2)
 MAX_LIFETIME = timedelta(days=36500)
 ETCD_PREFIX = re.compile(r"(/[A-Za-z0-9_.-]+)+")
+# kube-apiserver's etcd key prefix: its default, as its unit sets no --etcd-prefix.
+APISERVER_ETCD_PREFIX = "/registry"
 # Upstream versions (v1.2.3-rc.1+build) and Debian package versions (2.6.12-1+deb12u4).
 VERSION = re.compile(r"v?[0-9]+\.[0-9]+\.[0-9]+([-+~][0-9A-Za-z.+~-]+)?")
 # A setting without a rule of its own: one word of these characters (no shell or YAML syntax).
@@ -34,6 +39,9 @@ ETCD_MEMBER_ID = re.compile(r"[0-9a-f]{1,16}")
 UNIT_SPECIAL = set("\"'\\$%;")
 MAX_NAME = 253
 MAX_LABEL = 63
+# What glibc's inet_aton (so getaddrinfo, curl, Python, haproxy) reads as an IPv4 address: 1-4
+# dot-separated numbers, decimal, octal (leading 0) or hex (0x): 010.0.0.100 is 8.0.0.100.
+NUMERIC_HOST = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}")
 
 # Directories the system owns: kubesmith must never chmod, chown or `rm -rf` them. Their whole
 # tree is off limits too for the TREES.
@@ -103,7 +111,20 @@ def dns_name(value: object) -> str | None:
             return f"has a label of {len(label)} characters: at most {MAX_LABEL}"
         if not DNS_LABEL.fullmatch(label):
             return f"has the label {label!r}: labels start and end with a letter or digit"
+    if NUMERIC_HOST.fullmatch(value) and not _ipv4(value):
+        return ("looks like an IPv4 address but is not one (a.b.c.d, each 0-255, no leading "
+                "zeros): resolvers misread such names (010.0.0.100 as 8.0.0.100, 0x10 as "
+                "0.0.0.16) or look them up in DNS")
     return None
+
+
+def _ipv4(value: str) -> bool:
+    """Whether a text is an IPv4 address in dotted decimal (no leading zeros)."""
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def cluster_address(value: object) -> str | None:
@@ -193,12 +214,26 @@ def directory(value: object, owned_by_kubesmith: bool = True) -> str | None:
 
 
 def duration(value: object) -> str | None:
-    """A Go duration of one unit: 60s, 500ms, 2m, 1h."""
+    """A positive Go duration of one unit: 60s, 500ms, 2m, 1h (at most int64 nanoseconds)."""
     if not isinstance(value, str):
         return f"is {kind(value)}, not a string"
     if not DURATION.fullmatch(value):
         return "is not a duration: use a number and one of ms, s, m, h (e.g. 60s)"
+    nanoseconds = duration_ns(value)
+    if nanoseconds > MAX_DURATION_NS:
+        return ("is out of range: a Go duration is int64 nanoseconds, at most 2562047h "
+                "(about 292 years)")
+    if nanoseconds == 0:
+        return "is zero: use a positive duration (e.g. 60s)"
     return None
+
+
+def duration_ns(value: str) -> int:
+    """The nanoseconds of a duration of the DURATION form."""
+    match = DURATION.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not a duration: {value!r}")
+    return int(match[1]) * DURATION_NS[match[2]]
 
 
 def lifetime(value: object) -> str | None:
@@ -226,6 +261,10 @@ def etcd_prefix(value: object) -> str | None:
         return f"is {kind(value)}, not a string"
     if not ETCD_PREFIX.fullmatch(value):
         return "is not a key prefix: use /segments of A-Z a-z 0-9 _ . - (e.g. /coreos.com/network)"
+    if value == APISERVER_ETCD_PREFIX or value.startswith(f"{APISERVER_ETCD_PREFIX}/"):
+        return (f"is under kube-apiserver's etcd prefix {APISERVER_ETCD_PREFIX}: flannel's keys "
+                "and its etcd role would reach the cluster's objects (Secrets included): use "
+                "a prefix of its own (e.g. /coreos.com/network)")
     return None
 
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from pyinfra.connectors.ssh import SSHConnector
 
-from kubesmith import addons, rules, settings
+from kubesmith import addons, certificates, paths, rules, settings
 from kubesmith.errors import UserError
 from kubesmith.inventory import Groups, host_data, host_names
-from kubesmith.model import ROLES
+from kubesmith.model import ROLES, Cluster, Host
 
 ERROR = "error"
 WARNING = "warning"
@@ -33,6 +33,15 @@ SUGGEST_CUTOFF = 0.7  # difflib's 0.6 offers `masters` for a group named `others
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Special-purpose IPv4 ranges no cluster network may overlap (no host or Service lives there).
+SPECIAL_NETWORKS = tuple((ipaddress.IPv4Network(network), what) for network, what in (
+    ("0.0.0.0/8", "unspecified ('this network')"), ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"), ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved")))
+# flannel's per-host subnet length (tasks/flannel.py SUBNET_LEN): it leases /24s of pod_cidr,
+# from the second (its SubnetMin) to the last.
+FLANNEL_SUBNET_LEN = 24
+# X.509's upper bound on a commonName (RFC 5280 ub-common-name): cryptography refuses longer.
+MAX_COMMON_NAME = 64
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ def check(groups: Groups, data: dict[str, object]) -> list[Problem]:
         *_check_data_keys(data),
         *_check_versions(data),
         *_check_cidrs(data),
+        *_check_pod_subnets(groups, data),
         *_check_overlap(data),
         *_check_hosts_outside_networks(hosts, data),
         *_check_service_ips(data),
@@ -132,7 +142,8 @@ def _address(name: str, data: dict[str, object]) -> str:
 
 
 def _check_groups(groups: Groups) -> Iterator[Problem]:
-    """Each role group must have hosts; other groups are likely typos."""
+    """Each role group must have hosts; other groups are likely typos (one with group data of
+    its own is refused when the inventory is read: kubesmith.inventory.foreign_group_data)."""
     for role in ROLES:
         if not groups.get(role):
             yield _error(role, f"no hosts: add a `{role} = [...]` list to the inventory")
@@ -224,24 +235,65 @@ def _check_versions(data: dict[str, object]) -> Iterator[Problem]:
 
 
 def _check_cidrs(data: dict[str, object]) -> Iterator[Problem]:
-    """The networks must be present, and every `*_cidr` a valid network."""
+    """The networks must be present, and every `*_cidr` a valid IPv4 network written a.b.c.d/len
+    (what Go's net.ParseCIDR reads: the value is rendered as it is) outside special ranges."""
     fields = dict.fromkeys([*NETWORK_FIELDS, *(str(k) for k in data if str(k).endswith("_cidr"))])
     for field in fields:
         if field not in data:
             yield _error(field, "missing: define it in group_data/all.py")
             continue
+        value = str(data[field])
         try:
-            network = ipaddress.ip_network(str(data[field]))
+            network = ipaddress.ip_network(value)
         except ValueError as error:
             yield _error(field, f"invalid CIDR: {error}")
             continue
         if network.version == 6:
             yield _error(field, f"{network} is IPv6: IPv6 is not supported yet: use IPv4")
+            continue
+        if str(network) != value:
+            fix = (f"use {network}" if "/" in value
+                   else f"add the prefix length, e.g. {network.network_address}/16")
+            yield _error(field, f"invalid CIDR: {value!r} is not written a.b.c.d/len: {fix}")
+            continue
+        special = next(((s, what) for s, what in SPECIAL_NETWORKS if network.overlaps(s)), None)
+        if special is not None:
+            yield _error(field, f"{network} overlaps the {special[1]} range {special[0]}: use a "
+                                "private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)")
+
+
+def _canonical_network(value: object) -> ipaddress.IPv4Network | None:
+    """The IPv4 network of a *_cidr value that _check_cidrs accepts, else None."""
+    network = _network(value)
+    if not isinstance(network, ipaddress.IPv4Network) or str(network) != str(value) or any(
+            network.overlaps(special) for special, _what in SPECIAL_NETWORKS):
+        return None
+    return network
+
+
+def _check_pod_subnets(groups: Groups, data: dict[str, object]) -> Iterator[Problem]:
+    """pod_cidr must hold a flannel /24 for every host that runs flanneld (masters and nodes),
+    counting from its second /24 (flannel's SubnetMin)."""
+    pods = _canonical_network(data.get("pod_cidr"))
+    if pods is None:
+        return
+    if pods.prefixlen >= FLANNEL_SUBNET_LEN:
+        yield _error("pod_cidr", f"{pods} is not larger than flannel's per-host "
+                                 f"/{FLANNEL_SUBNET_LEN} subnet: use a prefix shorter than "
+                                 f"/{FLANNEL_SUBNET_LEN}, e.g. /16")
+        return
+    subnets = 2 ** (FLANNEL_SUBNET_LEN - pods.prefixlen) - 1
+    hosts = len({name for role in ("masters", "nodes") for name, _ in groups.get(role, [])})
+    if hosts > subnets:
+        yield _error("pod_cidr", f"{pods} has {subnets} /{FLANNEL_SUBNET_LEN} subnet"
+                                 f"{'s' if subnets > 1 else ''} for flannel (it never leases "
+                                 f"the first) but {hosts} hosts run flanneld (masters and "
+                                 "nodes): use a larger network, e.g. a /16")
 
 
 def _check_overlap(data: dict[str, object]) -> Iterator[Problem]:
     """Pod and service networks must be disjoint."""
-    pods, services = (_network(data.get(field)) for field in NETWORK_FIELDS)
+    pods, services = (_canonical_network(data.get(field)) for field in NETWORK_FIELDS)
     if pods and services and pods.overlaps(services):
         yield _error("service_cidr", f"{services} overlaps pod_cidr {pods}: use disjoint ranges")
 
@@ -250,7 +302,7 @@ def _check_hosts_outside_networks(hosts: dict[str, dict[str, object]],
                                   data: dict[str, object]) -> Iterator[Problem]:
     """No host address may fall in the pod or service network."""
     for field in NETWORK_FIELDS:
-        network = _network(data.get(field))
+        network = _canonical_network(data.get(field))
         if network is None:
             continue
         for name, host in hosts.items():
@@ -260,22 +312,31 @@ def _check_hosts_outside_networks(hosts: dict[str, dict[str, object]],
 
 
 def _check_service_ips(data: dict[str, object]) -> Iterator[Problem]:
-    """The service VIP and cluster_dns must be distinct addresses inside service_cidr."""
-    services = _network(data.get("service_cidr"))
+    """The service VIP (service_cidr's first address) and cluster_dns must be distinct
+    addresses inside service_cidr that the apiserver allocates: not its network or broadcast
+    address."""
+    services = _canonical_network(data.get("service_cidr"))
     dns = _ip(data.get("cluster_dns"))
     if dns is None:
         value = data.get("cluster_dns")
         yield _error("cluster_dns", f"{value!r} is not an IP: use an address in service_cidr")
     if services is None:
         return
-    if services.num_addresses < 2:
-        yield _error("service_cidr", f"{services} has no room for the service VIP: use e.g. a /24")
+    if services.num_addresses < 4:
+        yield _error("service_cidr", f"{services} has no room for the service VIP and "
+                                     "cluster_dns besides its network and broadcast addresses: "
+                                     "use e.g. a /24")
         return
     vip = services.network_address + 1
     if dns is not None and dns not in services:
         yield _error("cluster_dns", f"{dns} is outside service_cidr {services}: use one inside it")
     elif dns == vip:
         yield _error("cluster_dns", f"{dns} is the kubernetes service VIP: use another address")
+    elif dns in (services.network_address, services.broadcast_address):
+        what = "network" if dns == services.network_address else "broadcast"
+        yield _error("cluster_dns", f"{dns} is service_cidr {services}'s {what} address, which "
+                                    "the apiserver never allocates to a Service: use another "
+                                    "address inside it")
 
 
 def _check_flannel_vni(data: dict[str, object]) -> Iterator[Problem]:
@@ -353,6 +414,7 @@ def _check_hostile(groups: Groups, hosts: dict[str, dict[str, object]],
                    data: dict[str, object]) -> Iterator[Problem]:
     """Host names, host data values and settings against their strict rules."""
     yield from _check_host_names(groups)
+    yield from _check_common_names(groups)
     yield from _check_host_values(hosts)
     yield from _check_settings(data)
 
@@ -363,6 +425,31 @@ def _check_host_names(groups: Groups) -> Iterator[Problem]:
         if why := rules.dns_name(name):
             yield _error(repr(name), f"host name {why} (a Kubernetes node name: a DNS-1123 "
                                      "subdomain, FQDNs allowed)")
+
+
+def _check_common_names(groups: Groups) -> Iterator[Problem]:
+    """Host names go into certificate CNs (system:node:<name>, flannel-<name>, <name>), which
+    X.509 limits to 64 characters: found from the certificate table itself, per host."""
+    names = [n for n in host_names(groups) if rules.dns_name(n) is None]
+    roles = {role: {n for n, _ in groups.get(role, [])} for role in ROLES}
+    hosts = tuple(Host(n, "192.0.2.1", frozenset(r for r in ROLES if n in roles[r]))
+                  for n in names)
+    if not any(h.has("masters") for h in hosts):
+        return  # no cluster to issue for: the missing group is reported already
+    longest: dict[str, str] = {}
+    for credential in certificates.table(Cluster(hosts=hosts)):
+        if credential.spec is None or len(credential.hosts) != 1:
+            continue
+        name, common_name = credential.hosts[0].name, credential.spec.common_name
+        if name in common_name and len(common_name) > len(longest.get(name, "")):
+            longest[name] = common_name
+    for name, common_name in longest.items():
+        if len(common_name) > MAX_COMMON_NAME:
+            most = MAX_COMMON_NAME - (len(common_name) - len(name))
+            yield _error(repr(name), f"host name makes the certificate CN {common_name!r} "
+                                     f"{len(common_name)} characters long: X.509 allows at most "
+                                     f"{MAX_COMMON_NAME}: use a name of at most {most} "
+                                     "characters for this host's roles")
 
 
 def _boolean(value: object) -> str | None:
@@ -487,6 +574,8 @@ def _check_settings(data: dict[str, object]) -> Iterator[Problem]:
         if rule is not None and (why := rule(value)):
             yield _error(str(key), f"{_shown(value)} {why}")
     yield from _check_lifetimes(data)
+    yield from _check_leader_election(data)
+    yield from _check_directories(data)
 
 
 def _check_lifetimes(data: dict[str, object]) -> Iterator[Problem]:
@@ -496,6 +585,81 @@ def _check_lifetimes(data: dict[str, object]) -> Iterator[Problem]:
             rules.lifetime_of(str(leaf)) >= rules.lifetime_of(str(ca)):
         yield _error("leaf_cert_lifetime", f"{_shown(leaf)} is not shorter than "
                      f"ca_cert_lifetime {_shown(ca)}: a leaf certificate must not outlive its CA")
+
+
+LEASE, RENEW, RETRY = (f"leader_elect_{k}" for k in ("lease_duration", "renew_deadline",
+                                                       "retry_period"))
+# client-go's leaderelection.JitterFactor: NewLeaderElector requires
+# lease_duration > renew_deadline > JitterFactor * retry_period (and each > 0).
+JITTER_FACTOR = 1.2
+
+
+def _check_leader_election(data: dict[str, object]) -> Iterator[Problem]:
+    """The leader election durations in client-go's order (kube-controller-manager and
+    kube-scheduler exit at start otherwise)."""
+    values = {key: data.get(key) for key in (LEASE, RENEW, RETRY)}
+    if any(rules.duration(v) is not None for v in values.values()):
+        return  # each one's own problem is reported already
+    lease, renew, retry = (rules.duration_ns(str(v)) for v in values.values())
+    rule = ("client-go's leader election requires lease_duration > renew_deadline > "
+            f"{JITTER_FACTOR} × retry_period")
+    if lease <= renew:
+        yield _error(LEASE, f"{_shown(values[LEASE])} is not longer than {RENEW} "
+                            f"{_shown(values[RENEW])}: {rule}")
+    if renew <= int(JITTER_FACTOR * retry):  # Go: time.Duration(JitterFactor * float64(retry))
+        yield _error(RENEW, f"{_shown(values[RENEW])} is not longer than {JITTER_FACTOR} × "
+                            f"{RETRY} {_shown(values[RETRY])}: {rule}")
+
+
+# kubesmith's fixed directories on the hosts, which no *_dir setting may equal, hold or be in.
+FIXED_DIRS = (paths.STATE_DIR, paths.KUBELET_DIR, paths.KUBE_PROXY_DIR, paths.CONTAINERD_CONF_DIR,
+              paths.CONTAINERD_DIR, paths.LOG_DIR, paths.FLANNEL_RUN_DIR,
+              paths.APISERVER_LB_RUN_DIR)
+# The one nesting kubesmith's layout uses (its defaults): pki_dir inside kube_config_dir.
+NESTED_DIRS = (("pki_dir", "kube_config_dir"),)
+DIRS_RULE = ("kubesmith chmods, chowns (etcd_data_dir: chown -R etcd) and resets each on its "
+             "own: use separate directories (only pki_dir may be inside kube_config_dir)")
+
+
+def _inside(path: str, directory: str) -> bool:
+    """Whether a normalized absolute path is inside a directory (not equal to it)."""
+    return path != directory and path.startswith(directory.rstrip("/") + "/")
+
+
+def _check_directories(data: dict[str, object]) -> Iterator[Problem]:
+    """No two *_dir settings (bin_dir included) may be equal or nested (but for pki_dir in
+    kube_config_dir), nor one equal, hold or be in a fixed directory of kubesmith's."""
+    known = settings.group_data()
+    dirs = {str(k): str(v) for k, v in data.items() if str(k).endswith("_dir")
+            and str(k) in known and (rule := _setting_rule(str(k))) and rule(v) is None}
+    keys = list(dirs)
+    for index, key in enumerate(keys):
+        for other in keys[:index]:
+            one, two = dirs[key], dirs[other]
+            if (key, other) in NESTED_DIRS and _inside(one, two) or \
+                    (other, key) in NESTED_DIRS and _inside(two, one):
+                continue
+            # Named after the one changed from its default, when only one is.
+            subject, peer = ((other, key) if dirs[key] == known.get(key)
+                             and dirs[other] != known.get(other) else (key, other))
+            if relation := _relation(dirs[subject], dirs[peer]):
+                yield _error(subject, f"{dirs[subject]!r} {relation} {peer} {dirs[peer]!r}: "
+                                      f"{DIRS_RULE}")
+        for fixed in FIXED_DIRS:
+            if relation := _relation(dirs[key], fixed):
+                yield _error(key, f"{dirs[key]!r} {relation} kubesmith's own directory "
+                                  f"{fixed}: {DIRS_RULE}")
+
+
+def _relation(one: str, two: str) -> str | None:
+    """How directory one relates to directory two: "is also", "is inside", "holds", or None."""
+    if one == two:
+        return "is also"
+    if _inside(one, two):
+        return "is inside"
+    if _inside(two, one):
+        return "holds"
+    return None
 
 
 def check_settings(data: dict[str, object]) -> None:

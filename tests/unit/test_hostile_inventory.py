@@ -20,6 +20,12 @@ LONG = "a." * 130 + "a"
 SSH = {"ssh_user": "root", "ssh_key": "~/.ssh/id_ed25519"}
 MAIN_DNS = ("is not a DNS name: use lowercase labels of letters, digits and '-' (at most 63 "
             "each) joined by dots, e.g. cluster.local")
+FQDN = "worker-01.k8s-production.eu-central-1.internal.example.com"  # 58: a valid DNS name
+DIRS = ("kubesmith chmods, chowns (etcd_data_dir: chown -R etcd) and resets each on its own: use "
+        "separate directories (only pki_dir may be inside kube_config_dir)")
+NUMERIC = ("looks like an IPv4 address but is not one (a.b.c.d, each 0-255, no leading zeros): "
+           "resolvers misread such names (010.0.0.100 as 8.0.0.100, 0x10 as 0.0.0.16) or look "
+           "them up in DNS")
 
 # (what, node-1's name, node-1's host data (None removes a key), settings, the one error line)
 CATALOGUE = [
@@ -194,6 +200,74 @@ CATALOGUE = [
      '--trust-new-host-keys'),
     ('IPv6 pod network', NAME, {}, {'pod_cidr': 'fd00::/48'},
      'error: pod_cidr: fd00::/48 is IPv6: IPv6 is not supported yet: use IPv4'),
+    # Values that passed validation and broke a component (Go, flannel, client-go, X.509...).
+    ('netmask pod network', NAME, {}, {'pod_cidr': '10.200.0.0/255.255.0.0'},
+     "error: pod_cidr: invalid CIDR: '10.200.0.0/255.255.0.0' is not written a.b.c.d/len: use "
+     '10.200.0.0/16'),
+    ('bare service network', NAME, {}, {'service_cidr': '10.32.0.0'},
+     "error: service_cidr: invalid CIDR: '10.32.0.0' is not written a.b.c.d/len: add the "
+     'prefix length, e.g. 10.32.0.0/16'),
+    ('pod network /25', NAME, {}, {'pod_cidr': '10.200.0.0/25'},
+     "error: pod_cidr: 10.200.0.0/25 is not larger than flannel's per-host /24 subnet: use a "
+     'prefix shorter than /24, e.g. /16'),
+    ('pod network /23 for 3 hosts', NAME, {}, {'pod_cidr': '10.200.0.0/23'},
+     'error: pod_cidr: 10.200.0.0/23 has 1 /24 subnet for flannel (it never leases the first) '
+     'but 3 hosts run flanneld (masters and nodes): use a larger network, e.g. a /16'),
+    ('loopback pod network', NAME, {}, {'pod_cidr': '127.0.0.0/16'},
+     'error: pod_cidr: 127.0.0.0/16 overlaps the loopback range 127.0.0.0/8: use a private '
+     'range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)'),
+    ('multicast service network', NAME, {},
+     {'service_cidr': '224.0.0.0/24', 'cluster_dns': '224.0.0.10'},
+     'error: service_cidr: 224.0.0.0/24 overlaps the multicast range 224.0.0.0/4: use a '
+     'private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)'),
+    ('lease not over renew deadline', NAME, {}, {'leader_elect_lease_duration': '30s'},
+     "error: leader_elect_lease_duration: '30s' is not longer than leader_elect_renew_deadline "
+     "'40s': client-go's leader election requires lease_duration > renew_deadline > 1.2 × "
+     'retry_period'),
+    ('renew deadline within jitter', NAME, {}, {'leader_elect_retry_period': '34s'},
+     "error: leader_elect_renew_deadline: '40s' is not longer than 1.2 × "
+     "leader_elect_retry_period '34s': client-go's leader election requires lease_duration > "
+     'renew_deadline > 1.2 × retry_period'),
+    ('zero retry period', NAME, {}, {'leader_elect_retry_period': '0s'},
+     "error: leader_elect_retry_period: '0s' is zero: use a positive duration (e.g. 60s)"),
+    ('duration over int64', NAME, {}, {'leader_elect_lease_duration': '99999999999h'},
+     "error: leader_elect_lease_duration: '99999999999h' is out of range: a Go duration is "
+     'int64 nanoseconds, at most 2562047h (about 292 years)'),
+    ('name over the CN limit', FQDN, {}, {},
+     f"error: {FQDN!r}: host name makes the certificate CN 'system:node:{FQDN}' 70 characters "
+     'long: X.509 allows at most 64: use a name of at most 52 characters for this host\'s roles'),
+    ('etcd data in the config dir', NAME, {}, {'etcd_data_dir': '/etc/kubernetes/etcd'},
+     "error: etcd_data_dir: '/etc/kubernetes/etcd' is inside kube_config_dir '/etc/kubernetes': "
+     + DIRS),
+    ('config dir is the etcd data dir', NAME, {}, {'kube_config_dir': '/var/lib/etcd'},
+     "error: kube_config_dir: '/var/lib/etcd' is also etcd_data_dir '/var/lib/etcd': " + DIRS),
+    ('bin_dir is the CNI plugins dir', NAME, {}, {'bin_dir': '/opt/cni/bin'},
+     "error: bin_dir: '/opt/cni/bin' is also cni_bin_dir '/opt/cni/bin': " + DIRS),
+    ("etcd data in the kubelet's", NAME, {}, {'etcd_data_dir': '/var/lib/kubelet'},
+     "error: etcd_data_dir: '/var/lib/kubelet' is also kubesmith's own directory "
+     '/var/lib/kubelet: ' + DIRS),
+    ("flannel in the apiserver's prefix", NAME, {}, {'flannel_etcd_prefix': '/registry/secrets'},
+     "error: flannel_etcd_prefix: '/registry/secrets' is under kube-apiserver's etcd prefix "
+     "/registry: flannel's keys and its etcd role would reach the cluster's objects (Secrets "
+     'included): use a prefix of its own (e.g. /coreos.com/network)'),
+    ("cluster DNS at the network address", NAME, {}, {'cluster_dns': '10.32.0.0'},
+     "error: cluster_dns: 10.32.0.0 is service_cidr 10.32.0.0/24's network address, which the "
+     'apiserver never allocates to a Service: use another address inside it'),
+    ("cluster DNS at the broadcast address", NAME, {}, {'cluster_dns': '10.32.0.255'},
+     "error: cluster_dns: 10.32.0.255 is service_cidr 10.32.0.0/24's broadcast address, which "
+     'the apiserver never allocates to a Service: use another address inside it'),
+    ('endpoint with a leading zero', NAME, {}, {'apiserver_endpoint': 'https://010.0.0.100:6443'},
+     "error: apiserver_endpoint: 'https://010.0.0.100:6443' names the host '010.0.0.100', which "
+     + NUMERIC + ': use https://NAME-OR-IP[:PORT], e.g. https://10.0.0.100:6443'),
+    ('endpoint with an octet over 255', NAME, {}, {'apiserver_endpoint': 'https://10.0.0.300'},
+     "error: apiserver_endpoint: 'https://10.0.0.300' names the host '10.0.0.300', which "
+     + NUMERIC + ': use https://NAME-OR-IP[:PORT], e.g. https://10.0.0.100:6443'),
+    ('numeric-looking name', '010.0.0.21', {}, {},
+     f"error: '010.0.0.21': host name {NUMERIC} (a Kubernetes node name: a DNS-1123 subdomain, "
+     'FQDNs allowed)'),
+    ('hex name', '0x10', {}, {},
+     f"error: '0x10': host name {NUMERIC} (a Kubernetes node name: a DNS-1123 subdomain, "
+     'FQDNs allowed)'),
 ]
 
 
@@ -233,6 +307,18 @@ def test_legitimate_values_pass() -> None:
     assert context.build(groups, {**settings.group_data(), **data}, "ok").cluster.hosts
 
 
+@pytest.mark.parametrize("name", ["yes", "off", "on", "null", "1e3", "10.0.0.21",
+                                  "a" * 52, "n1.k8s.example.com"])
+def test_legitimate_names_pass(name: str) -> None:
+    # YAML 1.1 would read some as bools or numbers: the templates render them as JSON strings
+    # (test_hostile_values.py); a node name of 52 characters keeps system:node:<name> in 64.
+    data = {**settings.group_data(), "cluster_domain": "on", "pod_cidr": "10.200.0.0/22",
+            "apiserver_endpoint": "https://10.0.0.100:6443"}
+    groups = _groups(name, {"address": "192.0.2.21"} if name != "10.0.0.21" else
+                     {"address": None})
+    assert context.build(groups, data, "ok").cluster.host(name)
+
+
 # Through the command line, as a user runs it: exit 1, one stderr line per problem, then the
 # "nothing was changed" line; no traceback; no state directory.
 FILES = {
@@ -257,6 +343,12 @@ FILES = {
     "raises": ("raise RuntimeError('no\\nway')\n",
                ["error: inventory {path}: RuntimeError: no\\nway"]),
     "exits": ("import sys\nsys.exit(3)\n", ["error: inventory {path}: SystemExit: 3"]),
+    "group data in another group": (
+        'etcd = [("m1", {"address": "10.0.0.1"})]\nmasters = etcd\nnodes = [("n1", '
+        '{"address": "10.0.0.2"})]\nrack2 = (["n1"], {"address": "10.9.0.2", "iface": "eth1"})\n',
+        ["error: inventory {path}: `rack2` has group data (address, iface): kubesmith reads "
+         "group data only for etcd, masters and nodes: move it there or into each host's own "
+         "entry"]),
 }
 
 
@@ -288,3 +380,86 @@ def test_a_broken_group_data_file_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.startswith(f"error: group data {tmp_path / 'group_data' / 'all.py'}: "
                                     "SyntaxError: ")
     assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "state").exists()
+
+
+def test_pyinfra_cli_refuses_group_data_of_another_group_alike() -> None:
+    # `pyinfra INVENTORY deploy.py`: pyinfra applies rack2's data to n1 (its connection too);
+    # kubesmith reads host data from the role groups only: refused, as `deploy.py up` refuses it.
+    from pyinfra.api import Inventory
+    from pyinfra.context import ctx_inventory
+
+    from kubesmith import pyinfra_cli
+    from kubesmith.inventory import InventoryError
+
+    hosts = ["m1", "n1"]
+    groups = {"etcd": (["m1"], {}), "masters": (["m1"], {}), "nodes": (["n1"], {}),
+              "hosts": (hosts, {})}
+    plain = Inventory((hosts, {}), **groups)
+    with ctx_inventory.use(plain):
+        assert sorted(pyinfra_cli._groups()) == ["etcd", "masters", "nodes"]
+    for extra in ({"rack2": (["n1"], {"_sudo_user": "root; reboot"})},
+                  {"hosts": (hosts, {"address": "10.9.0.2"})}):  # group_data/<inventory>.py
+        group, (_members, data) = next(iter(extra.items()))
+        with ctx_inventory.use(Inventory((hosts, {}), **{**groups, **extra})), \
+                pytest.raises(InventoryError) as raised:
+            pyinfra_cli._groups()
+        assert str(raised.value).endswith(
+            f": `{group}` has group data ({', '.join(data)}): kubesmith reads group data only "
+            "for etcd, masters and nodes: move it there or into each host's own entry")
+
+
+def _inventory_file(directory: Path, stem: str) -> Path:
+    inventory = directory / f"{stem}.py"
+    inventory.write_text('etcd = [("m1", {"address": "192.0.2.10"})]\nmasters = etcd\n'
+                         'nodes = [("n1", {"address": "192.0.2.21"})]\n')
+    return inventory
+
+
+@pytest.mark.parametrize("stem", ["..", ".", ".hidden", "-x", "a" * 64])
+def test_an_inventory_name_that_would_name_the_state_directory_badly(
+        stem: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # cluster_name defaults to the inventory file's stem, which names state/<name>/: '...py'
+    # would put the cluster's CAs in state/.. (the state root's parent).
+    monkeypatch.delenv("KUBESMITH_STATE", raising=False)
+    monkeypatch.setenv("KUBESMITH_STATE_ROOT", str(tmp_path / "root" / "state"))
+    inventory = _inventory_file(tmp_path, stem)
+    with pytest.raises(ValidationError) as raised:
+        context.load(inventory, warn=lambda _w: None)
+    assert str(raised.value).splitlines() == [
+        f"error: cluster_name: unset, and the inventory's file name {stem!r} (the default) is no "
+        "plain name (1-63 of A-Za-z0-9_.-, not starting with '.' or '-': it names the state "
+        "directory): set cluster_name in group data, or rename the inventory"]
+    assert not (tmp_path / "root").exists()
+    # Named otherwise, the same inventory is fine.
+    (tmp_path / "group_data").mkdir()
+    (tmp_path / "group_data" / "all.py").write_text('cluster_name = "prod"\n')
+    assert context.load(inventory, warn=lambda _w: None).state == tmp_path / "root/state/prod"
+
+
+@pytest.mark.parametrize("stem", ["Prod", "prod_eu", "lab.v2"])
+def test_an_inventory_file_name_that_was_fine_stays_fine(
+        stem: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBESMITH_STATE", raising=False)
+    monkeypatch.setenv("KUBESMITH_STATE_ROOT", str(tmp_path / "state"))
+    inventory = _inventory_file(tmp_path, stem)
+    assert context.load(inventory, warn=lambda _w: None).state == tmp_path / "state" / stem
+
+
+def test_the_state_directory_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # It holds the CAs' keys and kubeconfigs with keys: 0700 whatever the umask, and an existing
+    # one with a wider mode is tightened; the state root itself is left as it is.
+    monkeypatch.delenv("KUBESMITH_STATE", raising=False)
+    monkeypatch.setenv("KUBESMITH_STATE_ROOT", str(tmp_path / "state"))
+    ctx = context.load(_inventory_file(tmp_path, "private"), warn=lambda _w: None)
+    old = os.umask(0o022)
+    try:
+        context.claim(ctx)
+    finally:
+        os.umask(old)
+    assert ctx.state == tmp_path / "state" / "private"
+    assert ctx.state.stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o755
+    ctx.state.chmod(0o755)
+    context.claim(ctx)
+    assert ctx.state.stat().st_mode & 0o777 == 0o700
+    assert context.owner(ctx.state) == str(tmp_path / "private.py")

@@ -294,3 +294,89 @@ def test_unit_values_are_refused_with_a_message_naming_the_template() -> None:
     with pytest.raises(_ops.UnsafeValue, match=r"control character '\\n'"):
         _ops.render("kubeconfig/kubeconfig.j2", server="https://a\nb", kube_user="x", cert="c",
                     pki_dir="/p", ca_data="", cert_data="", key_data="")
+
+
+# --- YAML: strings stay strings -------------------------------------------------------------
+# A valid node name or cluster_domain may be a YAML 1.1 bool, null or number when unquoted
+# (yes, off, on, null, 0x10, 1e3): the YAML templates render user strings with `| tojson`, and
+# a JSON string is a YAML double-quoted string.
+
+YAML_LIKE = ("yes", "off", "on", "null", "true", "0x10", "1e3", "0o17", "1_000", ".inf", "m1")
+# The rendered lines holding a user string, per template: key -> the value it must read as.
+YAML_STRINGS = {
+    "node/kube-proxy-config.yaml.j2": lambda name, d: {
+        "kubeconfig": f"{d['kube_config_dir']}/kube-proxy.kubeconfig",
+        "clusterCIDR": d["pod_cidr"], "hostnameOverride": name},
+    "node/kubelet-config.yaml.j2": lambda name, d: {
+        "clientCAFile": f"{d['pki_dir']}/kubernetes-ca.crt", "- ": d["cluster_dns"],
+        "clusterDomain": d["cluster_domain"], "resolvConf": "/etc/resolv.conf",
+        "tlsCertFile": f"{d['pki_dir']}/kubelet-{name}.crt",
+        "tlsPrivateKeyFile": f"{d['pki_dir']}/kubelet-{name}.key"},
+}
+
+
+def _yaml_render(template: str, name: str, domain: str = "cluster.local") -> tuple[str, dict]:
+    data = {**DEFAULTS, "cluster_domain": domain}
+    text = _ops.render(template, **data, host_name=name, resolv_conf="/etc/resolv.conf")
+    return text, data
+
+
+@pytest.mark.parametrize("template", sorted(YAML_STRINGS))
+@pytest.mark.parametrize("name", YAML_LIKE)
+def test_yaml_templates_render_user_strings_as_json_strings(template: str, name: str) -> None:
+    text, data = _yaml_render(template, name, domain=name)
+    wanted = YAML_STRINGS[template](name, data)
+    found = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(": ") if not line.strip().startswith("- ") \
+            else ("- ", " ", line.strip()[2:])
+        if sep and key in wanted:
+            assert value.startswith('"'), f"{template}: {line!r} is not a quoted string"
+            found[key] = json.loads(value)
+    assert found == wanted
+
+
+def test_every_yaml_template_with_user_strings_is_listed() -> None:
+    # A YAML template naming host_name or cluster_domain must render them quoted (listed above).
+    for path in TEMPLATES.glob("**/*.yaml.j2"):
+        text = path.read_text()
+        name = str(path.relative_to(TEMPLATES))
+        if any(f"{{{{ {key} }}}}" in line and not line.lstrip().startswith("#")
+               and not line.startswith(" " * 8)  # inside a block scalar (CoreDNS's Corefile)
+               for line in text.splitlines() for key in ("host_name", "cluster_domain")):
+            assert name in YAML_STRINGS, f"{name} renders a user string unquoted"
+
+
+YAML_MEANING = {
+    "node/kube-proxy-config.yaml.j2": lambda name, domain: {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": "/etc/kubernetes/kube-proxy.kubeconfig"},
+        "mode": "iptables", "clusterCIDR": "10.200.0.0/16", "hostnameOverride": name,
+        "conntrack": {"maxPerCore": 0}},
+    "node/kubelet-config.yaml.j2": lambda name, domain: {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
+                           "x509": {"clientCAFile": "/etc/kubernetes/pki/kubernetes-ca.crt"}},
+        "authorization": {"mode": "Webhook"}, "cgroupDriver": "systemd",
+        "clusterDNS": ["10.32.0.10"], "clusterDomain": domain, "resolvConf": "/etc/resolv.conf",
+        "containerRuntimeEndpoint": "unix:///run/containerd/containerd.sock",
+        "failCgroupV1": False, "failSwapOn": False,
+        "tlsCertFile": f"/etc/kubernetes/pki/kubelet-{name}.crt",
+        "tlsPrivateKeyFile": f"/etc/kubernetes/pki/kubelet-{name}.key",
+        "tlsMinVersion": "VersionTLS12", "rotateCertificates": False,
+        "serverTLSBootstrap": False, "readOnlyPort": 0, "makeIPTablesUtilChains": True,
+        "eventRecordQPS": 5, "imageGCHighThresholdPercent": 100,
+        "evictionHard": {"nodefs.available": "0%", "nodefs.inodesFree": "0%",
+                         "imagefs.available": "0%"}},
+}
+
+
+def test_yaml_templates_mean_what_they_say() -> None:
+    # Parsed as YAML 1.1 (PyYAML; Go's sigs.k8s.io/yaml reads yes/on/0x10 alike): the default
+    # values mean what they did unquoted, and YAML-like names stay strings.
+    yaml = pytest.importorskip("yaml")
+    for template, meaning in YAML_MEANING.items():
+        for name, domain in (("m1", "cluster.local"), ("yes", "on"), ("0x10", "1e3"),
+                             ("off", "null")):
+            text, _data = _yaml_render(template, name, domain)
+            assert yaml.safe_load(text) == meaning(name, domain), (template, name, domain)
