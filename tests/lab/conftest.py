@@ -237,6 +237,15 @@ class Deployed:
         return subprocess.run([*self.lab.ssh_args(host), command], capture_output=True,
                               text=True, timeout=120, check=False)
 
+    def ssh_ok(self, host: str, command: str) -> str:
+        """Run a command on a lab host; its stdout. Fails the test unless the command exits 0
+        (ssh's own failure is 255): output read for what is absent must come from the host.
+        Write a search finding nothing (grep, pgrep, test) so that it still exits 0."""
+        result = self.ssh(host, command)
+        assert result.returncode == 0, \
+            f"{host}: {command}: exit {result.returncode}: {result.stdout}{result.stderr}"
+        return result.stdout
+
 
 @pytest.fixture(scope="module")
 def cluster_factory(lab_factory, tmp_path_factory: pytest.TempPathFactory):

@@ -21,8 +21,10 @@ NODE = "lab-3"
 ETCDCTL = ". /etc/kubernetes/etcdctl.env && etcdctl "
 GAP_LIMIT = 10.0  # seconds of failed reads in a row through the node's balancer
 SECRETS = {("default", "alpha"): "first-value", ("team", "beta"): "second-value"}
-# Every Secret in etcd: "<key> <first 26 bytes of its value, printable>", read as etcd's root.
-STORED = (ETCDCTL + "get --prefix --keys-only /registry/secrets/ | while read -r k; do "
+# Every Secret in etcd: "<key> <first 26 bytes of its value, printable>", read as etcd's root;
+# exits non-zero when the listing fails (not an empty list).
+STORED = ("keys=$(" + ETCDCTL + "get --prefix --keys-only /registry/secrets/) || exit 1; "
+          'printf "%s\\n" "$keys" | while read -r k; do '
           '[ -n "$k" ] || continue; printf "%s " "$k"; ' + ETCDCTL +
           'get --print-value-only "$k" | head -c 26 | tr -c "[:print:]" "?"; echo; done')
 
@@ -39,8 +41,9 @@ def cluster(cluster_factory):
 
 def stored(cluster) -> dict[str, str]:
     """Every Secret's etcd key -> the start of its stored value."""
-    out = cluster.ssh("lab-1", STORED).stdout
-    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    listed = cluster.ssh("lab-1", STORED)
+    assert listed.returncode == 0, f"listing the Secrets in etcd failed: {listed.stderr}"
+    return dict(line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
 
 
 def readable(cluster) -> dict[tuple[str, str], str]:
@@ -107,6 +110,7 @@ def test_an_interrupted_rotation_resumes(cluster) -> None:
     assert "resuming the rotation to key3 at phase primary" in resumed.stdout
     assert readable(cluster) == SECRETS
     values = stored(cluster)
+    assert len(values) >= len(SECRETS), values
     assert all(v.startswith("k8s:enc:secretbox:v1:key3:") for v in values.values()), values
     assert config_keys(cluster, "lab-1") == config_keys(cluster, "lab-2") == ["key3"]
 

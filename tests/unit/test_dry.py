@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from kubesmith import inventory, settings
+from kubesmith.binaries import cache
+from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext
 from kubesmith.workflows import steps
 
@@ -50,9 +52,26 @@ def test_every_task_prepares_dry_on_a_fresh_state(tmp_path: Path, empty_cache: P
     assert "secret: (generated-by-this-deploy)" in encryption
 
 
+def _fake_complete_cache(root: Path, data: dict[str, object]) -> None:
+    """Every component at its pinned version, each file present and matching its manifest
+    (stand-in bytes): the binary cache stops no task."""
+    for name, component in COMPONENTS.items():
+        directory = cache.component_dir(root, name, str(data[component.version_key]),
+                                        cache.host_arch())
+        directory.mkdir(parents=True)
+        for file in component.files:
+            (directory / file).write_bytes(f"stand-in {name}/{file}".encode())
+        cache.write_manifest(directory, component.files)
+
+
 def test_a_real_run_still_needs_the_pki(tmp_path: Path, empty_cache: Path, run_tasks) -> None:
-    recording = run_tasks(_ctx(tmp_path / "state"))
-    assert recording.refused, "without --dry a missing cache must stop the tasks"
+    ctx = _ctx(tmp_path / "state")
+    _fake_complete_cache(empty_cache, ctx.data)
+    recording = run_tasks(ctx)
+    # The cache is complete: what stops the run is the PKI it has not made, and only that.
+    refused = recording.refused
+    assert list(refused) == [("control plane", "m1", "tasks.controlplane.deploy")], refused
+    assert f"{ctx.state / 'pki' / 'encryption.json'}: missing" in next(iter(refused.values()))
 
 
 class _Runner:

@@ -15,14 +15,27 @@ def test_etcd_service(etcd_host: Host) -> None:
     assert service.is_enabled, "etcd is not enabled"
 
 
+# What each port answers to plain HTTP if it served it: the client port's /health and the
+# peer port's /version (the peer server has no /health: 404 over TLS or not). The TLS control
+# below shows each marker is what the port answers with a certificate it accepts.
+PLAIN_PROBES = ((ETCD_CLIENT_PORT, "health", '"health"', "etcd-healthcheck-client"),
+                (ETCD_PEER_PORT, "version", '"etcdserver"', "etcd-peer-{host}"))
+
+
 def test_etcd_ports_serve_tls_only(ctx, etcd_host: Host) -> None:
     host = remote(etcd_host.name)
-    for port in (ETCD_CLIENT_PORT, ETCD_PEER_PORT):
+    pki = ctx.data["pki_dir"]
+    for port, path, marker, cred in PLAIN_PROBES:
         assert host.socket(f"tcp://{etcd_host.address}:{port}").is_listening, f"{port} closed"
-        plain = host.run(f"curl -s --max-time {timeout(3)} http://{etcd_host.address}:{port}/health")
-        assert '"health"' not in plain.stdout, f"port {port} answers plain HTTP"
-    ca = f"{ctx.data['pki_dir']}/etcd-ca.crt"
-    no_cert = host.run(f"curl -s --max-time {timeout(3)} --cacert {ca} "
+        cred = cred.format(host=etcd_host.name)
+        tls = host.run(f"curl -s --http1.1 --max-time {timeout(5)} --cacert {pki}/etcd-ca.crt "
+                       f"--cert {pki}/{cred}.crt --key {pki}/{cred}.key "
+                       f"https://{etcd_host.address}:{port}/{path}")
+        assert marker in tls.stdout, \
+            f"port {port} /{path} over TLS ({cred}) lacks {marker}: {tls.stdout}{tls.stderr}"
+        plain = host.run(f"curl -s --max-time {timeout(3)} http://{etcd_host.address}:{port}/{path}")
+        assert marker not in plain.stdout, f"port {port} answers plain HTTP: {plain.stdout}"
+    no_cert = host.run(f"curl -s --max-time {timeout(3)} --cacert {pki}/etcd-ca.crt "
                        f"https://{etcd_host.address}:{ETCD_CLIENT_PORT}/health")
     assert '"health"' not in no_cert.stdout, \
         f"port {ETCD_CLIENT_PORT} answers a client without certificate"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
+from urllib.parse import urlsplit
 
 from cryptography import x509
 
@@ -60,10 +62,17 @@ def test_apiserver_uses_every_etcd_member(ctx, master_host: Host) -> None:
 
 
 def _required_sans(ctx, master: Host) -> set[str]:
-    """The SANs the certificate table asks of this master's apiserver serving certificate."""
-    name = certificates.apiserver_name(ctx.cluster.host(master.name))
-    spec = next(s for s in certificates.cert_specs(ctx.cluster) if s.name == name)
-    return {*spec.dns_names, *spec.ip_addresses}
+    """The names and addresses clients use for this master's apiserver, from the inventory's
+    settings (not from the certificate table that signs it): its own name and address, the
+    `kubernetes` Service's ClusterIP and names, loopback (the node balancers) and the external
+    endpoint's host."""
+    domain = str(ctx.data["cluster_domain"])
+    service_vip = ipaddress.ip_network(str(ctx.data["service_cidr"])).network_address + 1
+    wanted = {master.name, master.address, str(service_vip), "127.0.0.1", "kubernetes",
+              "kubernetes.default", "kubernetes.default.svc", f"kubernetes.default.svc.{domain}"}
+    # https://NAME-OR-IPV4[:PORT] (validated); the name as written (a SAN keeps its case).
+    endpoint = urlsplit(str(ctx.data.get("apiserver_endpoint") or "")).netloc.partition(":")[0]
+    return wanted | ({endpoint} if endpoint else set())
 
 
 def test_apiserver_cert_sans(ctx, master_host: Host) -> None:
