@@ -214,5 +214,6 @@ def build(groups: inventory.Groups, data: dict[str, object], inventory_name: str
 
 def load(path: Path, warn: Callable[[str], None] = print) -> DeployContext:
     """The context of an inventory file with its settings (the CLI's and verify's entry)."""
-    return build(inventory.load_groups(path), settings.group_data(path), path.stem, warn,
+    return build(inventory.load_groups(path, settings.group_files(path)),
+                 settings.group_data(path), path.stem, warn,
                  str(path.resolve()))

@@ -20,9 +20,10 @@ class InventoryError(UserError):
     """An inventory file that cannot be used; the message names the file and the problem."""
 
 
-def load_groups(path: Path) -> Groups:
+def load_groups(path: Path, files: dict[str, dict[str, object]] | None = None) -> Groups:
     """The groups an inventory file defines: module-level lists of names or (name, data), or
-    pyinfra's (hosts, group data) tuples; anything else in a role group is refused."""
+    pyinfra's (hosts, group data) tuples, with the group data files' data (files: group ->
+    data, over the tuple's as pyinfra does); anything else in a role group is refused."""
     if not path.exists():
         raise InventoryError(f"inventory {path} not found")
     try:
@@ -30,13 +31,17 @@ def load_groups(path: Path) -> Groups:
     except (Exception, SystemExit) as error:  # an inventory is user code: report it as its own
         raise InventoryError(printable(f"inventory {path}: {type(error).__name__}: {error}")
                              ) from error
+    files = files or {}
     groups: Groups = {}
     for name, value in values.items():
         if name.startswith("_") or not isinstance(value, list | tuple):
             continue
-        entries = _entries(path, name, value)
+        entries = _entries(path, name, value, files.get(name, {}))
         if entries is not None:
             groups[name] = entries
+    for name, data in files.items():  # (pyinfra makes a group of a file's data alone)
+        if name not in groups and name not in ROLES and data:
+            raise foreign_group_data(path, name, data)
     return groups
 
 
@@ -52,7 +57,8 @@ def foreign_group_data(source: object, group: str, data: dict) -> InventoryError
         "for etcd, masters and nodes: move it there or into each host's own entry"))
 
 
-def _entries(path: Path, group: str, value: list | tuple) -> list[HostEntry] | None:
+def _entries(path: Path, group: str, value: list | tuple,
+             from_file: dict[str, object]) -> list[HostEntry] | None:
     """A group's (name, data) entries; None for a list that is no host group (pyinfra ignores
     those too); InventoryError naming the group and entry for a malformed one, or for group data
     in a group other than the roles."""
@@ -62,6 +68,7 @@ def _entries(path: Path, group: str, value: list | tuple) -> list[HostEntry] | N
         hosts, shared = value
     if group not in ROLES and not all(isinstance(i, str | tuple) for i in hosts):
         return None
+    shared = {**shared, **from_file}
     if group not in ROLES and shared:
         raise foreign_group_data(path, group, shared)
     entries = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import runpy
 from pathlib import Path
 
@@ -35,6 +36,30 @@ def group_data(inventory: Path | None = None) -> dict[str, object]:
         if beside.exists() and beside != (GROUP_DATA / "all.py").resolve():
             data.update(_public(beside))
     return data
+
+
+def group_files(inventory: Path) -> dict[str, dict[str, object]]:
+    """The data of each group but `all` from its `group_data/<group>.py`, the project's then the
+    one beside the inventory key by key, as pyinfra's CLI reads them (names not starting with
+    `__`; modules, classes and functions left out)."""
+    found: dict[str, dict[str, object]] = {}
+    beside = Path(inventory).resolve().parent / "group_data"
+    for directory in dict.fromkeys((GROUP_DATA.resolve(), beside)):
+        for path in sorted(directory.glob("*.py")):
+            if path.stem != "all":
+                found.setdefault(path.stem, {}).update(_group_file(path))
+    return found
+
+
+def _group_file(path: Path) -> dict[str, object]:
+    """The values a group's data file defines (pyinfra's `_sudo` and the like included)."""
+    try:
+        values = runpy.run_path(str(path))
+    except (Exception, SystemExit) as error:  # user code: report it as one line
+        raise SettingsError(printable(f"group data {path}: {type(error).__name__}: {error}")
+                            ) from error
+    return {k: v for k, v in values.items() if not k.startswith("__") and not (
+        inspect.ismodule(v) or inspect.isclass(v) or inspect.isroutine(v))}
 
 
 def versions(data: dict[str, object] | None = None) -> dict[str, str]:

@@ -463,3 +463,43 @@ def test_the_state_directory_is_private(tmp_path: Path, monkeypatch: pytest.Monk
     context.claim(ctx)
     assert ctx.state.stat().st_mode & 0o777 == 0o700
     assert context.owner(ctx.state) == str(tmp_path / "private.py")
+
+
+def test_a_role_group_data_file_is_read_on_both_routes(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # pyinfra's layout: group_data/nodes.py beside the inventory gives every node its data.
+    # `deploy.py up` reads it as pyinfra's CLI does (it used to ignore it), and validates it.
+    from pyinfra.api import Config, Inventory, State
+    from pyinfra.context import ctx_inventory, ctx_state
+    from pyinfra_cli.inventory import make_inventory
+
+    from kubesmith import pyinfra_cli
+
+    monkeypatch.setenv("KUBESMITH_STATE", str(tmp_path / "state"))
+    inventory = _inventory_file(tmp_path, "prod")
+    (tmp_path / "group_data").mkdir()
+    (tmp_path / "group_data" / "nodes.py").write_text('import os\niface = "eth1"\n_sudo = True\n')
+    ctx = context.load(inventory, warn=lambda _w: None)
+    assert dict(ctx.groups["nodes"])["n1"] == {"address": "192.0.2.21", "iface": "eth1",
+                                               "_sudo": True}
+    assert dict(ctx.groups["masters"])["m1"] == {"address": "192.0.2.10"}
+    with ctx_state.use(State(Inventory(([], {})), Config())):  # (pyinfra's CLI has one)
+        read = make_inventory(str(inventory), cwd=str(tmp_path))
+    with ctx_inventory.use(read):
+        assert dict(pyinfra_cli._groups()["nodes"])["n1"] == {
+            "address": "192.0.2.21", "iface": "eth1", "_sudo": True}
+    (tmp_path / "group_data" / "nodes.py").write_text('iface = "eth1 --flag"\n')
+    with pytest.raises(ValidationError, match="n1"):
+        context.load(inventory, warn=lambda _w: None)
+
+
+def test_a_group_data_file_of_another_group_is_refused_on_deploy_py_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubesmith.inventory import InventoryError
+
+    monkeypatch.setenv("KUBESMITH_STATE", str(tmp_path / "state"))
+    inventory = _inventory_file(tmp_path, "prod")
+    (tmp_path / "group_data").mkdir()
+    (tmp_path / "group_data" / "prod.py").write_text('address = "10.9.0.2"\n')
+    with pytest.raises(InventoryError, match="`prod` has group data \\(address\\)"):
+        context.load(inventory, warn=lambda _w: None)
