@@ -17,14 +17,18 @@ class SettingsError(UserError):
     """A group data file that cannot be loaded."""
 
 
-def _public(path: Path) -> dict[str, object]:
-    """The public names a group data file defines."""
+def _run(path: Path) -> dict[str, object]:
+    """The names a group data file defines (user code: an error is reported as one line)."""
     try:
-        values = runpy.run_path(str(path))
-    except (Exception, SystemExit) as error:  # user code: report it as one line
+        return runpy.run_path(str(path))
+    except (Exception, SystemExit) as error:
         raise SettingsError(printable(f"group data {path}: {type(error).__name__}: {error}")
                             ) from error
-    return {k: v for k, v in values.items() if not k.startswith("_") and k != "annotations"}
+
+
+def _public(path: Path) -> dict[str, object]:
+    """The public names a group data file defines."""
+    return {k: v for k, v in _run(path).items() if not k.startswith("_") and k != "annotations"}
 
 
 def group_data(inventory: Path | None = None) -> dict[str, object]:
@@ -53,12 +57,7 @@ def group_files(inventory: Path) -> dict[str, dict[str, object]]:
 
 def _group_file(path: Path) -> dict[str, object]:
     """The values a group's data file defines (pyinfra's `_sudo` and the like included)."""
-    try:
-        values = runpy.run_path(str(path))
-    except (Exception, SystemExit) as error:  # user code: report it as one line
-        raise SettingsError(printable(f"group data {path}: {type(error).__name__}: {error}")
-                            ) from error
-    return {k: v for k, v in values.items() if not k.startswith("__") and not (
+    return {k: v for k, v in _run(path).items() if not k.startswith("__") and not (
         inspect.ismodule(v) or inspect.isclass(v) or inspect.isroutine(v))}
 
 
