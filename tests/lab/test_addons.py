@@ -142,7 +142,7 @@ def test_kubectl_top_lists_every_node_within_120_s_of_up(cluster: Deployed) -> N
 def test_a_stub_resolver_host_gets_its_upstream_file_and_no_loop(cluster: Deployed) -> None:
     for node, wanted in (("lab-2", "/etc/resolv.conf"), (STUB_HOST, RESOLVED_UPSTREAM)):
         config = cluster.ssh(node, "cat /var/lib/kubelet/config.yaml").stdout
-        assert f"resolvConf: {wanted}\n" in config, node
+        assert f"resolvConf: {json.dumps(wanted)}\n" in config, node  # (a JSON string)
     pod = _dns_pods(cluster)[STUB_HOST]
     statuses = pod["status"]["containerStatuses"]
     assert statuses[0]["ready"] and statuses[0]["restartCount"] == 0, statuses
