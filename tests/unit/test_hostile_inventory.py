@@ -4,6 +4,7 @@ A few go through `deploy.py up -i FILE` as a user would run them."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -465,29 +466,39 @@ def test_the_state_directory_is_private(tmp_path: Path, monkeypatch: pytest.Monk
     assert context.owner(ctx.state) == str(tmp_path / "private.py")
 
 
+# pyinfra's CLI reading an inventory, as kubesmith's deploy.py reads it under `pyinfra`, in a
+# process of its own: importing pyinfra_cli patches threading for gevent (it would break
+# pytest-xdist's worker here).
+PYINFRA_CLI_GROUPS = """
+import json, sys
+from pyinfra.api import Config, Inventory, State
+from pyinfra.context import ctx_inventory, ctx_state
+from pyinfra_cli.inventory import make_inventory
+from kubesmith import pyinfra_cli
+with ctx_state.use(State(Inventory(([], {})), Config())):
+    read = make_inventory(sys.argv[1], cwd=sys.argv[2])
+with ctx_inventory.use(read):
+    print(json.dumps(pyinfra_cli._groups()))
+"""
+
+
 def test_a_role_group_data_file_is_read_on_both_routes(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # pyinfra's layout: group_data/nodes.py beside the inventory gives every node its data.
     # `deploy.py up` reads it as pyinfra's CLI does (it used to ignore it), and validates it.
-    from pyinfra.api import Config, Inventory, State
-    from pyinfra.context import ctx_inventory, ctx_state
-    from pyinfra_cli.inventory import make_inventory
-
-    from kubesmith import pyinfra_cli
-
     monkeypatch.setenv("KUBESMITH_STATE", str(tmp_path / "state"))
     inventory = _inventory_file(tmp_path, "prod")
     (tmp_path / "group_data").mkdir()
     (tmp_path / "group_data" / "nodes.py").write_text('import os\niface = "eth1"\n_sudo = True\n')
     ctx = context.load(inventory, warn=lambda _w: None)
-    assert dict(ctx.groups["nodes"])["n1"] == {"address": "192.0.2.21", "iface": "eth1",
-                                               "_sudo": True}
+    wanted = {"address": "192.0.2.21", "iface": "eth1", "_sudo": True}
+    assert dict(ctx.groups["nodes"])["n1"] == wanted
     assert dict(ctx.groups["masters"])["m1"] == {"address": "192.0.2.10"}
-    with ctx_state.use(State(Inventory(([], {})), Config())):  # (pyinfra's CLI has one)
-        read = make_inventory(str(inventory), cwd=str(tmp_path))
-    with ctx_inventory.use(read):
-        assert dict(pyinfra_cli._groups()["nodes"])["n1"] == {
-            "address": "192.0.2.21", "iface": "eth1", "_sudo": True}
+    read = subprocess.run([sys.executable, "-c", PYINFRA_CLI_GROUPS, str(inventory),
+                           str(tmp_path)], capture_output=True, text=True, check=True,
+                          cwd=settings.PROJECT, env={**os.environ, "PYTHONPATH": str(
+                              settings.PROJECT)})
+    assert dict(json.loads(read.stdout)["nodes"])["n1"] == wanted
     (tmp_path / "group_data" / "nodes.py").write_text('iface = "eth1 --flag"\n')
     with pytest.raises(ValidationError, match="n1"):
         context.load(inventory, warn=lambda _w: None)
