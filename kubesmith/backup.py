@@ -54,8 +54,11 @@ class Snapshot:
         return self.path, self.sha256_path, self.meta_path
 
     def recorded_sha256(self) -> str:
-        """The sha256 the .sha256 file records ("" when empty)."""
-        return (self.sha256_path.read_text().split() or [""])[0]
+        """The sha256 the .sha256 file records ("" when empty or not text)."""
+        try:
+            return (self.sha256_path.read_text().split() or [""])[0]
+        except UnicodeDecodeError:
+            return ""
 
     def meta(self) -> dict:
         """The metadata, read."""
@@ -114,7 +117,7 @@ def check(ctx: DeployContext, path: Path) -> tuple[Snapshot, dict]:
             raise SnapshotError(f"{file}: missing (a backup is the .db file with its .sha256 "
                                 "and .json beside it)")
     recorded, actual = snap.recorded_sha256(), cache.sha256_file(path)
-    if recorded != actual:
+    if not cache.SHA256.fullmatch(recorded) or recorded != actual:
         raise SnapshotError(f"{path}: sha256 {actual[:16]}… does not match "
                             f"{snap.sha256_path.name} ({recorded[:16] or 'empty'}…): "
                             "the file changed since the backup")

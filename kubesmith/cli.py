@@ -191,7 +191,7 @@ def _restore(runner: Any, args: argparse.Namespace) -> object:
 
 
 def _positive(text: str) -> int:
-    """--keep: a whole number of at least 1."""
+    """--keep, --procs: a whole number of at least 1."""
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
     return int(text)
@@ -313,7 +313,13 @@ def _kubeconfig(args: argparse.Namespace) -> int:
         return 1
     default = ("admin.kubeconfig" if args.server is None
                else f"admin-{rules.endpoint_host(server)}.kubeconfig")
-    path = pki.write_operator_kubeconfig(ctx, server, Path(args.output or ctx.state / default))
+    wanted = Path(args.output or ctx.state / default)
+    try:
+        path = pki.write_operator_kubeconfig(ctx, server, wanted)
+    except OSError as error:
+        print(rules.printable(f"kubeconfig: cannot write {wanted}: {error.strerror}"),
+              file=sys.stderr)
+        return 1
     print(f"kubeconfig: {path} (server {server}, mode 0600)")
     return 0
 
@@ -398,7 +404,7 @@ def _workflow_commands(sub: Any) -> None:
     suite.add_argument("--junit", metavar="DIR",
                        help="results directory (e2e.log, junit_01.xml; default "
                             "<state>/conformance/<time>)")
-    suite.add_argument("--procs", type=int, default=4,
+    suite.add_argument("--procs", type=_positive, default=4,
                        help="specs run in parallel ([Serial] ones alone, at the end)")
     _certs_commands(sub)
     saved = _cluster_command(sub, "backup", "an etcd snapshot from a healthy member to the "

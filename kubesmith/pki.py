@@ -303,6 +303,14 @@ class PKI:
         """A private key from its file."""
         return _ec_key(self.key_pem(name))
 
+    def credential(self, name: str) -> tuple[bytes, bytes]:
+        """A certificate's and its key's PEM, both loaded and matching; PKIError otherwise."""
+        _cert, why = self._pair(name)
+        if why is not None:
+            raise PKIError(f"{self.path(name, 'crt')}: {why}: run `python deploy.py up` to "
+                           "issue it again")
+        return self.cert_pem(name), self.key_pem(name)
+
     def _pair(self, name: str) -> tuple[x509.Certificate | None, str | None]:
         """The certificate of a name whose files exist, load and match, else why not."""
         if not (self.path(name, "crt").exists() and self.path(name, "key").exists()):

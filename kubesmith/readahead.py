@@ -111,9 +111,13 @@ class ReadAhead:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.planned: dict[str, list[str]] = json.loads(path.read_text())
+            planned = json.loads(path.read_text())
         except (OSError, ValueError):
-            self.planned = {}
+            planned = {}
+        valid = isinstance(planned, dict) and all(
+            isinstance(c, list) and all(isinstance(x, str) for x in c) for c in planned.values())
+        # A damaged record: this run asks every read live, and records them anew.
+        self.planned: dict[str, list[str]] = planned if valid else {}
         self.answers: dict[str, dict[str, CommandOutput]] = {}
         self.read: dict[str, dict[str, None]] = {}
         self.reading: set[str] = set()

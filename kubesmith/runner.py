@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import gevent
@@ -254,6 +255,10 @@ def connect_problem(name: str, error: str, data: dict[str, object]) -> str:
         return (f"{name}: host key CHANGED (differs from the one in {known}): if the host was "
                 f"reinstalled, remove the old key (ssh-keygen -R HOST -f {known}) and pin the "
                 f"new one with {TRUST_FLAG}; otherwise someone may be intercepting")
+    key = data.get("ssh_key")
+    if isinstance(key, str) and key.startswith(("/", "~")) and not Path(key).expanduser().exists():
+        return printable(f"{name}: ssh_key {key} does not exist on this machine: point ssh_key "
+                         "at the private key that logs in to the host")
     return printable(f"{name}: {error or 'connection failed'} (check the address, SSH key and "
                      "known_hosts in the inventory)")
 
@@ -401,6 +406,11 @@ class Runner:
             if transport is not None and transport.is_active():
                 remote.connector.client = client  # type: ignore[attr-defined]
                 remote.connected = True  # connect_all activates it without connecting again
+        # A host's connection failing raises PyinfraError in its greenlet, which gevent prints
+        # as a traceback: the failure is reported below, by name, in one line.
+        hub = gevent.get_hub()
+        if PyinfraError not in hub.NOT_ERROR:
+            hub.NOT_ERROR = (*hub.NOT_ERROR, PyinfraError)
         with contextlib.suppress(PyinfraError):  # all hosts failed: reported below, by name
             connect_all(state)
         for remote in state.activated_hosts:

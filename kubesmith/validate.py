@@ -414,6 +414,7 @@ def _check_hostile(groups: Groups, hosts: dict[str, dict[str, object]],
                    data: dict[str, object]) -> Iterator[Problem]:
     """Host names, host data values and settings against their strict rules."""
     yield from _check_host_names(groups)
+    yield from _check_host_data_agrees(groups)
     yield from _check_common_names(groups)
     yield from _check_host_values(hosts)
     yield from _check_settings(data)
@@ -425,6 +426,22 @@ def _check_host_names(groups: Groups) -> Iterator[Problem]:
         if why := rules.dns_name(name):
             yield _error(repr(name), f"host name {why} (a Kubernetes node name: a DNS-1123 "
                                      "subdomain, FQDNs allowed)")
+
+
+def _check_host_data_agrees(groups: Groups) -> Iterator[Problem]:
+    """A host in several groups must not have two values for one key: which one it got would
+    depend on the groups' order."""
+    seen: dict[tuple[str, str], tuple[str, object]] = {}
+    for group, entries in groups.items():
+        for name, data in entries:
+            for key, value in data.items():
+                first = seen.setdefault((name, key), (group, value))
+                if first[1] != value:
+                    was, now = (("one value", "another") if key in SECRET_KEYS  # never shown
+                                else (_shown(first[1]), _shown(value)))
+                    yield _error(repr(name), f"{key} is {was} in {first[0]} but {now} in "
+                                             f"{group}: give the host one value")
+                    seen[(name, key)] = (group, value)  # (one line per differing value)
 
 
 def _check_common_names(groups: Groups) -> Iterator[Problem]:

@@ -41,11 +41,11 @@ def write_local_kubeconfig(ctx: DeployContext, name: str, user: str, server: str
     """A kubeconfig with the embedded credential <name>, 0600: by default state/<cluster>/
     <name>.kubeconfig for the cluster's apiserver URL (external endpoint, else first master)."""
     b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+    cert, key = ctx.pki.credential(name)
     text = _ops.render(
         "kubeconfig/kubeconfig.j2", server=server or ctx.cluster.apiserver_url, kube_user=user,
-        pki_dir="", cert="",
-        ca_data=b64(ctx.pki.ca_pem("kubernetes-ca")),
-        cert_data=b64(ctx.pki.cert_pem(name)), key_data=b64(ctx.pki.key_pem(name)))
+        pki_dir="", cert="", ca_data=b64(ctx.pki.ca_pem("kubernetes-ca")),
+        cert_data=b64(cert), key_data=b64(key))
     path = path or ctx.state / f"{name}.kubeconfig"
     if not path.exists() or path.read_text() != text:
         write_private(path, text.encode())

@@ -79,8 +79,12 @@ def read_manifest(directory: Path) -> dict[str, str]:
     path = directory / MANIFEST
     if not path.exists():
         raise CacheIncomplete(f"{path} is missing")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as error:
+        raise CacheIncomplete(f"{path}: not text ({error.reason})") from None
     sums = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         digest, sep, name = line.partition("  ")
@@ -102,6 +106,8 @@ def verify(directory: Path, files: tuple[str, ...] | list[str]) -> dict[str, str
     try:
         known = json.loads((directory / VERIFIED).read_text())
     except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict):  # (damaged: every file is read again)
         known = {}
     seen = {}
     for name in files:

@@ -15,6 +15,7 @@ def run(runner: Runner, names: Sequence[str], skip_preflight: bool = False) -> R
     time and the new ones first, to the new member lists and SANs."""
     start = time.monotonic()
     new = steps.named(runner, names, "etcd")
+    steps.require_cluster(runner.ctx, "add-etcd")
     steps.prepare_local(runner.ctx, runner.out)
     if not skip_preflight:
         steps.check_hosts(runner, new, whole_cluster=False)

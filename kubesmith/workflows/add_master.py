@@ -14,6 +14,7 @@ def run(runner: Runner, names: Sequence[str], skip_preflight: bool = False) -> R
     """Converge the new masters first, then every other host one at a time."""
     start = time.monotonic()
     new = steps.named(runner, names, "masters")
+    steps.require_cluster(runner.ctx, "add-master")
     steps.prepare_local(runner.ctx, runner.out)
     if not skip_preflight:
         steps.check_hosts(runner, new, whole_cluster=False)

@@ -17,6 +17,7 @@ def run(runner: Runner, names: Sequence[str], dry: bool = False,
         if me.has("etcd") or me.has("masters"):
             raise DeployError(f"{me.name} is an etcd member or master: add it with "
                               f"`add-etcd {me.name}` or `add-master {me.name}`")
+    steps.require_cluster(runner.ctx, "add-node")
     start = time.monotonic()
     up.converge(runner, dry, skip_preflight, names)
     steps.converge_addons(runner, dry)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from kubesmith import certificates, settings
 from kubesmith.context import DeployContext
-from kubesmith.pki import CAS, PKI, CertSpec
-from kubesmith.runner import DeployError, Report, Runner
+from kubesmith.pki import PKI, CertSpec
+from kubesmith.runner import Report, Runner
 from kubesmith.workflows import certs_check, steps
 from tasks.phases import PHASES
 
@@ -31,10 +31,7 @@ def run(runner: Runner, within: timedelta | None = None, every: bool = False) ->
     default those `up` would renew), then roll them out."""
     start = time.monotonic()
     ctx = runner.ctx
-    for ca in CAS:
-        if ctx.pki.ca_reason(ca):  # raises for a damaged or expired CA
-            raise DeployError(f"certs renew: no {ca} in {ctx.pki.directory}: bootstrap the "
-                              "cluster with `python deploy.py up` first")
+    steps.require_cluster(ctx, "certs renew")
     now = datetime.now(UTC)
     expired = sorted({f"{f.place.host} {f.place.path}" for f in certs_check.collect(runner)
                       if f.cert is not None and f.cert.not_valid_after_utc <= now})

@@ -13,6 +13,7 @@ from kubesmith.binaries import cache, sources
 from kubesmith.binaries.recipes import COMPONENTS
 from kubesmith.context import DeployContext, claim
 from kubesmith.model import Host
+from kubesmith.pki import CAS
 from kubesmith.runner import DeployError, Out, Runner, run_on
 from tasks import addons as addon_tasks
 from tasks import pki, preflight
@@ -47,6 +48,16 @@ def prepare_local(ctx: DeployContext, out: Out, dry: bool = False) -> None:
     claim(ctx)  # this inventory's state directory from now on
     made = pki.prepare(ctx)
     out(f"[pki] {len(made)} made or renewed" if made else "[pki] up to date")
+
+
+def require_cluster(ctx: DeployContext, what: str) -> None:
+    """Refuse a workflow that extends or renews a running cluster when this control machine has
+    no CAs for it (a new CA would issue certificates that cluster does not trust)."""
+    for ca in CAS:
+        if ctx.pki.ca_reason(ca):  # raises for a damaged or expired CA
+            raise DeployError(f"{what}: no {ca} in {ctx.pki.directory}: bootstrap the cluster "
+                              "with `python deploy.py up` first (or run from the control "
+                              "machine that holds its state directory)")
 
 
 def check_hosts(runner: Runner, hosts: Sequence[Host], whole_cluster: bool) -> None:

@@ -163,6 +163,15 @@ def test_a_sha256_mismatch_is_refused(raw_snapshot: Path, tmp_path: Path) -> Non
         lines[0].endswith("the file changed since the backup"), lines
 
 
+def test_a_sha256_file_that_is_not_text_is_refused(raw_snapshot: Path, tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    path = _backup_of(raw_snapshot, state)
+    Snapshot(path).sha256_path.write_bytes(b"\xff\xfe")
+    lines = _restore(tmp_path, state, str(path), "--yes")
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: sha256 ") and \
+        "(empty…)" in lines[0], lines
+
+
 def test_a_state_without_the_snapshots_keys_is_refused(raw_snapshot: Path,
                                                        tmp_path: Path) -> None:
     path = _backup_of(raw_snapshot, _state(tmp_path))

@@ -71,6 +71,16 @@ def test_malformed_manifest_line(tmp_path: Path) -> None:
         cache.read_manifest(tmp_path)
 
 
+def test_a_damaged_manifest_or_record_is_no_traceback(tmp_path: Path) -> None:
+    _fill(tmp_path, {"etcd": b"x"})
+    cache.write_manifest(tmp_path, ["etcd"])
+    (tmp_path / cache.VERIFIED).write_text("[]")  # not the record's shape: read every file again
+    assert cache.verify(tmp_path, ["etcd"]) == {"etcd": hashlib.sha256(b"x").hexdigest()}
+    (tmp_path / "SHA256SUMS").write_bytes(b"\xff\xfe")
+    with pytest.raises(cache.CacheIncomplete, match="SHA256SUMS: not text"):
+        cache.verify(tmp_path, ["etcd"])
+
+
 def test_publish_replaces_atomically(tmp_path: Path) -> None:
     staging = tmp_path / ".staging"
     _fill(staging, {"runc": b"v1"})

@@ -77,6 +77,8 @@ def test_a_real_run_still_needs_the_pki(tmp_path: Path, empty_cache: Path, run_t
 class _Runner:
     """Stands in for the runner only where the workflow closes its report."""
 
+    ctx = None  # (what the workflow hands to the steps stubbed out)
+
     def finish(self, *_args: object) -> None:
         return None
 
@@ -91,6 +93,7 @@ def test_dry_is_passed_through(command: str, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(up, "converge", lambda _r, dry, *_a: seen.append(dry))
     monkeypatch.setattr(add_node.steps, "converge_addons", lambda _r, dry: seen.append(dry))
     monkeypatch.setattr(add_node.steps, "named", lambda *_a: ())
+    monkeypatch.setattr(add_node.steps, "require_cluster", lambda *_a: None)
     args = cli.parser().parse_args([command, *(["n1"] if command == "add-node" else []),
                                     "--dry"])
     args.workflow(_Runner(), args)

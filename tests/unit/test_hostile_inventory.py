@@ -514,3 +514,20 @@ def test_a_group_data_file_of_another_group_is_refused_on_deploy_py_too(
     (tmp_path / "group_data" / "prod.py").write_text('address = "10.9.0.2"\n')
     with pytest.raises(InventoryError, match="`prod` has group data \\(address\\)"):
         context.load(inventory, warn=lambda _w: None)
+
+
+def test_a_host_with_two_values_for_one_key_is_refused(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # m1 got whichever address its last group gave: refused, naming both (secrets never shown).
+    monkeypatch.setenv("KUBESMITH_STATE", str(tmp_path / "state"))
+    inventory = tmp_path / "two.py"
+    inventory.write_text(
+        'etcd = [("m1", {"address": "10.0.0.1", "ssh_password": "hunter2"})]\nmasters = etcd\n'
+        'nodes = [("m1", {"address": "10.0.0.2", "ssh_password": "letmein"})]\n')
+    with pytest.raises(ValidationError) as raised:
+        context.load(inventory, warn=lambda _w: None)
+    assert str(raised.value).splitlines() == [
+        "error: 'm1': address is '10.0.0.1' in etcd but '10.0.0.2' in nodes: give the host one "
+        "value",
+        "error: 'm1': ssh_password is one value in etcd but another in nodes: give the host one "
+        "value"]

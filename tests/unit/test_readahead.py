@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from pyinfra.connectors.util import CommandOutput, OutputLine
 
 from kubesmith import readahead
@@ -187,3 +188,12 @@ def test_a_read_the_next_run_will_make_is_recorded_for_its_batch(tmp_path: Path)
         ok, output = second.wrap("m1", host.run, {})("echo certificate", **FACT_ARGUMENTS)
     assert ok and output.stdout_lines == ["certificate"]
     assert len(host.ran) == 1 and (second.answered, second.live) == (1, 0)
+
+
+@pytest.mark.parametrize("recorded", ["[]", '{"h1": "uname -a"}', '{"h1": [1, 2]}'])
+def test_a_damaged_record_asks_every_read_live(tmp_path: Path, recorded: str) -> None:
+    path = tmp_path / "up.json"
+    path.write_text(recorded)
+    ahead, host = ReadAhead(path), Host()
+    ahead.fetch("h1", host.run)
+    assert ahead.planned == {} and host.ran == []
