@@ -61,6 +61,8 @@ def plan(ctx: DeployContext) -> list[str]:
         legacy = ctx.pki.path(encryption.LEGACY_KEY).exists()
         why = f"from {encryption.LEGACY_KEY}" if legacy else "missing"
         planned.append(f"{encryption.RING} ({why})")
+    else:
+        encryption.load(ctx.pki.directory)  # refused as the real run would refuse it
     return planned
 
 

@@ -98,3 +98,14 @@ def test_dry_is_passed_through(command: str, monkeypatch: pytest.MonkeyPatch) ->
                                     "--dry"])
     args.workflow(_Runner(), args)
     assert seen == ([True, True] if command == "add-node" else [True])
+
+
+def test_a_damaged_key_ring_is_refused_by_dry_as_by_a_real_run(tmp_path: Path,
+                                                                empty_cache: Path) -> None:
+    from kubesmith import encryption
+
+    state = tmp_path / "state"
+    (state / "pki").mkdir(parents=True)
+    (state / "pki" / "encryption.json").write_text("{not json")
+    with pytest.raises(encryption.RingError, match="encryption.json"):
+        steps.prepare_local(_ctx(state), lambda _line: None, dry=True)
