@@ -32,7 +32,6 @@ MAX_DNS_LABEL = 63
 SUGGEST_CUTOFF = 0.7  # difflib's 0.6 offers `masters` for a group named `others`
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Special-purpose IPv4 ranges no cluster network may overlap (no host or Service lives there).
 SPECIAL_NETWORKS = tuple((ipaddress.IPv4Network(network), what) for network, what in (
     ("0.0.0.0/8", "unspecified ('this network')"), ("127.0.0.0/8", "loopback"),
@@ -124,14 +123,6 @@ def _ip(value: object) -> IPAddress | None:
     """The IP address value denotes, or None."""
     try:
         return ipaddress.ip_address(str(value))
-    except ValueError:
-        return None
-
-
-def _network(value: object) -> IPNetwork | None:
-    """The network a CIDR value denotes, or None."""
-    try:
-        return ipaddress.ip_network(str(value))
     except ValueError:
         return None
 
@@ -235,40 +226,40 @@ def _check_versions(data: dict[str, object]) -> Iterator[Problem]:
 
 
 def _check_cidrs(data: dict[str, object]) -> Iterator[Problem]:
-    """The networks must be present, and every `*_cidr` a valid IPv4 network written a.b.c.d/len
-    (what Go's net.ParseCIDR reads: the value is rendered as it is) outside special ranges."""
+    """The networks must be present, and every `*_cidr` a network _cidr accepts."""
     fields = dict.fromkeys([*NETWORK_FIELDS, *(str(k) for k in data if str(k).endswith("_cidr"))])
     for field in fields:
         if field not in data:
             yield _error(field, "missing: define it in group_data/all.py")
-            continue
-        value = str(data[field])
-        try:
-            network = ipaddress.ip_network(value)
-        except ValueError as error:
-            yield _error(field, f"invalid CIDR: {error}")
-            continue
-        if network.version == 6:
-            yield _error(field, f"{network} is IPv6: IPv6 is not supported yet: use IPv4")
-            continue
-        if str(network) != value:
-            fix = (f"use {network}" if "/" in value
-                   else f"add the prefix length, e.g. {network.network_address}/16")
-            yield _error(field, f"invalid CIDR: {value!r} is not written a.b.c.d/len: {fix}")
-            continue
-        special = next(((s, what) for s, what in SPECIAL_NETWORKS if network.overlaps(s)), None)
-        if special is not None:
-            yield _error(field, f"{network} overlaps the {special[1]} range {special[0]}: use a "
-                                "private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)")
+        elif why := _cidr(data[field])[1]:
+            yield _error(field, why)
+
+
+def _cidr(value: object) -> tuple[ipaddress.IPv4Network | None, str | None]:
+    """A *_cidr value's network, or why it is none kubesmith accepts: an IPv4 network written
+    a.b.c.d/len (what Go's net.ParseCIDR reads: the value is rendered as it is) outside special
+    ranges."""
+    text = str(value)
+    try:
+        network = ipaddress.ip_network(text)
+    except ValueError as error:
+        return None, f"invalid CIDR: {error}"
+    if not isinstance(network, ipaddress.IPv4Network):
+        return None, f"{network} is IPv6: IPv6 is not supported yet: use IPv4"
+    if str(network) != text:
+        fix = (f"use {network}" if "/" in text
+               else f"add the prefix length, e.g. {network.network_address}/16")
+        return None, f"invalid CIDR: {text!r} is not written a.b.c.d/len: {fix}"
+    special = next(((s, what) for s, what in SPECIAL_NETWORKS if network.overlaps(s)), None)
+    if special is not None:
+        return None, (f"{network} overlaps the {special[1]} range {special[0]}: use a private "
+                      "range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)")
+    return network, None
 
 
 def _canonical_network(value: object) -> ipaddress.IPv4Network | None:
     """The IPv4 network of a *_cidr value that _check_cidrs accepts, else None."""
-    network = _network(value)
-    if not isinstance(network, ipaddress.IPv4Network) or str(network) != str(value) or any(
-            network.overlaps(special) for special, _what in SPECIAL_NETWORKS):
-        return None
-    return network
+    return _cidr(value)[0]
 
 
 def _check_pod_subnets(groups: Groups, data: dict[str, object]) -> Iterator[Problem]:
