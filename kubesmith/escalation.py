@@ -47,20 +47,20 @@ def transfers(method: Method, run: Method, given: dict[str, object], host: str) 
     passes the file through a temporary copy in /tmp that the SFTP server creates with its
     umask (0644) under a name anyone can predict: the copy goes into a fresh `mktemp -d`
     directory (0700, the login user's) instead, removed afterwards whatever happened."""
+    plain = commands(method, given)
     if not escalates(given):
-        return commands(method, given)
+        return plain
 
     def transfer(*args: object, **kwargs: object) -> Any:
         if kwargs.get("remote_temp_filename"):
-            return method(*args, **{**given, **kwargs})
+            return plain(*args, **kwargs)
         ok, output = run(StringCommand("umask 077 && mktemp -d"), **AS_LOGIN_USER)
         directory = "\n".join(output.stdout_lines).strip()
         if not ok or not _TEMP_DIR.fullmatch(directory):
             raise UserError(f"{host}: could not make a private temporary directory as the "
                             f"login user (`mktemp -d`): {' '.join(output.stderr_lines)[-200:]}")
         try:
-            return method(*args, **{**given, **kwargs,
-                                    "remote_temp_filename": f"{directory}/transfer"})
+            return plain(*args, **{**kwargs, "remote_temp_filename": f"{directory}/transfer"})
         finally:
             run(StringCommand("rm", "-rf", directory), **AS_LOGIN_USER)
     return transfer

@@ -166,19 +166,16 @@ class _Commands:
         self.counts: Counter[str] = Counter()
         self.run: dict[str, Callable[..., tuple[bool, CommandOutput]]] = {}
         for remote in state.inventory:
+            connector, name = remote.connector, remote.name
             given = escalation.arguments(state, remote)
-            run = self._counting(remote.name, escalation.commands(
-                remote.connector.run_shell_command, given))
-            self.run[remote.name] = run  # (the read-ahead's own batch runs with it)
-            for method in ("run_shell_command", "put_file", "get_file"):
-                counted = run if method == "run_shell_command" else self._counting(
-                    remote.name, escalation.transfers(getattr(remote.connector, method), run,
-                                                      given, remote.name))
-                if ahead is not None:
-                    counted = (ahead.wrap(remote.name, counted, given)
-                               if method == "run_shell_command"
-                               else self._changing(ahead, counted))
-                setattr(remote.connector, method, counted)
+            run = self._counting(name, escalation.commands(connector.run_shell_command, given))
+            self.run[name] = run  # (the read-ahead's own batch runs with it)
+            connector.run_shell_command = run if ahead is None else ahead.wrap(name, run, given)
+            for method in ("put_file", "get_file"):
+                counted = self._counting(name, escalation.transfers(
+                    getattr(connector, method), run, given, name))
+                setattr(connector, method,
+                        counted if ahead is None else self._changing(ahead, counted))
             if ahead is not None:
                 remote.get_fact = self._reading(ahead, remote)  # type: ignore[method-assign]
 
