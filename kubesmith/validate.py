@@ -583,7 +583,7 @@ def _check_settings(data: dict[str, object]) -> Iterator[Problem]:
             yield _error(str(key), f"{_shown(value)} {why}")
     yield from _check_lifetimes(data)
     yield from _check_leader_election(data)
-    yield from _check_directories(data)
+    yield from _check_directories(data, known)
 
 
 def _check_lifetimes(data: dict[str, object]) -> Iterator[Problem]:
@@ -634,10 +634,10 @@ def _inside(path: str, directory: str) -> bool:
     return path != directory and path.startswith(directory.rstrip("/") + "/")
 
 
-def _check_directories(data: dict[str, object]) -> Iterator[Problem]:
+def _check_directories(data: dict[str, object], known: dict[str, object]) -> Iterator[Problem]:
     """No two *_dir settings (bin_dir included) may be equal or nested (but for pki_dir in
-    kube_config_dir), nor one equal, hold or be in a fixed directory of kubesmith's."""
-    known = settings.group_data()
+    kube_config_dir), nor one equal, hold or be in a fixed directory of kubesmith's (known: the
+    defaults, group_data/all.py)."""
     dirs = {str(k): str(v) for k, v in data.items() if str(k).endswith("_dir")
             and str(k) in known and (rule := _setting_rule(str(k))) and rule(v) is None}
     keys = list(dirs)
