@@ -45,8 +45,7 @@ def cluster(lab_factory, tmp_path_factory: pytest.TempPathFactory) -> Deployed:
     env = dict(os.environ, KUBESMITH_LAB_DIR=str(lab_.paths.root), KUBESMITH_STATE=str(state))
     deployed = Deployed(lab_, state, env, "")
     for host in ("lab-1", "lab-2"):
-        made = deployed.ssh(host, SUDO_USER)
-        assert made.returncode == 0, made.stderr
+        deployed.ssh_ok(host, SUDO_USER)
     deployed.inventory = directory / "hosts.py"
     first = deployed.deploy("up", "-i", str(deployed.inventory))
     assert first.returncode == 0, f"bootstrap failed:\n{first.stdout}\n{first.stderr}"
@@ -75,14 +74,12 @@ def test_the_login_user_is_not_root_and_transfers_stay_private(cluster: Deployed
                             str(cluster.state / "snapshots"))
     assert backup.returncode == 0, backup.stdout + backup.stderr
     for host in ("lab-1", "lab-2"):
-        logins = cluster.ssh(host, "journalctl -u ssh --no-pager -o cat | "
-                                   "grep -o 'Accepted publickey for [a-z]*' | sort | uniq -c")
-        assert logins.returncode == 0, logins.stderr
-        assert "for kube" in logins.stdout, logins.stdout
-        left = cluster.ssh(host, "find /tmp /var/tmp -mindepth 1 -maxdepth 1 -user kube; "
-                                 "ls -d /tmp/pyinfra-* 2>/dev/null; true")
-        assert left.returncode == 0, left.stderr
-        assert left.stdout == "", f"{host}: left behind:\n{left.stdout}"
+        logins = cluster.ssh_ok(host, "journalctl -u ssh --no-pager -o cat | "
+                                      "grep -o 'Accepted publickey for [a-z]*' | sort | uniq -c")
+        assert "for kube" in logins, logins
+        left = cluster.ssh_ok(host, "find /tmp /var/tmp -mindepth 1 -maxdepth 1 -user kube; "
+                                    "ls -d /tmp/pyinfra-* 2>/dev/null; true")
+        assert left == "", f"{host}: left behind:\n{left}"
 
 
 def _services_active(cluster: Deployed, host: str) -> dict[str, str]:
