@@ -204,22 +204,16 @@ class Watch:
 
     def _list_nodes(self) -> list[dict]:
         """The nodes as the apiserver lists them (JSON from kubectl's stdout only: a warning on
-        stderr is no failure); raises when the listing fails."""
-        listed = subprocess.run(
-            [str(self.cluster.kubectl_binary()),
-             f"--kubeconfig={self.cluster.state / 'admin.kubeconfig'}",
-             "get", "nodes", "-o", "json", "--request-timeout=5s"],
-            capture_output=True, text=True, timeout=30, check=False)
-        if listed.returncode != 0:
-            raise RuntimeError(f"exit {listed.returncode}: {listed.stderr.strip()[-300:]}")
-        return json.loads(listed.stdout)["items"]
+        stderr is no failure); raises AssertionError when the listing fails."""
+        return json.loads(self.cluster.kubectl("get", "nodes", "-o", "json",
+                                               "--request-timeout=5s"))["items"]
 
     def _nodes(self) -> None:
         while not self.stop.is_set():
             began = time.monotonic()
             try:
                 items = self._list_nodes()
-            except (RuntimeError, subprocess.TimeoutExpired, ValueError, KeyError) as error:
+            except (AssertionError, subprocess.TimeoutExpired, ValueError, KeyError) as error:
                 # The apiserver restarting: counted, and assert_served allows only a few.
                 self.failed_polls.append(f"+{began - self.started:.1f} s: {error}")
                 time.sleep(NODE_POLL_SLEEP)
