@@ -12,9 +12,10 @@ import pytest
 from kubesmith import cli, settings
 
 
-def _deploy(*args: str) -> subprocess.CompletedProcess:
+def _deploy(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """deploy.py run with these arguments (and environment), its output captured."""
     return subprocess.run([sys.executable, str(settings.PROJECT / "deploy.py"), *args],
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=60, check=False, env=env)
 
 
 def test_every_workflow_command_connects() -> None:
@@ -69,9 +70,7 @@ def test_an_addon_image_missing_from_the_cache_is_one_line_before_any_host(
     inventory = _inventory(tmp_path, "")
     env = dict(os.environ, KUBESMITH_CACHE=str(tmp_path / "empty-cache"),
                KUBESMITH_STATE=str(tmp_path / "state"))
-    result = subprocess.run([sys.executable, str(settings.PROJECT / "deploy.py"), "up", "-i",
-                             str(inventory)], capture_output=True, text=True, timeout=60,
-                            check=False, env=env)
+    result = _deploy("up", "-i", str(inventory), env=env)
     assert result.returncode == 1 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -86,9 +85,7 @@ def test_extending_a_cluster_this_machine_has_no_state_for_is_refused(
     # Without the cluster's CAs, add-node used to make a new CA and issue the new node
     # certificates the running cluster does not trust (then fail to connect).
     env = dict(os.environ, KUBESMITH_STATE=str(tmp_path / "state"))
-    result = subprocess.run([sys.executable, str(settings.PROJECT / "deploy.py"), *argv, "-i",
-                             str(settings.PROJECT / "inventories" / "example.py")],
-                            capture_output=True, text=True, timeout=60, check=False, env=env)
+    result = _deploy(*argv, "-i", str(settings.PROJECT / "inventories" / "example.py"), env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{argv[0]}: no kubernetes-ca in {tmp_path / 'state' / 'pki'}: bootstrap the " \
            "cluster with `python deploy.py up` first" in result.stderr, result.stderr
@@ -108,9 +105,7 @@ def test_kubeconfig_refuses_a_path_it_cannot_write_and_a_damaged_credential(
     env = dict(os.environ, KUBESMITH_STATE=str(tmp_path / "state"))
 
     def kubeconfig(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(settings.PROJECT / "deploy.py"), "kubeconfig",
-                               "-i", example, *argv], capture_output=True, text=True,
-                              timeout=60, check=False, env=env)
+        return _deploy("kubeconfig", "-i", example, *argv, env=env)
 
     (tmp_path / "a-directory").mkdir()
     (tmp_path / "a-file").write_text("")
@@ -135,9 +130,7 @@ def test_a_missing_ssh_key_is_named_in_one_line(tmp_path: Path) -> None:
                          'etcd = [("m1", {"address": "192.0.2.10", **_ssh})]\nmasters = etcd\n'
                          'nodes = [("n1", {"address": "192.0.2.21", **_ssh})]\n')
     env = dict(os.environ, KUBESMITH_STATE=str(tmp_path / "state"))
-    result = subprocess.run([sys.executable, str(settings.PROJECT / "deploy.py"), "backup", "-i",
-                             str(inventory)], capture_output=True, text=True, timeout=60,
-                            check=False, env=env)
+    result = _deploy("backup", "-i", str(inventory), env=env)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"error: backup: no healthy etcd member: backup: cannot connect to m1: ssh_key {key} "
