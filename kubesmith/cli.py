@@ -114,9 +114,6 @@ def _vagrant(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
-
 # Cluster workflows: each adapter imports its module late, after gevent's monkey-patching.
 def _up(runner: Any, args: argparse.Namespace) -> object:
     from kubesmith.workflows import up

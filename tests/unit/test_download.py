@@ -213,6 +213,7 @@ def test_pinned_table_format_and_citations() -> None:
                 f"no citation before {stripped}"
             comment = ""
 
+
 def test_kubernetes_pins_match_the_changelog_rows() -> None:
     """The rows of the real CHANGELOG parse into the pinned sums, v1.34.4's only."""
     rows = pins.changelog_sums(CHANGELOG.read_text(), "v1.34.4")

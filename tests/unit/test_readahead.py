@@ -124,8 +124,6 @@ def test_a_read_asked_again_in_one_block_is_asked_live(tmp_path: Path) -> None:
     assert ahead.summary() == "reads: 2 answered ahead, 1 asked live"
 
 
-
-
 def test_a_host_logged_in_with_sudo_has_its_reads_answered_ahead(tmp_path: Path) -> None:
     """The batch runs with the host's escalation, so reads asked with it are answered; one
     asked as the login user is not."""
@@ -139,6 +137,8 @@ def test_a_host_logged_in_with_sudo_has_its_reads_answered_ahead(tmp_path: Path)
         run("echo two", **FACT_ARGUMENTS)  # "_sudo": False
     assert host.ran[1:] == ["echo two"]
     assert ahead.summary() == "reads: 1 answered ahead, 1 asked live"
+
+
 def test_a_read_the_batch_cannot_make_as_asked_is_asked_live_and_changes_nothing(
         tmp_path: Path) -> None:
     path = tmp_path / "up.json"
